@@ -1,0 +1,150 @@
+//! Creating a channel file without ever exposing a half-made one, and naming channel files.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{ChannelError, Header};
+
+/// Returns the path of the file that holds channel `channel_id` under the folder `root`:
+/// `root/<channel id as 16 hex digits>.kekbit`.
+///
+/// ```
+/// use kekbit::core::storage_path;
+/// use std::path::Path;
+/// assert_eq!(storage_path(Path::new("/tmp/k"), 255), Path::new("/tmp/k/00000000000000ff.kekbit"));
+/// ```
+pub fn storage_path(root: &Path, channel_id: u64) -> PathBuf {
+    root.join(format!("{channel_id:016x}.kekbit"))
+}
+
+fn io_err<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) -> ChannelError + 'a {
+    move |source| ChannelError::Io {
+        path: path.to_path_buf(),
+        action,
+        source,
+    }
+}
+
+/// Creates the channel described by `header` under `root` and returns its file, open for
+/// reading and writing and exclusively locked, with the path it was published under.
+///
+/// Steps (each one's crash case is in docs/FORMAT.md, "Creating a channel"): create a
+/// temporary file, lock it, reserve the whole file with fallocate, write the header, sync the
+/// file, hard-link it under its final name (which fails instead of replacing an existing
+/// channel), remove the temporary name, sync the directory.
+pub(crate) fn create_channel(
+    root: &Path,
+    header: &Header,
+) -> Result<(File, PathBuf), ChannelError> {
+    let path = storage_path(root, header.channel_id());
+    header
+        .check_limits()
+        .map_err(|reason| ChannelError::InvalidConfig {
+            path: path.clone(),
+            reason,
+        })?;
+    fs::create_dir_all(root).map_err(io_err(root, "creating the channel directory"))?;
+    if path.exists() {
+        return Err(existing(&path));
+    }
+    let name = file_name(&path);
+    remove_stale_temporaries(root, &name);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let tmp = root.join(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(io_err(&tmp, "creating the temporary channel file"))?;
+    match prepare(&file, &tmp, header).and_then(|()| publish(&tmp, &path)) {
+        Ok(()) => {}
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+    }
+    let _ = fs::remove_file(&tmp);
+    sync_dir(root)?;
+    Ok((file, path))
+}
+
+/// Lock, reserve, write the header, sync: everything done to the temporary file.
+fn prepare(file: &File, tmp: &Path, header: &Header) -> Result<(), ChannelError> {
+    file.try_lock().map_err(|e| match e {
+        TryLockError::WouldBlock => ChannelError::Locked {
+            path: tmp.to_path_buf(),
+        },
+        TryLockError::Error(source) => io_err(tmp, "locking the channel file")(source),
+    })?;
+    crate::mmap::reserve(file, header.file_len())
+        .map_err(io_err(tmp, "reserving space for the channel"))?;
+    file.write_all_at(&header.encode(), 0)
+        .map_err(io_err(tmp, "writing the channel header"))?;
+    file.sync_all()
+        .map_err(io_err(tmp, "syncing the new channel file"))
+}
+
+/// Gives the prepared file its final name, failing if the name is taken.
+fn publish(tmp: &Path, path: &Path) -> Result<(), ChannelError> {
+    match fs::hard_link(tmp, path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(existing(path)),
+        Err(e) => Err(io_err(path, "publishing the channel file")(e)),
+    }
+}
+
+/// The error for a channel file that already exists: locked by a live writer, or not.
+fn existing(path: &Path) -> ChannelError {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => return io_err(path, "opening the existing channel")(e),
+    };
+    match file.try_lock() {
+        Ok(()) => ChannelError::AlreadyExists {
+            path: path.to_path_buf(),
+        },
+        Err(TryLockError::WouldBlock) => ChannelError::Locked {
+            path: path.to_path_buf(),
+        },
+        Err(TryLockError::Error(e)) => io_err(path, "checking the channel's lock")(e),
+    }
+}
+
+/// Removes temporary files of this channel left by crashed creators (unlocked ones only).
+/// Best effort: a failure here leaves litter, never a wrong channel.
+fn remove_stale_temporaries(root: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+            continue;
+        }
+        if let Ok(f) = File::open(entry.path()) {
+            if f.try_lock().is_ok() {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Makes the directory's entries (new names, removals) durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), ChannelError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir, "syncing the channel directory"))
+}

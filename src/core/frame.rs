@@ -1,0 +1,179 @@
+//! Record framing: the 8-byte record header, kinds, alignment and the position-bound checksum.
+
+use crc32fast::Hasher;
+
+use super::header::HEADER_LEN;
+use crate::mmap::{Published, ReadMap};
+
+/// Records start at data-area offsets that are multiples of this.
+pub const RECORD_ALIGN: u64 = 8;
+/// Length of a record header: the `meta` word (kind and length) and the CRC32.
+pub const RECORD_HEADER_LEN: usize = 8;
+/// Bytes the writer always keeps free at the end of the data area, so that the closing
+/// marker fits however full the channel is.
+pub const TRAILER_RESERVE: u64 = 64;
+/// Largest payload of the closing marker (the trailer).
+pub const MAX_TRAILER_LEN: usize = TRAILER_RESERVE as usize - RECORD_HEADER_LEN;
+/// The format's upper bound on a record's payload: 2^28 - 1 bytes (the length field's width).
+pub const MAX_RECORD_LEN: u32 = (1 << LEN_BITS) - 1;
+
+const LEN_BITS: u32 = 28;
+const LEN_MASK: u32 = (1 << LEN_BITS) - 1;
+
+/// Kind of a record, the top four bits of its `meta` word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Application data.
+    Data = 1,
+    /// The closing marker: the writer will write nothing more.
+    Closed = 2,
+}
+
+/// The `meta` word of a record header.
+pub(crate) fn meta(kind: Kind, len: u32) -> u32 {
+    debug_assert!(len <= LEN_MASK);
+    ((kind as u32) << LEN_BITS) | len
+}
+
+/// Bytes a record with a `len`-byte payload occupies, header and padding included.
+pub(crate) fn frame_len(len: u32) -> u64 {
+    (RECORD_HEADER_LEN as u64 + u64::from(len)).next_multiple_of(RECORD_ALIGN)
+}
+
+/// The 8-byte header word as stored: `meta` in the low half, the CRC in the high half, so
+/// that its little-endian bytes are `meta` then `crc`.
+pub(crate) fn word(meta: u32, crc: u32) -> u64 {
+    u64::from(meta) | (u64::from(crc) << 32)
+}
+
+/// Computes record checksums bound to one channel: CRC32 (ISO-HDLC, as crc32fast) of the
+/// channel id, the record's data-area offset, its `meta` word (all little-endian) and the
+/// payload. A record copied to another channel or position no longer verifies.
+#[derive(Clone)]
+pub(crate) struct Binder {
+    seeded: Hasher,
+}
+
+impl Binder {
+    pub(crate) fn new(channel_id: u64) -> Binder {
+        let mut seeded = Hasher::new();
+        seeded.update(&channel_id.to_le_bytes());
+        Binder { seeded }
+    }
+
+    pub(crate) fn checksum(&self, position: u64, meta: u32, payload: &[u8]) -> u32 {
+        let mut h = self.seeded.clone();
+        let mut prefix = [0u8; 12];
+        prefix[..8].copy_from_slice(&position.to_le_bytes());
+        prefix[8..].copy_from_slice(&meta.to_le_bytes());
+        h.update(&prefix);
+        h.update(payload);
+        h.finalize()
+    }
+}
+
+/// A record found at a position.
+pub(crate) enum Frame<'a> {
+    /// Zero header: end of the published data (for now).
+    End,
+    /// A verified data record and the bytes it occupies.
+    Data { payload: &'a [u8], len: u64 },
+    /// The verified closing marker and its trailer.
+    Closed { trailer: &'a [u8], checksum: u32 },
+}
+
+/// Why the bytes at a position are not a valid record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Defect {
+    /// The header is non-zero but names no known kind.
+    UnknownKind { word: u64 },
+    /// The length field exceeds what the channel allows there.
+    Length { len: u32, max: u64 },
+    /// The payload does not match the checksum.
+    Checksum { stored: u32, computed: u32 },
+}
+
+/// Limits a reader checks a header against before it touches the payload.
+#[derive(Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) capacity: u64,
+    pub(crate) max_record_len: u32,
+}
+
+/// Reads and verifies the record at data-area offset `position` (8-aligned, `<= capacity -
+/// RECORD_HEADER_LEN`).
+pub(crate) fn decode<'a>(
+    map: &'a ReadMap,
+    binder: &Binder,
+    limits: Limits,
+    position: u64,
+) -> Result<Frame<'a>, Defect> {
+    let offset = HEADER_LEN + position as usize;
+    let published = map.published(offset, |w| (w as u32 & LEN_MASK) as usize);
+    let (word, payload) = match published {
+        Published::Nothing => return Ok(Frame::End),
+        Published::Word { word, payload } => (word, payload),
+    };
+    let meta = word as u32;
+    let stored = (word >> 32) as u32;
+    let len = meta & LEN_MASK;
+    let kind = meta >> LEN_BITS;
+    // The room a record at `position` may use: data records must leave the trailer reserve.
+    let room = limits.capacity - position - RECORD_HEADER_LEN as u64;
+    let max = match kind {
+        k if k == Kind::Data as u32 => {
+            u64::from(limits.max_record_len).min(room.saturating_sub(TRAILER_RESERVE))
+        }
+        k if k == Kind::Closed as u32 => (MAX_TRAILER_LEN as u64).min(room),
+        _ => return Err(Defect::UnknownKind { word }),
+    };
+    if u64::from(len) > max || payload.len() < len as usize {
+        return Err(Defect::Length { len, max });
+    }
+    let computed = binder.checksum(position, meta, payload);
+    if computed != stored {
+        return Err(Defect::Checksum { stored, computed });
+    }
+    if kind == Kind::Data as u32 {
+        Ok(Frame::Data {
+            payload,
+            len: frame_len(len),
+        })
+    } else {
+        Ok(Frame::Closed {
+            trailer: payload,
+            checksum: stored,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_lengths_are_aligned() {
+        assert_eq!(frame_len(0), 8);
+        assert_eq!(frame_len(1), 16);
+        assert_eq!(frame_len(8), 16);
+        assert_eq!(frame_len(9), 24);
+    }
+
+    #[test]
+    fn checksum_binds_channel_position_and_meta() {
+        let a = Binder::new(1);
+        let m = meta(Kind::Data, 3);
+        let base = a.checksum(64, m, b"abc");
+        assert_ne!(base, Binder::new(2).checksum(64, m, b"abc"));
+        assert_ne!(base, a.checksum(72, m, b"abc"));
+        assert_ne!(base, a.checksum(64, meta(Kind::Closed, 3), b"abc"));
+        assert_ne!(base, a.checksum(64, m, b"abd"));
+        assert_eq!(base, a.checksum(64, m, b"abc"));
+    }
+
+    #[test]
+    fn a_data_word_is_never_zero() {
+        assert_ne!(word(meta(Kind::Data, 0), 0), 0);
+        assert_ne!(word(meta(Kind::Closed, 0), 0), 0);
+    }
+}

@@ -1,0 +1,518 @@
+//! The channel header: the first [`HEADER_LEN`] bytes of every channel file.
+
+use super::frame::{MAX_RECORD_LEN, RECORD_HEADER_LEN, TRAILER_RESERVE};
+use super::TickUnit;
+
+/// Length in bytes of the channel header; the data area starts right after it.
+pub const HEADER_LEN: usize = 128;
+/// The first eight bytes of every channel file.
+pub const MAGIC: [u8; 8] = *b"\x89KEKBIT\n";
+/// The on-disk format version this crate writes and the newest it reads.
+pub const FORMAT_VERSION: u16 = 1;
+/// The smallest data-area capacity a channel may have.
+pub const MIN_CAPACITY: u64 = 128;
+/// The largest data-area capacity a channel may have (1 TiB).
+pub const MAX_CAPACITY: u64 = 1 << 40;
+
+// Field offsets, as tabled in docs/FORMAT.md ("Channel header"); `FIELDS` lists them for the
+// test that compares code and document.
+const OFF_MAGIC: usize = 0;
+const OFF_VERSION: usize = 8;
+const OFF_HEADER_LEN: usize = 10;
+const OFF_TICK_UNIT: usize = 12;
+const OFF_WRITER_ID: usize = 16;
+const OFF_CHANNEL_ID: usize = 24;
+const OFF_CAPACITY: usize = 32;
+const OFF_MAX_RECORD_LEN: usize = 40;
+const OFF_FLAGS: usize = 44;
+const OFF_TIMEOUT: usize = 48;
+const OFF_CREATION_TIME: usize = 56;
+const OFF_DATA_VERSION: usize = 64;
+const OFF_BASE_SEQUENCE: usize = 72;
+const OFF_PREVIOUS_CHANNEL_ID: usize = 80;
+const OFF_PREVIOUS_CHECKSUM: usize = 88;
+const OFF_HEADER_CHECKSUM: usize = 92;
+/// Offset of the live durable watermark (updated by the writer after each sync).
+pub(crate) const OFF_DURABLE_WATERMARK: usize = 96;
+/// Offset of the live heartbeat stamp (updated by the writer's `heartbeat`).
+pub(crate) const OFF_HEARTBEAT: usize = 104;
+#[cfg(test)]
+const OFF_RESERVED: usize = 112;
+
+/// Every header field as (name, offset, size), in file order.
+#[cfg(test)]
+pub(crate) const FIELDS: &[(&str, usize, usize)] = &[
+    ("magic", OFF_MAGIC, 8),
+    ("format_version", OFF_VERSION, 2),
+    ("header_len", OFF_HEADER_LEN, 2),
+    ("tick_unit", OFF_TICK_UNIT, 4),
+    ("writer_id", OFF_WRITER_ID, 8),
+    ("channel_id", OFF_CHANNEL_ID, 8),
+    ("capacity", OFF_CAPACITY, 8),
+    ("max_record_len", OFF_MAX_RECORD_LEN, 4),
+    ("flags", OFF_FLAGS, 4),
+    ("timeout", OFF_TIMEOUT, 8),
+    ("creation_time", OFF_CREATION_TIME, 8),
+    ("data_version", OFF_DATA_VERSION, 8),
+    ("base_sequence", OFF_BASE_SEQUENCE, 8),
+    ("previous_channel_id", OFF_PREVIOUS_CHANNEL_ID, 8),
+    ("previous_checksum", OFF_PREVIOUS_CHECKSUM, 4),
+    ("header_checksum", OFF_HEADER_CHECKSUM, 4),
+    ("durable_watermark", OFF_DURABLE_WATERMARK, 8),
+    ("heartbeat", OFF_HEARTBEAT, 8),
+    ("reserved", OFF_RESERVED, 16),
+];
+
+/// The metadata of a channel, fixed by its writer at creation: identity, size limits, time
+/// granularity, and the application's data version.
+///
+/// The writer builds one with [`Header::new`] and passes it to
+/// [`shm_writer`](super::shm_writer); readers get it back, validated, from
+/// [`ShmReader::header`](super::ShmReader::header).
+///
+/// ```
+/// use kekbit::core::{Header, TickUnit};
+///
+/// let header = Header::new(7, 42, 1 << 20, 4096, 30_000, TickUnit::Millis).with_data_version(3);
+/// assert_eq!(header.channel_id(), 42);
+/// assert_eq!(header.capacity(), 1 << 20);
+/// assert_eq!(header.data_version(), 3);
+/// assert_eq!(header.format_version(), kekbit::core::FORMAT_VERSION);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    writer_id: u64,
+    channel_id: u64,
+    capacity: u64,
+    max_record_len: u32,
+    timeout: u64,
+    tick_unit: TickUnit,
+    creation_time: u64,
+    format_version: u16,
+    data_version: u64,
+    base_sequence: u64,
+    previous_channel_id: u64,
+    previous_checksum: u32,
+}
+
+impl Header {
+    /// A header for a new channel, stamped with the current time in `tick_unit`.
+    ///
+    /// `capacity` is the size of the data area in bytes and is rounded up to a multiple of 8;
+    /// `max_record_len` bounds a record's payload; `timeout` (in `tick_unit`s) is how long a
+    /// [`TimeoutReader`](super::TimeoutReader) waits for a silent writer before declaring the
+    /// channel abandoned. Limits are checked when the channel is created: the capacity must
+    /// be between [`MIN_CAPACITY`] and [`MAX_CAPACITY`], and a record of `max_record_len`
+    /// bytes (at most [`MAX_RECORD_LEN`]) must fit in an empty channel.
+    ///
+    /// ```
+    /// use kekbit::core::{Header, TickUnit};
+    /// let header = Header::new(1, 2, 1001, 100, 10, TickUnit::Secs);
+    /// assert_eq!(header.capacity(), 1008);
+    /// assert_eq!(header.tick_unit(), TickUnit::Secs);
+    /// ```
+    pub fn new(
+        writer_id: u64,
+        channel_id: u64,
+        capacity: u64,
+        max_record_len: u32,
+        timeout: u64,
+        tick_unit: TickUnit,
+    ) -> Header {
+        Header {
+            writer_id,
+            channel_id,
+            capacity: capacity.saturating_add(7) & !7,
+            max_record_len,
+            timeout,
+            tick_unit,
+            creation_time: tick_unit.nix_time(),
+            format_version: FORMAT_VERSION,
+            data_version: 0,
+            base_sequence: 0,
+            previous_channel_id: 0,
+            previous_checksum: 0,
+        }
+    }
+
+    /// Sets the application's data version: a number the application defines (for instance
+    /// the version of its record schema) and checks when it reads the channel. Defaults to 0.
+    ///
+    /// ```
+    /// # use kekbit::core::{Header, TickUnit};
+    /// let header = Header::new(1, 2, 4096, 64, 10, TickUnit::Secs).with_data_version(9);
+    /// assert_eq!(header.data_version(), 9);
+    /// ```
+    #[must_use]
+    pub fn with_data_version(mut self, data_version: u64) -> Header {
+        self.data_version = data_version;
+        self
+    }
+
+    /// Links this channel to a predecessor, as journal segments are: the sequence number of
+    /// its first record, the predecessor's channel id and the checksum of the predecessor's
+    /// closing marker. Defaults to `(0, 0, 0)`: no predecessor.
+    ///
+    /// ```
+    /// # use kekbit::core::{Header, TickUnit};
+    /// let header = Header::new(1, 2, 4096, 64, 10, TickUnit::Secs).with_link(1_000, 1, 0xfeed);
+    /// assert_eq!(header.base_sequence(), 1_000);
+    /// assert_eq!(header.previous_channel_id(), 1);
+    /// assert_eq!(header.previous_checksum(), 0xfeed);
+    /// ```
+    #[must_use]
+    pub fn with_link(
+        mut self,
+        base_sequence: u64,
+        previous_channel_id: u64,
+        previous_checksum: u32,
+    ) -> Header {
+        self.base_sequence = base_sequence;
+        self.previous_channel_id = previous_channel_id;
+        self.previous_checksum = previous_checksum;
+        self
+    }
+
+    /// The identifier of the writer that created the channel.
+    ///
+    /// ```
+    /// # use kekbit::core::{Header, TickUnit};
+    /// assert_eq!(Header::new(5, 2, 4096, 64, 10, TickUnit::Secs).writer_id(), 5);
+    /// ```
+    pub fn writer_id(&self) -> u64 {
+        self.writer_id
+    }
+
+    /// The channel's identifier; it also names the channel's file (see
+    /// [`storage_path`](super::storage_path)) and is bound into every record's checksum.
+    ///
+    /// ```
+    /// # use kekbit::core::{Header, TickUnit};
+    /// assert_eq!(Header::new(5, 2, 4096, 64, 10, TickUnit::Secs).channel_id(), 2);
+    /// ```
+    pub fn channel_id(&self) -> u64 {
+        self.channel_id
+    }
+
+    /// Size of the data area in bytes (the file is [`HEADER_LEN`] bytes longer).
+    ///
+    /// ```
+    /// # use kekbit::core::{Header, TickUnit};
+    /// assert_eq!(Header::new(5, 2, 4096, 64, 10, TickUnit::Secs).capacity(), 4096);
+    /// ```
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// The largest payload a record may have.
+    ///
+    /// ```
+    /// # use kekbit::core::{Header, TickUnit};
+    /// assert_eq!(Header::new(5, 2, 4096, 64, 10, TickUnit::Secs).max_record_len(), 64);
+    /// ```
+    pub fn max_record_len(&self) -> u32 {
+        self.max_record_len
+    }
+
+    /// How long, in [`tick_unit`](Header::tick_unit)s, a silent writer is waited for.
+    ///
+    /// ```
+    /// # use kekbit::core::{Header, TickUnit};
+    /// assert_eq!(Header::new(5, 2, 4096, 64, 10, TickUnit::Secs).timeout(), 10);
+    /// ```
+    pub fn timeout(&self) -> u64 {
+        self.timeout
+    }
+
+    /// The channel's time granularity.
+    ///
+    /// ```
+    /// # use kekbit::core::{Header, TickUnit};
+    /// assert_eq!(Header::new(5, 2, 4096, 64, 10, TickUnit::Micros).tick_unit(), TickUnit::Micros);
+    /// ```
+    pub fn tick_unit(&self) -> TickUnit {
+        self.tick_unit
+    }
+
+    /// When the channel was created, in ticks since the UNIX epoch.
+    ///
+    /// ```
+    /// # use kekbit::core::{Header, TickUnit};
+    /// let header = Header::new(5, 2, 4096, 64, 10, TickUnit::Secs);
+    /// assert!(header.creation_time() <= TickUnit::Secs.nix_time());
+    /// ```
+    pub fn creation_time(&self) -> u64 {
+        self.creation_time
+    }
+
+    /// The on-disk format version of the channel.
+    ///
+    /// ```
+    /// # use kekbit::core::{Header, TickUnit};
+    /// assert_eq!(Header::new(5, 2, 4096, 64, 10, TickUnit::Secs).format_version(), 1);
+    /// ```
+    pub fn format_version(&self) -> u16 {
+        self.format_version
+    }
+
+    /// The application's data version (see [`with_data_version`](Header::with_data_version)).
+    ///
+    /// ```
+    /// # use kekbit::core::{Header, TickUnit};
+    /// assert_eq!(Header::new(5, 2, 4096, 64, 10, TickUnit::Secs).data_version(), 0);
+    /// ```
+    pub fn data_version(&self) -> u64 {
+        self.data_version
+    }
+
+    /// Sequence number of the channel's first record when it is part of a journal, else 0.
+    ///
+    /// ```
+    /// # use kekbit::core::{Header, TickUnit};
+    /// assert_eq!(Header::new(5, 2, 4096, 64, 10, TickUnit::Secs).base_sequence(), 0);
+    /// ```
+    pub fn base_sequence(&self) -> u64 {
+        self.base_sequence
+    }
+
+    /// Channel id of the predecessor in a journal, or 0 when there is none.
+    ///
+    /// ```
+    /// # use kekbit::core::{Header, TickUnit};
+    /// assert_eq!(Header::new(5, 2, 4096, 64, 10, TickUnit::Secs).previous_channel_id(), 0);
+    /// ```
+    pub fn previous_channel_id(&self) -> u64 {
+        self.previous_channel_id
+    }
+
+    /// Checksum of the predecessor's closing marker, or 0 when there is no predecessor.
+    ///
+    /// ```
+    /// # use kekbit::core::{Header, TickUnit};
+    /// assert_eq!(Header::new(5, 2, 4096, 64, 10, TickUnit::Secs).previous_checksum(), 0);
+    /// ```
+    pub fn previous_checksum(&self) -> u32 {
+        self.previous_checksum
+    }
+
+    /// Total length of the channel's file: header plus data area.
+    ///
+    /// ```
+    /// # use kekbit::core::{Header, TickUnit, HEADER_LEN};
+    /// let header = Header::new(5, 2, 4096, 64, 10, TickUnit::Secs);
+    /// assert_eq!(header.file_len(), 4096 + HEADER_LEN as u64);
+    /// ```
+    pub fn file_len(&self) -> u64 {
+        self.capacity + HEADER_LEN as u64
+    }
+
+    /// Checks the limits; the reason is a sentence fragment for an error message.
+    pub(crate) fn check_limits(&self) -> Result<(), String> {
+        if !self.capacity.is_multiple_of(8) {
+            return Err(format!("capacity {} is not a multiple of 8", self.capacity));
+        }
+        if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&self.capacity) {
+            return Err(format!(
+                "capacity {} is outside {MIN_CAPACITY}..={MAX_CAPACITY}",
+                self.capacity
+            ));
+        }
+        if self.max_record_len > MAX_RECORD_LEN {
+            return Err(format!(
+                "max record length {} exceeds the format's limit of {MAX_RECORD_LEN}",
+                self.max_record_len
+            ));
+        }
+        let largest_frame = super::frame::frame_len(self.max_record_len);
+        if largest_frame + TRAILER_RESERVE > self.capacity {
+            return Err(format!(
+                "a record of the max record length {} ({largest_frame} bytes framed) plus the \
+                 {TRAILER_RESERVE}-byte closing reserve does not fit in capacity {}",
+                self.max_record_len, self.capacity
+            ));
+        }
+        debug_assert!(RECORD_HEADER_LEN as u64 + TRAILER_RESERVE <= MIN_CAPACITY);
+        Ok(())
+    }
+
+    /// The header as it is written to disk (live block zeroed).
+    pub(crate) fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[OFF_MAGIC..OFF_MAGIC + 8].copy_from_slice(&MAGIC);
+        put_u16(&mut b, OFF_VERSION, self.format_version);
+        put_u16(&mut b, OFF_HEADER_LEN, HEADER_LEN as u16);
+        put_u32(&mut b, OFF_TICK_UNIT, self.tick_unit.id());
+        put_u64(&mut b, OFF_WRITER_ID, self.writer_id);
+        put_u64(&mut b, OFF_CHANNEL_ID, self.channel_id);
+        put_u64(&mut b, OFF_CAPACITY, self.capacity);
+        put_u32(&mut b, OFF_MAX_RECORD_LEN, self.max_record_len);
+        put_u32(&mut b, OFF_FLAGS, 0);
+        put_u64(&mut b, OFF_TIMEOUT, self.timeout);
+        put_u64(&mut b, OFF_CREATION_TIME, self.creation_time);
+        put_u64(&mut b, OFF_DATA_VERSION, self.data_version);
+        put_u64(&mut b, OFF_BASE_SEQUENCE, self.base_sequence);
+        put_u64(&mut b, OFF_PREVIOUS_CHANNEL_ID, self.previous_channel_id);
+        put_u32(&mut b, OFF_PREVIOUS_CHECKSUM, self.previous_checksum);
+        let crc = crc32fast::hash(&b[..OFF_HEADER_CHECKSUM]);
+        put_u32(&mut b, OFF_HEADER_CHECKSUM, crc);
+        b
+    }
+
+    /// Decodes and validates a header. `bytes` may be shorter than [`HEADER_LEN`] (a
+    /// truncated file); checks run in the order magic, version, checksum, fields, so that a
+    /// newer format is reported as such rather than as damage.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Header, HeaderDefect> {
+        if bytes.len() < HEADER_LEN {
+            return Err(HeaderDefect::Short { len: bytes.len() });
+        }
+        let mut magic = [0u8; 8];
+        magic.copy_from_slice(&bytes[OFF_MAGIC..OFF_MAGIC + 8]);
+        if magic != MAGIC {
+            return Err(HeaderDefect::Magic { found: magic });
+        }
+        let format_version = get_u16(bytes, OFF_VERSION);
+        if format_version != FORMAT_VERSION {
+            return Err(HeaderDefect::Version {
+                found: format_version,
+            });
+        }
+        let stored = get_u32(bytes, OFF_HEADER_CHECKSUM);
+        let computed = crc32fast::hash(&bytes[..OFF_HEADER_CHECKSUM]);
+        if stored != computed {
+            return Err(HeaderDefect::Checksum { stored, computed });
+        }
+        let header_len = get_u16(bytes, OFF_HEADER_LEN);
+        if usize::from(header_len) != HEADER_LEN {
+            return Err(HeaderDefect::Field(format!(
+                "header length {header_len} is not {HEADER_LEN}"
+            )));
+        }
+        let flags = get_u32(bytes, OFF_FLAGS);
+        if flags != 0 {
+            return Err(HeaderDefect::Field(format!(
+                "unknown flags {flags:#x} are set"
+            )));
+        }
+        let tick_id = get_u32(bytes, OFF_TICK_UNIT);
+        let tick_unit = TickUnit::from_id(tick_id)
+            .ok_or_else(|| HeaderDefect::Field(format!("unknown tick unit {tick_id}")))?;
+        let header = Header {
+            writer_id: get_u64(bytes, OFF_WRITER_ID),
+            channel_id: get_u64(bytes, OFF_CHANNEL_ID),
+            capacity: get_u64(bytes, OFF_CAPACITY),
+            max_record_len: get_u32(bytes, OFF_MAX_RECORD_LEN),
+            timeout: get_u64(bytes, OFF_TIMEOUT),
+            tick_unit,
+            creation_time: get_u64(bytes, OFF_CREATION_TIME),
+            format_version,
+            data_version: get_u64(bytes, OFF_DATA_VERSION),
+            base_sequence: get_u64(bytes, OFF_BASE_SEQUENCE),
+            previous_channel_id: get_u64(bytes, OFF_PREVIOUS_CHANNEL_ID),
+            previous_checksum: get_u32(bytes, OFF_PREVIOUS_CHECKSUM),
+        };
+        header.check_limits().map_err(HeaderDefect::Field)?;
+        Ok(header)
+    }
+}
+
+/// Why a header failed to decode; turned into a [`ChannelError`](super::ChannelError) that
+/// names the file.
+#[derive(Debug)]
+pub(crate) enum HeaderDefect {
+    Short { len: usize },
+    Magic { found: [u8; 8] },
+    Version { found: u16 },
+    Checksum { stored: u32, computed: u32 },
+    Field(String),
+}
+
+fn put_u16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+}
+fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+fn put_u64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+fn get_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+fn get_u32(b: &[u8], at: usize) -> u32 {
+    let mut x = [0u8; 4];
+    x.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(x)
+}
+fn get_u64(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Header {
+        Header::new(3, 4, 4096, 100, 50, TickUnit::Micros)
+            .with_data_version(6)
+            .with_link(7, 8, 9)
+    }
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let h = sample();
+        assert_eq!(Header::decode(&h.encode()).unwrap(), h);
+    }
+
+    #[test]
+    fn fields_tile_the_header_without_gaps() {
+        let mut next = 0;
+        for (name, off, size) in FIELDS {
+            assert_eq!(
+                *off, next,
+                "field {name} does not start where the previous ended"
+            );
+            next = off + size;
+        }
+        assert_eq!(next, HEADER_LEN);
+    }
+
+    #[test]
+    fn every_flipped_bit_of_the_checked_part_is_rejected() {
+        let bytes = sample().encode();
+        for bit in 0..OFF_HEADER_CHECKSUM * 8 + 32 {
+            let mut b = bytes;
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert!(Header::decode(&b).is_err(), "bit {bit} flip accepted");
+        }
+    }
+
+    #[test]
+    fn live_block_is_not_checksummed() {
+        let h = sample();
+        let mut b = h.encode();
+        b[OFF_DURABLE_WATERMARK] = 0x40;
+        b[OFF_HEARTBEAT + 3] = 0x11;
+        assert_eq!(Header::decode(&b).unwrap(), h);
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let too_small = Header::new(1, 1, 64, 8, 1, TickUnit::Secs);
+        assert!(too_small.check_limits().is_err());
+        let record_too_big = Header::new(1, 1, 4096, 4096, 1, TickUnit::Secs);
+        assert!(record_too_big.check_limits().is_err());
+        let just_fits = Header::new(
+            1,
+            1,
+            4096,
+            4096 - 8 - TRAILER_RESERVE as u32,
+            1,
+            TickUnit::Secs,
+        );
+        assert!(just_fits.check_limits().is_ok());
+        let over_format = Header::new(1, 1, MAX_CAPACITY, MAX_RECORD_LEN + 1, 1, TickUnit::Secs);
+        assert!(over_format.check_limits().is_err());
+    }
+}

@@ -1,0 +1,52 @@
+//! The channel core: one fixed-capacity, memory-mapped file per channel, one writer and any
+//! number of readers in any process.
+//!
+//! A writer creates a channel with [`shm_writer`] from a [`Header`] and appends records with
+//! [`Writer::write`]; each record is framed, 8-byte aligned and CRC32-checksummed, and bound
+//! to its channel and position. Readers open the channel with [`shm_reader`] and poll it
+//! without blocking, through [`Reader::try_read`] or an [`Iterator`]. The byte layout, the
+//! publish protocol and what survives each kind of crash are specified in `docs/FORMAT.md`.
+//!
+//! ```
+//! use kekbit::core::{shm_reader, shm_writer, EncoderHandler, Header, TickUnit, Writer};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let header = Header::new(1, 42, 1 << 20, 1024, 5_000, TickUnit::Millis);
+//! let mut writer = shm_writer(dir.path(), &header, EncoderHandler)?;
+//! writer.write("hello")?;
+//! writer.write(&b"world"[..])?;
+//! writer.flush()?; // durable from here on
+//!
+//! let mut reader = shm_reader(dir.path(), 42)?;
+//! let records: Vec<Vec<u8>> = reader.iter().map(|r| r.map(<[u8]>::to_vec)).collect::<Result<_, _>>()?;
+//! assert_eq!(records, [b"hello".to_vec(), b"world".to_vec()]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod create;
+mod error;
+mod frame;
+mod handler;
+mod header;
+mod pretouch;
+mod reader;
+mod tick;
+mod timeout;
+mod writer;
+
+#[cfg(test)]
+mod format_doc;
+
+pub use create::storage_path;
+pub use error::{ChannelError, InvalidPosition, ReadError, WriteError};
+pub use frame::{
+    MAX_RECORD_LEN, MAX_TRAILER_LEN, RECORD_ALIGN, RECORD_HEADER_LEN, TRAILER_RESERVE,
+};
+pub use handler::{
+    ChainedHandler, Encodable, EncoderHandler, Handler, SequenceHandler, TimestampHandler,
+};
+pub use header::{Header, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_CAPACITY, MIN_CAPACITY};
+pub use reader::{shm_reader, try_shm_reader, Reader, Records, ShmReader};
+pub use tick::TickUnit;
+pub use timeout::TimeoutReader;
+pub use writer::{shm_writer, ShmWriter, Writer};

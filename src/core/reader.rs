@@ -1,0 +1,590 @@
+//! The channel reader and its non-blocking iterator.
+
+use std::fs::{File, TryLockError};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::frame::{self, Binder, Defect, Frame, Limits};
+use super::header::{HeaderDefect, FORMAT_VERSION, HEADER_LEN, OFF_DURABLE_WATERMARK};
+use super::timeout::Watch;
+use super::{storage_path, ChannelError, Header, InvalidPosition, ReadError, TimeoutReader};
+use crate::mmap::ReadMap;
+
+/// Reads records from a channel.
+///
+/// Reads never block: [`try_read`](Reader::try_read) returns `Ok(None)` when nothing new
+/// has been published yet. A returned record borrows the reader, so it cannot outlive the
+/// mapping it lives in; copy it (`to_vec()`) to keep it.
+///
+/// ```
+/// use kekbit::core::{shm_reader, shm_writer, EncoderHandler, Header, Reader, TickUnit, Writer};
+/// let dir = tempfile::tempdir().unwrap();
+/// let mut writer = shm_writer(dir.path(), &Header::new(1, 1, 4096, 64, 1_000, TickUnit::Millis), EncoderHandler).unwrap();
+/// let mut reader = shm_reader(dir.path(), 1).unwrap();
+/// assert_eq!(reader.try_read().unwrap(), None);
+/// writer.write("hello").unwrap();
+/// assert_eq!(reader.try_read().unwrap(), Some(&b"hello"[..]));
+/// assert_eq!(reader.position(), 16);
+/// ```
+pub trait Reader {
+    /// The next record, `Ok(None)` if none has been published yet, or an error: the channel
+    /// is closed ([`ReadError::Closed`]), abandoned ([`ReadError::Timeout`]), or damaged at
+    /// the reader's position (the reader stays there).
+    fn try_read(&mut self) -> Result<Option<&[u8]>, ReadError>;
+
+    /// Data-area offset of the next record to read: save it to resume later with
+    /// [`move_to`](Reader::move_to).
+    fn position(&self) -> u64;
+
+    /// Moves the reader to `position`, which must be the start of a published record or the
+    /// end of the published data. Refused when unaligned, inside a record, beyond the
+    /// published data, or beyond a damaged record.
+    fn move_to(&mut self, position: u64) -> Result<u64, InvalidPosition>;
+}
+
+/// The mapped channel: what a reader and its iterator share immutably.
+pub(crate) struct Channel {
+    map: ReadMap,
+    file: File,
+    path: PathBuf,
+    header: Header,
+    binder: Binder,
+    limits: Limits,
+}
+
+/// A reader's mutable state.
+pub(crate) struct Cursor {
+    position: u64,
+    durable_only: bool,
+    durable: u64,
+    closed: Option<(u64, Vec<u8>, u32)>,
+    pub(crate) watch: Option<Watch>,
+}
+
+/// The memory-mapped [`Reader`] of one channel, created by [`shm_reader`]. Any number of
+/// readers, in any processes, can read a channel while its writer appends.
+pub struct ShmReader {
+    pub(crate) chan: Channel,
+    pub(crate) cursor: Cursor,
+}
+
+/// Opens channel `channel_id` under `root` for reading.
+///
+/// The header is read and checked (magic, version, checksum, limits, and the file's real
+/// length against the capacity) before anything is mapped, so a damaged, hostile or
+/// truncated file is an error, never a crash.
+///
+/// ```
+/// use kekbit::core::{shm_reader, shm_writer, EncoderHandler, Header, TickUnit};
+/// let dir = tempfile::tempdir().unwrap();
+/// let header = Header::new(1, 77, 4096, 64, 1_000, TickUnit::Millis);
+/// let _writer = shm_writer(dir.path(), &header, EncoderHandler).unwrap();
+/// let reader = shm_reader(dir.path(), 77).unwrap();
+/// assert_eq!(reader.header(), &header);
+/// ```
+pub fn shm_reader(root: &Path, channel_id: u64) -> Result<ShmReader, ChannelError> {
+    let reader = ShmReader::open(storage_path(root, channel_id))?;
+    let found = reader.header().channel_id();
+    if found != channel_id {
+        return Err(ChannelError::InvalidHeader {
+            path: reader.chan.path,
+            reason: format!("file is named for channel {channel_id} but its header says {found}"),
+        });
+    }
+    Ok(reader)
+}
+
+/// Like [`shm_reader`], but waits for the channel to appear: tries up to `tries` times (at
+/// least once), sleeping `duration_millis / tries` milliseconds between tries while the
+/// channel does not exist yet. Any other error is returned at once.
+///
+/// ```
+/// use kekbit::core::{try_shm_reader, ChannelError};
+/// let dir = tempfile::tempdir().unwrap();
+/// let missing = try_shm_reader(dir.path(), 5, 20, 4);
+/// assert!(matches!(missing, Err(ChannelError::NotFound { .. })));
+/// ```
+pub fn try_shm_reader(
+    root: &Path,
+    channel_id: u64,
+    duration_millis: u64,
+    tries: u32,
+) -> Result<ShmReader, ChannelError> {
+    let tries = tries.max(1);
+    let pause = Duration::from_millis(duration_millis / u64::from(tries));
+    let mut attempt = 1;
+    loop {
+        match shm_reader(root, channel_id) {
+            Err(ChannelError::NotFound { .. }) if attempt < tries => {
+                attempt += 1;
+                std::thread::sleep(pause);
+            }
+            other => return other,
+        }
+    }
+}
+
+fn read_header(file: &File, path: &Path) -> Result<(Header, u64), ChannelError> {
+    let io_err = |action| {
+        move |source| ChannelError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
+    };
+    let len = file
+        .metadata()
+        .map_err(io_err("reading the channel's metadata"))?
+        .len();
+    let mut buf = [0u8; HEADER_LEN];
+    let want = (HEADER_LEN as u64).min(len) as usize;
+    file.read_exact_at(&mut buf[..want], 0)
+        .map_err(io_err("reading the channel header"))?;
+    let header = Header::decode(&buf[..want]).map_err(|defect| {
+        let path = path.to_path_buf();
+        match defect {
+            HeaderDefect::Short { len } => ChannelError::Truncated {
+                path,
+                len: len as u64,
+                expected: HEADER_LEN as u64,
+            },
+            HeaderDefect::Magic { found } => ChannelError::InvalidMagic { path, found },
+            HeaderDefect::Version { found } => ChannelError::UnsupportedVersion {
+                path,
+                found,
+                supported: FORMAT_VERSION,
+            },
+            HeaderDefect::Checksum { stored, computed } => ChannelError::HeaderChecksumMismatch {
+                path,
+                stored,
+                computed,
+            },
+            HeaderDefect::Field(reason) => ChannelError::InvalidHeader { path, reason },
+        }
+    })?;
+    if len < header.file_len() {
+        return Err(ChannelError::Truncated {
+            path: path.to_path_buf(),
+            len,
+            expected: header.file_len(),
+        });
+    }
+    Ok((header, len))
+}
+
+impl ShmReader {
+    /// Opens the channel file at `path` for reading (see [`shm_reader`], which finds the file
+    /// from a channel id).
+    ///
+    /// ```
+    /// use kekbit::core::{shm_writer, storage_path, EncoderHandler, Header, ShmReader, TickUnit};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let _writer = shm_writer(dir.path(), &Header::new(1, 8, 4096, 64, 1_000, TickUnit::Millis), EncoderHandler).unwrap();
+    /// let reader = ShmReader::open(storage_path(dir.path(), 8)).unwrap();
+    /// assert_eq!(reader.header().channel_id(), 8);
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> Result<ShmReader, ChannelError> {
+        let path = path.as_ref().to_path_buf();
+        let file = File::open(&path).map_err(|source| {
+            if source.kind() == io::ErrorKind::NotFound {
+                ChannelError::NotFound { path: path.clone() }
+            } else {
+                ChannelError::Io {
+                    path: path.clone(),
+                    action: "opening the channel",
+                    source,
+                }
+            }
+        })?;
+        let (header, _) = read_header(&file, &path)?;
+        let map =
+            ReadMap::map(&file, header.file_len() as usize).map_err(|source| ChannelError::Io {
+                path: path.clone(),
+                action: "mapping the channel",
+                source,
+            })?;
+        let limits = Limits {
+            capacity: header.capacity(),
+            max_record_len: header.max_record_len(),
+        };
+        Ok(ShmReader {
+            chan: Channel {
+                binder: Binder::new(header.channel_id()),
+                map,
+                file,
+                path,
+                header,
+                limits,
+            },
+            cursor: Cursor {
+                position: 0,
+                durable_only: false,
+                durable: 0,
+                closed: None,
+                watch: None,
+            },
+        })
+    }
+
+    /// The channel's header, as validated when the reader opened it.
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_reader, shm_writer, EncoderHandler, Header, TickUnit};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let _w = shm_writer(dir.path(), &Header::new(1, 2, 4096, 64, 1_000, TickUnit::Millis), EncoderHandler).unwrap();
+    /// let reader = shm_reader(dir.path(), 2).unwrap();
+    /// assert_eq!(reader.header().max_record_len(), 64);
+    /// ```
+    pub fn header(&self) -> &Header {
+        &self.chan.header
+    }
+
+    /// The channel's file.
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_reader, shm_writer, storage_path, EncoderHandler, Header, TickUnit};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let _w = shm_writer(dir.path(), &Header::new(1, 2, 4096, 64, 1_000, TickUnit::Millis), EncoderHandler).unwrap();
+    /// let reader = shm_reader(dir.path(), 2).unwrap();
+    /// assert_eq!(reader.path(), storage_path(dir.path(), 2));
+    /// ```
+    pub fn path(&self) -> &Path {
+        &self.chan.path
+    }
+
+    /// When `true`, the reader returns only records the writer has synced (at or below the
+    /// durable watermark in the header); by default it returns every published record.
+    ///
+    /// ```
+    /// use kekbit::core::{shm_reader, shm_writer, EncoderHandler, Header, Reader, TickUnit, Writer};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let mut writer = shm_writer(dir.path(), &Header::new(1, 2, 4096, 64, 1_000, TickUnit::Millis), EncoderHandler).unwrap();
+    /// let mut reader = shm_reader(dir.path(), 2).unwrap();
+    /// reader.set_durable_only(true);
+    /// writer.write("pending").unwrap();
+    /// assert_eq!(reader.try_read().unwrap(), None);
+    /// writer.sync().unwrap();
+    /// assert_eq!(reader.try_read().unwrap(), Some(&b"pending"[..]));
+    /// ```
+    pub fn set_durable_only(&mut self, durable_only: bool) {
+        self.cursor.durable_only = durable_only;
+    }
+
+    /// The durable watermark the writer last published: records ending at or below this
+    /// data-area offset were synced.
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_reader, shm_writer, EncoderHandler, Header, TickUnit, Writer};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut writer = shm_writer(dir.path(), &Header::new(1, 2, 4096, 64, 1_000, TickUnit::Millis), EncoderHandler).unwrap();
+    /// let reader = shm_reader(dir.path(), 2).unwrap();
+    /// writer.write("x").unwrap();
+    /// writer.flush().unwrap();
+    /// assert_eq!(reader.durable_position(), 16);
+    /// ```
+    pub fn durable_position(&self) -> u64 {
+        self.chan.durable_watermark()
+    }
+
+    /// Whether a writer still holds the channel's lock. A crashed writer's lock is released
+    /// by the OS, so `false` with no closing marker means the writer died.
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_reader, shm_writer, EncoderHandler, Header, TickUnit};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let writer = shm_writer(dir.path(), &Header::new(1, 2, 4096, 64, 1_000, TickUnit::Millis), EncoderHandler).unwrap();
+    /// let reader = shm_reader(dir.path(), 2).unwrap();
+    /// assert!(reader.writer_alive());
+    /// drop(writer);
+    /// assert!(!reader.writer_alive());
+    /// ```
+    pub fn writer_alive(&self) -> bool {
+        match self.chan.file.try_lock_shared() {
+            Ok(()) => {
+                let _ = self.chan.file.unlock();
+                false
+            }
+            Err(TryLockError::WouldBlock) => true,
+            Err(TryLockError::Error(_)) => false,
+        }
+    }
+
+    /// The closing marker's trailer and checksum, once the reader has reached it.
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_reader, shm_writer, EncoderHandler, Header, Reader, TickUnit};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let writer = shm_writer(dir.path(), &Header::new(1, 2, 4096, 64, 1_000, TickUnit::Millis), EncoderHandler).unwrap();
+    /// writer.close().unwrap();
+    /// let mut reader = shm_reader(dir.path(), 2).unwrap();
+    /// assert_eq!(reader.closing(), None);
+    /// assert!(reader.try_read().is_err());
+    /// assert_eq!(reader.closing().map(|(trailer, _)| trailer.len()), Some(0));
+    /// ```
+    pub fn closing(&self) -> Option<(&[u8], u32)> {
+        self.cursor
+            .closed
+            .as_ref()
+            .map(|(_, trailer, crc)| (trailer.as_slice(), *crc))
+    }
+
+    /// A non-blocking iterator over the records published so far. It ends (`None`) when it
+    /// has caught up with the writer, and yields the error once when it meets damage or a
+    /// timeout; the channel's closing marker ends it quietly. Calling `iter` again later
+    /// continues where it stopped.
+    ///
+    /// ```
+    /// use kekbit::core::{shm_reader, shm_writer, EncoderHandler, Header, TickUnit, Writer};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let mut writer = shm_writer(dir.path(), &Header::new(1, 2, 4096, 64, 1_000, TickUnit::Millis), EncoderHandler).unwrap();
+    /// let mut reader = shm_reader(dir.path(), 2).unwrap();
+    /// writer.write("a").unwrap();
+    /// writer.write("b").unwrap();
+    /// let seen: Vec<Vec<u8>> = reader.iter().map(|r| r.unwrap().to_vec()).collect();
+    /// assert_eq!(seen, [b"a".to_vec(), b"b".to_vec()]);
+    /// writer.write("c").unwrap();
+    /// assert_eq!(reader.iter().count(), 1);
+    /// ```
+    pub fn iter(&mut self) -> Records<'_> {
+        Records::new(&self.chan, &mut self.cursor)
+    }
+
+    /// Turns this reader into one that declares the channel abandoned when its writer is
+    /// silent for longer than the header's timeout (see [`TimeoutReader`]).
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_reader, shm_writer, EncoderHandler, Header, TickUnit};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let _w = shm_writer(dir.path(), &Header::new(1, 2, 4096, 64, 1_000, TickUnit::Millis), EncoderHandler).unwrap();
+    /// let reader = shm_reader(dir.path(), 2).unwrap().with_timeout();
+    /// assert_eq!(reader.timeout(), std::time::Duration::from_secs(1));
+    /// ```
+    pub fn with_timeout(mut self) -> TimeoutReader {
+        self.cursor.watch = Some(Watch::new(&self.chan));
+        TimeoutReader::wrap(self)
+    }
+}
+
+impl Channel {
+    pub(crate) fn header(&self) -> &Header {
+        &self.header
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn load_live(&self, offset: usize) -> u64 {
+        self.map.load_acquire(offset)
+    }
+
+    fn durable_watermark(&self) -> u64 {
+        self.map.load_acquire(OFF_DURABLE_WATERMARK)
+    }
+
+    fn frame_at(&self, position: u64) -> Result<Frame<'_>, ReadError> {
+        frame::decode(&self.map, &self.binder, self.limits, position)
+            .map_err(|defect| self.damage(position, defect))
+    }
+
+    fn damage(&self, position: u64, defect: Defect) -> ReadError {
+        let path = self.path.clone();
+        match defect {
+            Defect::UnknownKind { word } => ReadError::UnknownKind {
+                path,
+                position,
+                word,
+            },
+            Defect::Length { len, max } => ReadError::InvalidLength {
+                path,
+                position,
+                len,
+                max,
+            },
+            Defect::Checksum { stored, computed } => ReadError::ChecksumMismatch {
+                path,
+                position,
+                stored,
+                computed,
+            },
+        }
+    }
+}
+
+impl Cursor {
+    /// Whether the bytes up to `end` may be returned under the durable-only setting.
+    fn visible(&mut self, chan: &Channel, end: u64) -> bool {
+        if !self.durable_only || end <= self.durable {
+            return true;
+        }
+        self.durable = chan.durable_watermark();
+        end <= self.durable
+    }
+}
+
+/// One read step, shared by [`ShmReader`], [`TimeoutReader`] and [`Records`]: the record
+/// borrows the channel, not the cursor.
+pub(crate) fn step<'a>(
+    chan: &'a Channel,
+    cursor: &mut Cursor,
+) -> Result<Option<&'a [u8]>, ReadError> {
+    if let Some((position, _, _)) = cursor.closed {
+        return Err(ReadError::Closed {
+            path: chan.path.clone(),
+            position,
+        });
+    }
+    let position = cursor.position;
+    match chan.frame_at(position)? {
+        Frame::End => {
+            if let Some(watch) = &mut cursor.watch {
+                watch.idle(chan, position)?;
+            }
+            Ok(None)
+        }
+        Frame::Data { payload, len } => {
+            if !cursor.visible(chan, position + len) {
+                return Ok(None);
+            }
+            cursor.position += len;
+            if let Some(watch) = &mut cursor.watch {
+                watch.progress();
+            }
+            Ok(Some(payload))
+        }
+        Frame::Closed { trailer, checksum } => {
+            let len = frame::frame_len(trailer.len() as u32);
+            if !cursor.visible(chan, position + len) {
+                return Ok(None);
+            }
+            cursor.closed = Some((position, trailer.to_vec(), checksum));
+            Err(ReadError::Closed {
+                path: chan.path.clone(),
+                position,
+            })
+        }
+    }
+}
+
+/// Moves `cursor` to `target` after checking that it is a record start (see
+/// [`Reader::move_to`]).
+pub(crate) fn seek(
+    chan: &Channel,
+    cursor: &mut Cursor,
+    target: u64,
+) -> Result<u64, InvalidPosition> {
+    if !target.is_multiple_of(frame::RECORD_ALIGN) {
+        return Err(InvalidPosition::Unaligned { position: target });
+    }
+    // Walk from the nearest known record start at or before the target.
+    let mut at = if target >= cursor.position {
+        cursor.position
+    } else {
+        0
+    };
+    while at < target {
+        match chan.frame_at(at) {
+            Ok(Frame::Data { len, .. }) if at + len > target => {
+                return Err(InvalidPosition::NotRecordStart {
+                    position: target,
+                    record_start: at,
+                });
+            }
+            Ok(Frame::Data { len, .. }) => at += len,
+            Ok(Frame::End | Frame::Closed { .. }) => {
+                return Err(InvalidPosition::Unavailable {
+                    position: target,
+                    end: at,
+                });
+            }
+            Err(cause) => {
+                return Err(InvalidPosition::BeyondDamage {
+                    position: target,
+                    cause: Box::new(cause),
+                });
+            }
+        }
+    }
+    cursor.position = target;
+    if cursor.closed.as_ref().is_some_and(|(p, _, _)| *p != target) {
+        cursor.closed = None;
+    }
+    Ok(target)
+}
+
+impl Reader for ShmReader {
+    fn try_read(&mut self) -> Result<Option<&[u8]>, ReadError> {
+        step(&self.chan, &mut self.cursor)
+    }
+
+    fn position(&self) -> u64 {
+        self.cursor.position
+    }
+
+    fn move_to(&mut self, position: u64) -> Result<u64, InvalidPosition> {
+        seek(&self.chan, &mut self.cursor, position)
+    }
+}
+
+impl std::fmt::Debug for ShmReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShmReader")
+            .field("path", &self.chan.path)
+            .field("position", &self.cursor.position)
+            .finish()
+    }
+}
+
+/// Non-blocking iterator over a reader's records, from [`ShmReader::iter`] or
+/// [`TimeoutReader::iter`]. Each item borrows the reader's mapping, not the iterator, so
+/// records can be collected or compared across iterations.
+///
+/// ```
+/// use kekbit::core::{shm_reader, shm_writer, EncoderHandler, Header, TickUnit, Writer};
+/// let dir = tempfile::tempdir().unwrap();
+/// let mut writer = shm_writer(dir.path(), &Header::new(1, 2, 4096, 64, 1_000, TickUnit::Millis), EncoderHandler).unwrap();
+/// writer.write("x").unwrap();
+/// writer.write("yy").unwrap();
+/// let mut reader = shm_reader(dir.path(), 2).unwrap();
+/// let lens: Vec<usize> = reader.iter().map(|r| r.map(|rec| rec.len())).collect::<Result<_, _>>().unwrap();
+/// assert_eq!(lens, [1, 2]);
+/// ```
+pub struct Records<'a> {
+    chan: &'a Channel,
+    cursor: &'a mut Cursor,
+    done: bool,
+}
+
+impl<'a> Records<'a> {
+    pub(crate) fn new(chan: &'a Channel, cursor: &'a mut Cursor) -> Records<'a> {
+        Records {
+            chan,
+            cursor,
+            done: false,
+        }
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<&'a [u8], ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match step(self.chan, self.cursor) {
+            Ok(Some(record)) => Some(Ok(record)),
+            Ok(None) => None,
+            Err(ReadError::Closed { .. }) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

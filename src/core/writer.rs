@@ -1,0 +1,441 @@
+//! The channel writer.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use super::create::create_channel;
+use super::frame::{self, Binder, Kind, MAX_TRAILER_LEN, RECORD_HEADER_LEN, TRAILER_RESERVE};
+use super::header::{HEADER_LEN, OFF_DURABLE_WATERMARK, OFF_HEARTBEAT};
+use super::pretouch::Pretoucher;
+use super::{ChannelError, Encodable, Handler, Header, WriteError};
+use crate::mmap::WriteMap;
+
+/// Writes records into a channel.
+///
+/// A writer is bound to one channel and is its only writer. [`write`](Writer::write)
+/// publishes a record to readers at once (in every process); it becomes durable on storage
+/// when [`flush`](Writer::flush) returns.
+///
+/// ```
+/// use kekbit::core::{shm_writer, EncoderHandler, Header, TickUnit, Writer};
+/// let dir = tempfile::tempdir().unwrap();
+/// let header = Header::new(1, 1, 4096, 64, 1_000, TickUnit::Millis);
+/// let mut writer = shm_writer(dir.path(), &header, EncoderHandler).unwrap();
+/// assert_eq!(writer.write("first").unwrap(), 0);
+/// assert_eq!(writer.write("second").unwrap(), 16);
+/// writer.flush().unwrap();
+/// ```
+pub trait Writer {
+    /// Encodes `data` (after the writer's handler chain) as one record and publishes it.
+    /// Returns the record's position: its offset in the channel's data area, which a reader
+    /// can [`move_to`](super::Reader::move_to).
+    fn write<D: Encodable + ?Sized>(&mut self, data: &D) -> Result<u64, WriteError>;
+
+    /// Tells readers the writer is alive without writing a record (see
+    /// [`TimeoutReader`](super::TimeoutReader)).
+    fn heartbeat(&mut self) -> Result<(), WriteError>;
+
+    /// Makes every published record durable: returns once they are on storage. After a
+    /// failure the writer is poisoned and refuses further writes and flushes.
+    fn flush(&mut self) -> Result<(), WriteError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    Closed,
+    Poisoned,
+}
+
+/// The memory-mapped [`Writer`] of one channel, created by [`shm_writer`].
+///
+/// It holds the channel's exclusive lock (an OS advisory lock on the file, released by the
+/// OS if the process dies) for its whole life. Dropping it closes the channel (without a
+/// sync; call [`close`](ShmWriter::close) to close durably).
+///
+/// `ShmWriter<H>` is `Send` exactly when its handler `H` is:
+///
+/// ```compile_fail
+/// use kekbit::core::{Handler, ShmWriter};
+/// use std::rc::Rc;
+/// struct Counted(Rc<u64>);
+/// impl Handler for Counted {
+///     fn handle<W: std::io::Write>(&mut self, _: &mut W) -> std::io::Result<()> { Ok(()) }
+/// }
+/// fn assert_send<T: Send>() {}
+/// assert_send::<ShmWriter<Counted>>();
+/// ```
+pub struct ShmWriter<H: Handler> {
+    map: WriteMap,
+    // Declared after `map` so that the mapping is gone before the lock is released.
+    _lock: File,
+    path: PathBuf,
+    header: Header,
+    binder: Binder,
+    position: u64,
+    limit: u64,
+    synced: u64,
+    state: State,
+    handler: H,
+    pretoucher: Option<Pretoucher>,
+}
+
+/// Creates a channel under `root` as described by `header` (its file is
+/// [`storage_path`](super::storage_path)`(root, header.channel_id())`) and returns its writer,
+/// which stages every record through `handler`.
+///
+/// The channel appears under its name only once complete: space reserved on storage, header
+/// written and synced. Fails with [`ChannelError::Locked`] if a live writer holds the channel,
+/// [`ChannelError::AlreadyExists`] if the channel exists and its writer is gone, and
+/// [`ChannelError::Io`] of kind `StorageFull` if the disk cannot hold it.
+///
+/// ```
+/// use kekbit::core::{shm_writer, ChannelError, EncoderHandler, Header, TickUnit};
+/// let dir = tempfile::tempdir().unwrap();
+/// let header = Header::new(1, 9, 1 << 16, 1024, 1_000, TickUnit::Millis);
+/// let writer = shm_writer(dir.path(), &header, EncoderHandler).unwrap();
+/// let second = shm_writer(dir.path(), &header, EncoderHandler);
+/// assert!(matches!(second, Err(ChannelError::Locked { .. })));
+/// # drop(writer);
+/// ```
+pub fn shm_writer<H: Handler>(
+    root: &Path,
+    header: &Header,
+    handler: H,
+) -> Result<ShmWriter<H>, ChannelError> {
+    let (file, path) = create_channel(root, header)?;
+    let map =
+        WriteMap::map(&file, header.file_len() as usize).map_err(|source| ChannelError::Io {
+            path: path.clone(),
+            action: "mapping the channel",
+            source,
+        })?;
+    let pretoucher = Pretoucher::start(map.populator(), HEADER_LEN as u64, header.file_len());
+    Ok(ShmWriter {
+        map,
+        _lock: file,
+        binder: Binder::new(header.channel_id()),
+        position: 0,
+        limit: header.capacity() - TRAILER_RESERVE,
+        synced: 0,
+        state: State::Open,
+        handler,
+        pretoucher,
+        path,
+        header: header.clone(),
+    })
+}
+
+impl<H: Handler> ShmWriter<H> {
+    /// The channel's header.
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_writer, EncoderHandler, Header, TickUnit};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let writer = shm_writer(dir.path(), &Header::new(1, 3, 4096, 64, 10, TickUnit::Secs), EncoderHandler).unwrap();
+    /// assert_eq!(writer.header().channel_id(), 3);
+    /// ```
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The channel's file.
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_writer, storage_path, EncoderHandler, Header, TickUnit};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let writer = shm_writer(dir.path(), &Header::new(1, 3, 4096, 64, 10, TickUnit::Secs), EncoderHandler).unwrap();
+    /// assert_eq!(writer.path(), storage_path(dir.path(), 3));
+    /// ```
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Data-area offset where the next record will start (the bytes written so far).
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_writer, EncoderHandler, Header, TickUnit, Writer};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut writer = shm_writer(dir.path(), &Header::new(1, 3, 4096, 64, 10, TickUnit::Secs), EncoderHandler).unwrap();
+    /// writer.write("abc").unwrap();
+    /// assert_eq!(writer.position(), 16); // 8-byte record header + 3 bytes, padded to 8
+    /// ```
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Bytes still available to records (framing included); the channel always keeps a
+    /// reserve for its closing marker on top of these.
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_writer, EncoderHandler, Header, TickUnit, TRAILER_RESERVE};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let writer = shm_writer(dir.path(), &Header::new(1, 3, 4096, 64, 10, TickUnit::Secs), EncoderHandler).unwrap();
+    /// assert_eq!(writer.available(), 4096 - TRAILER_RESERVE);
+    /// ```
+    pub fn available(&self) -> u64 {
+        self.limit - self.position
+    }
+
+    /// Data-area offset up to which records are known durable (the last successful sync).
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_writer, EncoderHandler, Header, TickUnit, Writer};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut writer = shm_writer(dir.path(), &Header::new(1, 3, 4096, 64, 10, TickUnit::Secs), EncoderHandler).unwrap();
+    /// writer.write("abc").unwrap();
+    /// assert_eq!(writer.durable_position(), 0);
+    /// assert_eq!(writer.sync().unwrap(), 16);
+    /// assert_eq!(writer.durable_position(), 16);
+    /// ```
+    pub fn durable_position(&self) -> u64 {
+        self.synced
+    }
+
+    /// Whether an earlier sync failed (the writer then refuses writes and syncs).
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_writer, EncoderHandler, Header, TickUnit};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let writer = shm_writer(dir.path(), &Header::new(1, 3, 4096, 64, 10, TickUnit::Secs), EncoderHandler).unwrap();
+    /// assert!(!writer.is_poisoned());
+    /// ```
+    pub fn is_poisoned(&self) -> bool {
+        self.state == State::Poisoned
+    }
+
+    /// The handler chain, for instance to read a [`SequenceHandler`](super::SequenceHandler)'s
+    /// next number.
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_writer, Header, SequenceHandler, TickUnit, Writer};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut writer = shm_writer(dir.path(), &Header::new(1, 3, 4096, 64, 10, TickUnit::Secs), SequenceHandler::default()).unwrap();
+    /// writer.write("abc").unwrap();
+    /// assert_eq!(writer.handler().next(), 1);
+    /// ```
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    fn check_writable(&self) -> Result<(), WriteError> {
+        match self.state {
+            State::Open => Ok(()),
+            State::Closed => Err(WriteError::Closed {
+                path: self.path.clone(),
+            }),
+            State::Poisoned => Err(WriteError::Poisoned {
+                path: self.path.clone(),
+            }),
+        }
+    }
+
+    /// Writes every published record to storage (`msync(MS_SYNC)` of the written range and
+    /// the header) and returns the durable position. On failure the writer is poisoned: it
+    /// never retries a sync and reports success, because the kernel may have dropped the
+    /// dirty pages it failed to write.
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_writer, EncoderHandler, Header, TickUnit, Writer};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut writer = shm_writer(dir.path(), &Header::new(1, 3, 4096, 64, 10, TickUnit::Secs), EncoderHandler).unwrap();
+    /// writer.write(&[1u8; 20][..]).unwrap();
+    /// assert_eq!(writer.sync().unwrap(), 32);
+    /// ```
+    pub fn sync(&mut self) -> Result<u64, WriteError> {
+        if self.state == State::Poisoned {
+            return Err(WriteError::Poisoned {
+                path: self.path.clone(),
+            });
+        }
+        if self.synced == self.position {
+            return Ok(self.synced);
+        }
+        // One call covers the header page (which carries the previous watermark) and every
+        // page written since the last sync; clean pages in between cost nothing.
+        let end = HEADER_LEN + self.position as usize;
+        if let Err(source) = self.map.flush_range(0, end) {
+            self.state = State::Poisoned;
+            return Err(WriteError::SyncFailed {
+                path: self.path.clone(),
+                source,
+            });
+        }
+        self.synced = self.position;
+        self.map.store_release(OFF_DURABLE_WATERMARK, self.synced);
+        Ok(self.synced)
+    }
+
+    /// Closes the channel durably: writes the closing marker, then syncs. Readers see
+    /// [`ReadError::Closed`](super::ReadError::Closed) once they have read every record.
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_writer, EncoderHandler, Header, TickUnit, Writer};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut writer = shm_writer(dir.path(), &Header::new(1, 3, 4096, 64, 10, TickUnit::Secs), EncoderHandler).unwrap();
+    /// writer.write("last words").unwrap();
+    /// writer.close().unwrap();
+    /// ```
+    pub fn close(self) -> Result<(), WriteError> {
+        self.close_with_trailer(&[]).map(drop)
+    }
+
+    /// Closes the channel durably with a trailer of at most [`MAX_TRAILER_LEN`] bytes in the
+    /// closing marker (a journal names the next segment there), and returns the marker's
+    /// checksum (which a successor records as its predecessor's final checksum).
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_reader, shm_writer, EncoderHandler, Header, Reader, TickUnit};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let writer = shm_writer(dir.path(), &Header::new(1, 3, 4096, 64, 10, TickUnit::Secs), EncoderHandler).unwrap();
+    /// let checksum = writer.close_with_trailer(b"next: 4").unwrap();
+    /// let mut reader = shm_reader(dir.path(), 3).unwrap();
+    /// assert!(reader.try_read().is_err());
+    /// assert_eq!(reader.closing(), Some((&b"next: 4"[..], checksum)));
+    /// ```
+    pub fn close_with_trailer(mut self, trailer: &[u8]) -> Result<u32, WriteError> {
+        self.check_writable()?;
+        if trailer.len() > MAX_TRAILER_LEN {
+            return Err(WriteError::RecordTooLarge {
+                path: self.path.clone(),
+                len: trailer.len() as u64,
+                max: MAX_TRAILER_LEN as u32,
+            });
+        }
+        let checksum = self.write_closing(trailer);
+        self.sync()?;
+        Ok(checksum)
+    }
+
+    /// Publishes the closing marker (there is always room: the trailer reserve).
+    fn write_closing(&mut self, trailer: &[u8]) -> u32 {
+        let position = self.position;
+        let offset = HEADER_LEN + position as usize;
+        let mut stage = self.map.stage(offset + RECORD_HEADER_LEN, trailer.len());
+        std::io::Write::write_all(&mut stage, trailer).expect("trailer fits its reserve");
+        let meta = frame::meta(Kind::Closed, trailer.len() as u32);
+        let crc = self.binder.checksum(position, meta, stage.written());
+        self.map.store_release(offset, frame::word(meta, crc));
+        self.position += frame::frame_len(trailer.len() as u32);
+        self.state = State::Closed;
+        crc
+    }
+
+    fn refused(&self, attempted: u64, available: u64) -> WriteError {
+        let max = self.header.max_record_len();
+        if attempted > u64::from(max) {
+            WriteError::RecordTooLarge {
+                path: self.path.clone(),
+                len: attempted,
+                max,
+            }
+        } else {
+            WriteError::ChannelFull {
+                path: self.path.clone(),
+                position: self.position,
+                needed: frame::frame_len(attempted as u32),
+                available,
+            }
+        }
+    }
+}
+
+impl<H: Handler> Writer for ShmWriter<H> {
+    #[inline]
+    fn write<D: Encodable + ?Sized>(&mut self, data: &D) -> Result<u64, WriteError> {
+        self.check_writable()?;
+        let position = self.position;
+        let available = self.limit - position;
+        let room = available.saturating_sub(RECORD_HEADER_LEN as u64);
+        let limit = room.min(u64::from(self.header.max_record_len())) as usize;
+        let offset = HEADER_LEN + position as usize;
+        let mut stage = self.map.stage(offset + RECORD_HEADER_LEN, limit);
+        let encoded = self
+            .handler
+            .handle(&mut stage)
+            .and_then(|()| data.encode(&mut stage));
+        if let Err(source) = encoded {
+            let overflowed = stage.overflowed();
+            let attempted = stage.attempted() as u64;
+            stage.discard();
+            return Err(if overflowed {
+                self.refused(attempted, available)
+            } else {
+                WriteError::Encoding {
+                    path: self.path.clone(),
+                    source,
+                }
+            });
+        }
+        let len = stage.len() as u32;
+        let meta = frame::meta(Kind::Data, len);
+        let crc = self.binder.checksum(position, meta, stage.written());
+        self.map.store_release(offset, frame::word(meta, crc));
+        self.position += frame::frame_len(len);
+        self.handler.committed();
+        if let Some(p) = &mut self.pretoucher {
+            p.advance(HEADER_LEN as u64 + self.position);
+        }
+        Ok(position)
+    }
+
+    fn heartbeat(&mut self) -> Result<(), WriteError> {
+        self.check_writable()?;
+        let now = self.header.tick_unit().nix_time().max(1);
+        self.map.store_release(OFF_HEARTBEAT, now);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), WriteError> {
+        self.sync().map(drop)
+    }
+}
+
+impl<H: Handler> Drop for ShmWriter<H> {
+    fn drop(&mut self) {
+        self.pretoucher = None;
+        if self.state != State::Closed {
+            self.write_closing(&[]);
+        }
+    }
+}
+
+impl<H: Handler> std::fmt::Debug for ShmWriter<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShmWriter")
+            .field("path", &self.path)
+            .field("position", &self.position)
+            .field("durable", &self.synced)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{SequenceHandler, TickUnit};
+
+    #[test]
+    fn a_failed_encoding_leaves_no_bytes_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = Header::new(1, 1, 4096, 64, 10, TickUnit::Secs);
+        // The sequence prefix (8 bytes) is staged, then the payload does not fit.
+        let mut w = shm_writer(dir.path(), &header, SequenceHandler::default()).unwrap();
+        assert!(matches!(
+            w.write(&[7u8; 60][..]),
+            Err(WriteError::RecordTooLarge {
+                len: 68,
+                max: 64,
+                ..
+            })
+        ));
+        assert_eq!(w.handler().next(), 0);
+        assert_eq!(w.position(), 0);
+        assert_eq!(w.map.load(HEADER_LEN), 0);
+        // The refused bytes were zeroed: the words after the header read as empty.
+        for word in 1..9 {
+            assert_eq!(w.map.load(HEADER_LEN + word * 8), 0, "word {word}");
+        }
+    }
+}
