@@ -28,6 +28,13 @@ use super::TickUnit;
 /// ```
 pub trait Encodable {
     /// Writes the value's bytes to `out`.
+    ///
+    /// ```
+    /// use kekbit::core::Encodable;
+    /// let mut out = Vec::new();
+    /// "text".encode(&mut out).unwrap();
+    /// assert_eq!(out, b"text");
+    /// ```
     fn encode<W: Write>(&self, out: &mut W) -> io::Result<()>;
 }
 
@@ -90,9 +97,23 @@ impl<T: Encodable + ?Sized> Encodable for &T {
 /// ```
 pub trait Handler {
     /// Writes this stage's fields to `out`, ahead of the value.
+    ///
+    /// ```
+    /// use kekbit::core::{Handler, SequenceHandler};
+    /// let mut out = Vec::new();
+    /// SequenceHandler::starting_at(2).handle(&mut out).unwrap();
+    /// assert_eq!(out, 2u64.to_le_bytes());
+    /// ```
     fn handle<W: Write>(&mut self, out: &mut W) -> io::Result<()>;
 
     /// Called after the record was published. Does nothing by default.
+    ///
+    /// ```
+    /// use kekbit::core::{Handler, SequenceHandler};
+    /// let mut handler = SequenceHandler::default();
+    /// handler.committed();
+    /// assert_eq!(handler.next(), 1);
+    /// ```
     fn committed(&mut self) {}
 }
 

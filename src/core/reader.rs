@@ -32,15 +32,47 @@ pub trait Reader {
     /// The next record, `Ok(None)` if none has been published yet, or an error: the channel
     /// is closed ([`ReadError::Closed`]), abandoned ([`ReadError::Timeout`]), or damaged at
     /// the reader's position (the reader stays there).
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_reader, shm_writer, EncoderHandler, Header, ReadError, Reader, TickUnit, Writer};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut writer = shm_writer(dir.path(), &Header::new(1, 1, 4096, 64, 1_000, TickUnit::Millis), EncoderHandler).unwrap();
+    /// let mut reader = shm_reader(dir.path(), 1).unwrap();
+    /// writer.write("one").unwrap();
+    /// writer.close().unwrap();
+    /// assert_eq!(reader.try_read().unwrap(), Some(&b"one"[..]));
+    /// assert!(matches!(reader.try_read(), Err(ReadError::Closed { .. })));
+    /// ```
     fn try_read(&mut self) -> Result<Option<&[u8]>, ReadError>;
 
     /// Data-area offset of the next record to read: save it to resume later with
     /// [`move_to`](Reader::move_to).
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_reader, shm_writer, EncoderHandler, Header, Reader, TickUnit, Writer};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut writer = shm_writer(dir.path(), &Header::new(1, 1, 4096, 64, 1_000, TickUnit::Millis), EncoderHandler).unwrap();
+    /// let second = { writer.write("a").unwrap(); writer.write("b").unwrap() };
+    /// let mut reader = shm_reader(dir.path(), 1).unwrap();
+    /// reader.try_read().unwrap();
+    /// assert_eq!(reader.position(), second);
+    /// ```
     fn position(&self) -> u64;
 
     /// Moves the reader to `position`, which must be the start of a published record or the
     /// end of the published data. Refused when unaligned, inside a record, beyond the
     /// published data, or beyond a damaged record.
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_reader, shm_writer, EncoderHandler, Header, Reader, TickUnit, Writer};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut writer = shm_writer(dir.path(), &Header::new(1, 1, 4096, 64, 1_000, TickUnit::Millis), EncoderHandler).unwrap();
+    /// writer.write("first").unwrap();
+    /// let saved = writer.write("second").unwrap();
+    /// let mut reader = shm_reader(dir.path(), 1).unwrap();
+    /// reader.move_to(saved).unwrap();
+    /// assert_eq!(reader.try_read().unwrap(), Some(&b"second"[..]));
+    /// ```
     fn move_to(&mut self, position: u64) -> Result<u64, InvalidPosition>;
 }
 

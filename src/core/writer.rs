@@ -29,14 +29,43 @@ pub trait Writer {
     /// Encodes `data` (after the writer's handler chain) as one record and publishes it.
     /// Returns the record's position: its offset in the channel's data area, which a reader
     /// can [`move_to`](super::Reader::move_to).
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_writer, EncoderHandler, Header, TickUnit, WriteError, Writer};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut writer = shm_writer(dir.path(), &Header::new(1, 1, 256, 64, 1_000, TickUnit::Millis), EncoderHandler).unwrap();
+    /// assert_eq!(writer.write(&[0u8; 60][..]).unwrap(), 0);
+    /// assert_eq!(writer.write(&[0u8; 60][..]).unwrap(), 72);
+    /// // 256 bytes, minus two 72-byte records, minus the 64-byte closing reserve: 48 left.
+    /// assert!(matches!(writer.write(&[0u8; 60][..]), Err(WriteError::ChannelFull { available: 48, .. })));
+    /// ```
     fn write<D: Encodable + ?Sized>(&mut self, data: &D) -> Result<u64, WriteError>;
 
     /// Tells readers the writer is alive without writing a record (see
     /// [`TimeoutReader`](super::TimeoutReader)).
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_reader, shm_writer, EncoderHandler, Header, Reader, TickUnit, Writer};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut writer = shm_writer(dir.path(), &Header::new(1, 1, 4096, 30, 1_000, TickUnit::Millis), EncoderHandler).unwrap();
+    /// let mut reader = shm_reader(dir.path(), 1).unwrap().with_timeout();
+    /// std::thread::sleep(std::time::Duration::from_millis(40)); // longer than the 30 ms timeout
+    /// writer.heartbeat().unwrap(); // so without this the reader would report a timeout
+    /// assert_eq!(reader.try_read().unwrap(), None);
+    /// ```
     fn heartbeat(&mut self) -> Result<(), WriteError>;
 
     /// Makes every published record durable: returns once they are on storage. After a
     /// failure the writer is poisoned and refuses further writes and flushes.
+    ///
+    /// ```
+    /// # use kekbit::core::{shm_writer, EncoderHandler, Header, TickUnit, Writer};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut writer = shm_writer(dir.path(), &Header::new(1, 1, 4096, 64, 1_000, TickUnit::Millis), EncoderHandler).unwrap();
+    /// writer.write("must survive a power loss").unwrap();
+    /// writer.flush().unwrap();
+    /// assert_eq!(writer.durable_position(), writer.position());
+    /// ```
     fn flush(&mut self) -> Result<(), WriteError>;
 }
 
