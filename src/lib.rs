@@ -20,3 +20,8 @@
 
 pub mod core;
 mod mmap;
+
+/// The README's examples, compiled and run as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
