@@ -221,8 +221,8 @@ pub enum ReadError {
         /// Checksum of the bytes found.
         computed: u32,
     },
-    /// The record header's length exceeds what the channel allows at that offset.
-    #[error("{}: record at offset {position} claims {len} bytes, at most {max} allowed", path.display())]
+    /// The record header's length exceeds the channel's maximum for its kind.
+    #[error("{}: record at offset {position} claims {len} bytes, more than the maximum {max}", path.display())]
     InvalidLength {
         /// The channel's file.
         path: PathBuf,
@@ -230,8 +230,23 @@ pub enum ReadError {
         position: u64,
         /// The length in the header.
         len: u32,
-        /// The largest length allowed there.
+        /// The channel's maximum for the record's kind.
         max: u64,
+    },
+    /// The record would extend past the end allowed for its kind (data records must leave
+    /// the closing reserve free).
+    #[error("{}: record at offset {position} with {len} bytes would end at {end}, past the limit {limit}", path.display())]
+    OutOfBounds {
+        /// The channel's file.
+        path: PathBuf,
+        /// Data-area offset of the record.
+        position: u64,
+        /// The length in the header.
+        len: u32,
+        /// Data-area offset where the record would end.
+        end: u64,
+        /// Data-area offset records of its kind must end by.
+        limit: u64,
     },
     /// The record header names no known record kind.
     #[error("{}: unknown record header {word:#018x} at offset {position}", path.display())]
@@ -258,6 +273,7 @@ impl ReadError {
             self,
             ReadError::ChecksumMismatch { .. }
                 | ReadError::InvalidLength { .. }
+                | ReadError::OutOfBounds { .. }
                 | ReadError::UnknownKind { .. }
         )
     }
@@ -275,6 +291,7 @@ impl ReadError {
             | ReadError::Timeout { position, .. }
             | ReadError::ChecksumMismatch { position, .. }
             | ReadError::InvalidLength { position, .. }
+            | ReadError::OutOfBounds { position, .. }
             | ReadError::UnknownKind { position, .. } => *position,
         }
     }

@@ -87,8 +87,11 @@ pub(crate) enum Frame<'a> {
 pub(crate) enum Defect {
     /// The header is non-zero but names no known kind.
     UnknownKind { word: u64 },
-    /// The length field exceeds what the channel allows there.
+    /// The length field exceeds the kind's maximum.
     Length { len: u32, max: u64 },
+    /// The record would end past the limit for its kind: `capacity - TRAILER_RESERVE` for
+    /// data, `capacity` for the closing marker.
+    Bounds { len: u32, end: u64, limit: u64 },
     /// The payload does not match the checksum.
     Checksum { stored: u32, computed: u32 },
 }
@@ -118,17 +121,21 @@ pub(crate) fn decode<'a>(
     let stored = (word >> 32) as u32;
     let len = meta & LEN_MASK;
     let kind = meta >> LEN_BITS;
-    // The room a record at `position` may use: data records must leave the trailer reserve.
-    let room = limits.capacity - position - RECORD_HEADER_LEN as u64;
-    let max = match kind {
-        k if k == Kind::Data as u32 => {
-            u64::from(limits.max_record_len).min(room.saturating_sub(TRAILER_RESERVE))
-        }
-        k if k == Kind::Closed as u32 => (MAX_TRAILER_LEN as u64).min(room),
+    // Data must leave the trailer reserve free; the closing marker may use it.
+    let (max, limit) = match kind {
+        k if k == Kind::Data as u32 => (
+            u64::from(limits.max_record_len),
+            limits.capacity - TRAILER_RESERVE,
+        ),
+        k if k == Kind::Closed as u32 => (MAX_TRAILER_LEN as u64, limits.capacity),
         _ => return Err(Defect::UnknownKind { word }),
     };
-    if u64::from(len) > max || payload.len() < len as usize {
+    if u64::from(len) > max {
         return Err(Defect::Length { len, max });
+    }
+    let end = position + RECORD_HEADER_LEN as u64 + u64::from(len);
+    if end > limit || payload.len() < len as usize {
+        return Err(Defect::Bounds { len, end, limit });
     }
     let computed = binder.checksum(position, meta, payload);
     if computed != stored {

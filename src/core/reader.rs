@@ -435,6 +435,13 @@ impl Channel {
                 len,
                 max,
             },
+            Defect::Bounds { len, end, limit } => ReadError::OutOfBounds {
+                path,
+                position,
+                len,
+                end,
+                limit,
+            },
             Defect::Checksum { stored, computed } => ReadError::ChecksumMismatch {
                 path,
                 position,

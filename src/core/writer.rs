@@ -397,6 +397,12 @@ impl<H: Handler> Writer for ShmWriter<H> {
             });
         }
         let len = stage.len() as u32;
+        if frame::frame_len(len) > available {
+            // Only when not even the record header fits (an empty payload encodes into a
+            // zero-byte staging area): it would reach into the closing reserve.
+            stage.discard();
+            return Err(self.refused(u64::from(len), available));
+        }
         let meta = frame::meta(Kind::Data, len);
         let crc = self.binder.checksum(position, meta, stage.written());
         self.map.store_release(offset, frame::word(meta, crc));
