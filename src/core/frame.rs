@@ -6,15 +6,54 @@ use super::header::HEADER_LEN;
 use crate::mmap::{Published, ReadMap};
 
 /// Records start at data-area offsets that are multiples of this.
+///
+/// ```
+/// use kekbit::core::{shm_writer, EncoderHandler, Header, TickUnit, Writer, RECORD_ALIGN};
+/// let dir = tempfile::tempdir().unwrap();
+/// let mut writer = shm_writer(dir.path(), &Header::new(1, 1, 4096, 64, 10, TickUnit::Secs), EncoderHandler).unwrap();
+/// for len in 0..20 {
+///     assert_eq!(writer.write(&vec![1u8; len]).unwrap() % RECORD_ALIGN, 0);
+/// }
+/// ```
 pub const RECORD_ALIGN: u64 = 8;
 /// Length of a record header: the `meta` word (kind and length) and the CRC32.
+///
+/// ```
+/// use kekbit::core::{shm_writer, EncoderHandler, Header, TickUnit, Writer, RECORD_HEADER_LEN};
+/// let dir = tempfile::tempdir().unwrap();
+/// let mut writer = shm_writer(dir.path(), &Header::new(1, 1, 4096, 64, 10, TickUnit::Secs), EncoderHandler).unwrap();
+/// writer.write(&b""[..]).unwrap();
+/// assert_eq!(writer.position(), RECORD_HEADER_LEN as u64);
+/// ```
 pub const RECORD_HEADER_LEN: usize = 8;
 /// Bytes the writer always keeps free at the end of the data area, so that the closing
 /// marker fits however full the channel is.
+///
+/// ```
+/// use kekbit::core::{shm_writer, EncoderHandler, Header, TickUnit, TRAILER_RESERVE};
+/// let dir = tempfile::tempdir().unwrap();
+/// let writer = shm_writer(dir.path(), &Header::new(1, 1, 4096, 64, 10, TickUnit::Secs), EncoderHandler).unwrap();
+/// assert_eq!(writer.available(), 4096 - TRAILER_RESERVE);
+/// ```
 pub const TRAILER_RESERVE: u64 = 64;
 /// Largest payload of the closing marker (the trailer).
+///
+/// ```
+/// use kekbit::core::{shm_writer, EncoderHandler, Header, TickUnit, WriteError, MAX_TRAILER_LEN};
+/// let dir = tempfile::tempdir().unwrap();
+/// let writer = shm_writer(dir.path(), &Header::new(1, 1, 4096, 64, 10, TickUnit::Secs), EncoderHandler).unwrap();
+/// let too_long = [0u8; MAX_TRAILER_LEN + 1];
+/// assert!(matches!(writer.close_with_trailer(&too_long), Err(WriteError::RecordTooLarge { .. })));
+/// ```
 pub const MAX_TRAILER_LEN: usize = TRAILER_RESERVE as usize - RECORD_HEADER_LEN;
 /// The format's upper bound on a record's payload: 2^28 - 1 bytes (the length field's width).
+///
+/// ```
+/// use kekbit::core::{shm_writer, ChannelError, EncoderHandler, Header, TickUnit, MAX_RECORD_LEN};
+/// let dir = tempfile::tempdir().unwrap();
+/// let header = Header::new(1, 1, 1 << 30, MAX_RECORD_LEN + 1, 10, TickUnit::Secs);
+/// assert!(matches!(shm_writer(dir.path(), &header, EncoderHandler), Err(ChannelError::InvalidConfig { .. })));
+/// ```
 pub const MAX_RECORD_LEN: u32 = (1 << LEN_BITS) - 1;
 
 const LEN_BITS: u32 = 28;

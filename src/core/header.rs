@@ -4,14 +4,47 @@ use super::frame::{MAX_RECORD_LEN, RECORD_HEADER_LEN, TRAILER_RESERVE};
 use super::TickUnit;
 
 /// Length in bytes of the channel header; the data area starts right after it.
+///
+/// ```
+/// use kekbit::core::{shm_writer, EncoderHandler, Header, TickUnit, HEADER_LEN};
+/// let dir = tempfile::tempdir().unwrap();
+/// let writer = shm_writer(dir.path(), &Header::new(1, 1, 4096, 64, 10, TickUnit::Secs), EncoderHandler).unwrap();
+/// assert_eq!(std::fs::metadata(writer.path()).unwrap().len(), HEADER_LEN as u64 + 4096);
+/// ```
 pub const HEADER_LEN: usize = 128;
 /// The first eight bytes of every channel file.
+///
+/// ```
+/// use kekbit::core::{shm_writer, EncoderHandler, Header, TickUnit, MAGIC};
+/// let dir = tempfile::tempdir().unwrap();
+/// let writer = shm_writer(dir.path(), &Header::new(1, 1, 4096, 64, 10, TickUnit::Secs), EncoderHandler).unwrap();
+/// assert_eq!(std::fs::read(writer.path()).unwrap()[..8], MAGIC);
+/// ```
 pub const MAGIC: [u8; 8] = *b"\x89KEKBIT\n";
 /// The on-disk format version this crate writes and the newest it reads.
+///
+/// ```
+/// use kekbit::core::{Header, TickUnit, FORMAT_VERSION};
+/// assert_eq!(Header::new(1, 1, 4096, 64, 10, TickUnit::Secs).format_version(), FORMAT_VERSION);
+/// ```
 pub const FORMAT_VERSION: u16 = 1;
 /// The smallest data-area capacity a channel may have.
+///
+/// ```
+/// use kekbit::core::{shm_writer, ChannelError, EncoderHandler, Header, TickUnit, MIN_CAPACITY};
+/// let dir = tempfile::tempdir().unwrap();
+/// let tiny = Header::new(1, 1, MIN_CAPACITY - 8, 0, 10, TickUnit::Secs);
+/// assert!(matches!(shm_writer(dir.path(), &tiny, EncoderHandler), Err(ChannelError::InvalidConfig { .. })));
+/// ```
 pub const MIN_CAPACITY: u64 = 128;
 /// The largest data-area capacity a channel may have (1 TiB).
+///
+/// ```
+/// use kekbit::core::{shm_writer, ChannelError, EncoderHandler, Header, TickUnit, MAX_CAPACITY};
+/// let dir = tempfile::tempdir().unwrap();
+/// let huge = Header::new(1, 1, MAX_CAPACITY + 8, 64, 10, TickUnit::Secs);
+/// assert!(matches!(shm_writer(dir.path(), &huge, EncoderHandler), Err(ChannelError::InvalidConfig { .. })));
+/// ```
 pub const MAX_CAPACITY: u64 = 1 << 40;
 
 // Field offsets, as tabled in docs/FORMAT.md ("Channel header"); `FIELDS` lists them for the
