@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod core;
+pub mod journal;
 mod mmap;
 
 /// The README's examples, compiled and run as doc tests so that they stay true.

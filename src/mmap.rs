@@ -112,6 +112,28 @@ pub(crate) struct Populator {
     map: Arc<MmapMut>,
 }
 
+/// A handle that may only write a writer's mapping back to storage and store a header word
+/// (the durable watermark): what a thread syncing on the writer's behalf needs.
+pub(crate) struct Flusher {
+    map: Arc<MmapMut>,
+}
+
+impl Flusher {
+    /// Writes back `[0, end)` synchronously (`msync(MS_SYNC)`).
+    pub(crate) fn flush_to(&self, end: usize) -> io::Result<()> {
+        check_range(0, end, self.map.len());
+        self.map.flush_range(0, end)
+    }
+
+    /// Atomically stores `value` as a little-endian `u64` at `offset` with release ordering.
+    pub(crate) fn store_release(&self, offset: usize, value: u64) {
+        check_word(offset, self.map.len());
+        // SAFETY: as in `WriteMap::word`: in bounds, 8-aligned, only ever accessed atomically.
+        let word = unsafe { AtomicU64::from_ptr(self.map.as_ptr().add(offset) as *mut u64) };
+        word.store(value.to_le(), Ordering::Release);
+    }
+}
+
 impl WriteMap {
     /// Maps the first `len` bytes of `file` read-write and shared.
     pub(crate) fn map(file: &File, len: usize) -> io::Result<Self> {
@@ -119,6 +141,30 @@ impl WriteMap {
         // exclusive writer lock, so no other kekbit writer maps this file for writing.
         let map = unsafe { MmapOptions::new().len(len).map_mut(file)? };
         Ok(WriteMap { map: Arc::new(map) })
+    }
+
+    /// A handle for a thread that syncs on the writer's behalf.
+    pub(crate) fn flusher(&self) -> Flusher {
+        Flusher {
+            map: Arc::clone(&self.map),
+        }
+    }
+
+    /// Overwrites `bytes` at `offset` with plain stores: only for the checksummed part of the
+    /// header, which no one accesses through the mapping (readers copy it with `pread`) and
+    /// which the single writer (`&mut self`) rewrites when it links a pending segment.
+    pub(crate) fn overwrite(&mut self, offset: usize, bytes: &[u8]) {
+        check_range(offset, bytes.len(), self.map.len());
+        // SAFETY: the destination is inside the mapping (checked above); the pointer comes
+        // from memmap2's raw pointer (no Rust reference to the mapped bytes exists for this
+        // range), and `&mut self` excludes any other write through this mapping.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.map.as_ptr().cast_mut().add(offset),
+                bytes.len(),
+            )
+        };
     }
 
     /// A handle for a background thread that prefaults pages ahead of the writer.

@@ -221,7 +221,8 @@ fn unknown_tick_units_flags_and_header_lengths_are_invalid_headers() {
             &format!("tick unit {unit}"),
         );
     }
-    for flags in [1u32, 0x8000_0000] {
+    // Bit 0 is the journal's "pending" flag; every other bit is unknown in version 1.
+    for flags in [2u32, 0x8000_0000] {
         invalid_header(
             tampered(|b| {
                 put_u32(b, 44, flags);

@@ -71,7 +71,7 @@ pub(crate) fn create_channel(
         }
     }
     let _ = fs::remove_file(&tmp);
-    sync_dir(root)?;
+    sync_directory(root)?;
     Ok((file, path))
 }
 
@@ -143,7 +143,7 @@ fn file_name(path: &Path) -> String {
 }
 
 /// Makes the directory's entries (new names, removals) durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), ChannelError> {
+pub(crate) fn sync_directory(dir: &Path) -> Result<(), ChannelError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(dir, "syncing the channel directory"))

@@ -68,6 +68,20 @@ pub(crate) enum Kind {
     Closed = 2,
 }
 
+/// The kind named by a header word, if it is a known one.
+pub(crate) fn kind_of(word: u64) -> Option<Kind> {
+    match (word as u32) >> LEN_BITS {
+        1 => Some(Kind::Data),
+        2 => Some(Kind::Closed),
+        _ => None,
+    }
+}
+
+/// The payload length named by a header word.
+pub(crate) fn len_of(word: u64) -> u32 {
+    word as u32 & LEN_MASK
+}
+
 /// The `meta` word of a record header.
 pub(crate) fn meta(kind: Kind, len: u32) -> u32 {
     debug_assert!(len <= LEN_MASK);

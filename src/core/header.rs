@@ -58,6 +58,10 @@ const OFF_CHANNEL_ID: usize = 24;
 const OFF_CAPACITY: usize = 32;
 const OFF_MAX_RECORD_LEN: usize = 40;
 const OFF_FLAGS: usize = 44;
+/// Flag bit: a journal segment prepared ahead of need and not yet linked into its journal.
+const FLAG_PENDING: u32 = 1;
+/// Bytes of the header fixed at creation (or at linking) and covered by its checksum.
+pub(crate) const CHECKED_LEN: usize = 96;
 const OFF_TIMEOUT: usize = 48;
 const OFF_CREATION_TIME: usize = 56;
 const OFF_DATA_VERSION: usize = 64;
@@ -69,8 +73,10 @@ const OFF_HEADER_CHECKSUM: usize = 92;
 pub(crate) const OFF_DURABLE_WATERMARK: usize = 96;
 /// Offset of the live heartbeat stamp (updated by the writer's `heartbeat`).
 pub(crate) const OFF_HEARTBEAT: usize = 104;
+/// Offset of the live closing-marker locator: data-area offset of the marker plus one.
+pub(crate) const OFF_CLOSED_AT: usize = 112;
 #[cfg(test)]
-const OFF_RESERVED: usize = 112;
+const OFF_RESERVED: usize = 120;
 
 /// Every header field as (name, offset, size), in file order.
 #[cfg(test)]
@@ -93,7 +99,8 @@ pub(crate) const FIELDS: &[(&str, usize, usize)] = &[
     ("header_checksum", OFF_HEADER_CHECKSUM, 4),
     ("durable_watermark", OFF_DURABLE_WATERMARK, 8),
     ("heartbeat", OFF_HEARTBEAT, 8),
-    ("reserved", OFF_RESERVED, 16),
+    ("closed_at", OFF_CLOSED_AT, 8),
+    ("reserved", OFF_RESERVED, 8),
 ];
 
 /// The metadata of a channel, fixed by its writer at creation: identity, size limits, time
@@ -126,6 +133,7 @@ pub struct Header {
     base_sequence: u64,
     previous_channel_id: u64,
     previous_checksum: u32,
+    pending: bool,
 }
 
 impl Header {
@@ -165,6 +173,7 @@ impl Header {
             base_sequence: 0,
             previous_channel_id: 0,
             previous_checksum: 0,
+            pending: false,
         }
     }
 
@@ -328,6 +337,30 @@ impl Header {
         self.previous_checksum
     }
 
+    /// Whether the channel is a journal segment prepared ahead of need and not yet linked
+    /// into its journal (it then holds no records and its link fields are zero).
+    ///
+    /// ```
+    /// # use kekbit::core::{Header, TickUnit};
+    /// assert!(!Header::new(5, 2, 4096, 64, 10, TickUnit::Secs).is_pending());
+    /// ```
+    pub fn is_pending(&self) -> bool {
+        self.pending
+    }
+
+    /// Marks the header as pending (see [`is_pending`](Header::is_pending)).
+    #[must_use]
+    pub(crate) fn into_pending(mut self) -> Header {
+        self.pending = true;
+        self
+    }
+
+    /// Links a pending header (see [`with_link`](Header::with_link)) and clears the flag.
+    pub(crate) fn linked(mut self, base: u64, previous_id: u64, previous_checksum: u32) -> Header {
+        self.pending = false;
+        self.with_link(base, previous_id, previous_checksum)
+    }
+
     /// Total length of the channel's file: header plus data area.
     ///
     /// ```
@@ -365,6 +398,7 @@ impl Header {
             ));
         }
         debug_assert!(RECORD_HEADER_LEN as u64 + TRAILER_RESERVE <= MIN_CAPACITY);
+        debug_assert_eq!(CHECKED_LEN, OFF_DURABLE_WATERMARK);
         Ok(())
     }
 
@@ -379,7 +413,11 @@ impl Header {
         put_u64(&mut b, OFF_CHANNEL_ID, self.channel_id);
         put_u64(&mut b, OFF_CAPACITY, self.capacity);
         put_u32(&mut b, OFF_MAX_RECORD_LEN, self.max_record_len);
-        put_u32(&mut b, OFF_FLAGS, 0);
+        put_u32(
+            &mut b,
+            OFF_FLAGS,
+            if self.pending { FLAG_PENDING } else { 0 },
+        );
         put_u64(&mut b, OFF_TIMEOUT, self.timeout);
         put_u64(&mut b, OFF_CREATION_TIME, self.creation_time);
         put_u64(&mut b, OFF_DATA_VERSION, self.data_version);
@@ -421,7 +459,7 @@ impl Header {
             )));
         }
         let flags = get_u32(bytes, OFF_FLAGS);
-        if flags != 0 {
+        if flags & !FLAG_PENDING != 0 {
             return Err(HeaderDefect::Field(format!(
                 "unknown flags {flags:#x} are set"
             )));
@@ -442,6 +480,7 @@ impl Header {
             base_sequence: get_u64(bytes, OFF_BASE_SEQUENCE),
             previous_channel_id: get_u64(bytes, OFF_PREVIOUS_CHANNEL_ID),
             previous_checksum: get_u32(bytes, OFF_PREVIOUS_CHECKSUM),
+            pending: flags & FLAG_PENDING != 0,
         };
         header.check_limits().map_err(HeaderDefect::Field)?;
         Ok(header)
@@ -496,6 +535,18 @@ mod tests {
     fn encode_decode_round_trip() {
         let h = sample();
         assert_eq!(Header::decode(&h.encode()).unwrap(), h);
+    }
+
+    #[test]
+    fn pending_flag_round_trips_and_linking_clears_it() {
+        let h = sample().into_pending();
+        let decoded = Header::decode(&h.encode()).unwrap();
+        assert!(decoded.is_pending());
+        let linked = decoded.linked(10, 11, 12);
+        let again = Header::decode(&linked.encode()).unwrap();
+        assert!(!again.is_pending());
+        assert_eq!(again.base_sequence(), 10);
+        assert_eq!(again.previous_checksum(), 12);
     }
 
     #[test]

@@ -50,3 +50,7 @@ pub use reader::{shm_reader, try_shm_reader, Reader, Records, ShmReader};
 pub use tick::TickUnit;
 pub use timeout::TimeoutReader;
 pub use writer::{shm_writer, ShmWriter, Writer};
+
+pub(crate) use create::sync_directory;
+pub(crate) use reader::read_header;
+pub(crate) use writer::{closing_checksum, resume_for_seal, shm_writer_pending, SyncHandle};

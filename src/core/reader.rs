@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::frame::{self, Binder, Defect, Frame, Limits};
-use super::header::{HeaderDefect, FORMAT_VERSION, HEADER_LEN, OFF_DURABLE_WATERMARK};
+use super::header::{
+    HeaderDefect, FORMAT_VERSION, HEADER_LEN, OFF_CLOSED_AT, OFF_DURABLE_WATERMARK,
+};
 use super::timeout::Watch;
 use super::{storage_path, ChannelError, Header, InvalidPosition, ReadError, TimeoutReader};
 use crate::mmap::ReadMap;
@@ -158,7 +160,7 @@ pub fn try_shm_reader(
     }
 }
 
-fn read_header(file: &File, path: &Path) -> Result<(Header, u64), ChannelError> {
+pub(crate) fn read_header(file: &File, path: &Path) -> Result<(Header, u64), ChannelError> {
     let io_err = |action| {
         move |source| ChannelError::Io {
             path: path.to_path_buf(),
@@ -396,6 +398,66 @@ impl ShmReader {
     pub fn with_timeout(mut self) -> TimeoutReader {
         self.cursor.watch = Some(Watch::new(&self.chan));
         TimeoutReader::wrap(self)
+    }
+}
+
+impl ShmReader {
+    /// Whether the word at the reader's position is a closing marker (not yet verified: the
+    /// next `try_read` verifies it). Lets a caller decide to move on without a read.
+    pub(crate) fn at_closing_marker(&self) -> bool {
+        if self.cursor.closed.is_some() {
+            return true;
+        }
+        let word = self
+            .chan
+            .map
+            .load_acquire(HEADER_LEN + self.cursor.position as usize);
+        frame::kind_of(word) == Some(frame::Kind::Closed)
+    }
+
+    /// Whether something is published at the reader's position (and, for a durable-only
+    /// reader, durable): the next `try_read` will not return `Ok(None)`.
+    pub(crate) fn has_next(&mut self) -> bool {
+        if self.cursor.closed.is_some() {
+            return true;
+        }
+        let position = self.cursor.position;
+        let word = self.chan.map.load_acquire(HEADER_LEN + position as usize);
+        if word == 0 {
+            return false;
+        }
+        let end = position + frame::frame_len(frame::len_of(word));
+        self.cursor.visible(&self.chan, end)
+    }
+
+    /// The verified closing marker the header's `closed_at` locator points to, as (position,
+    /// trailer, checksum): a seal found without scanning. `None` if there is no locator or it
+    /// does not point to a valid marker.
+    pub(crate) fn located_closing(&self) -> Option<(u64, Vec<u8>, u32)> {
+        let at = self.chan.map.load_acquire(OFF_CLOSED_AT).checked_sub(1)?;
+        let capacity = self.chan.header.capacity();
+        if !at.is_multiple_of(frame::RECORD_ALIGN) || at > capacity - frame::TRAILER_RESERVE {
+            return None;
+        }
+        match self.chan.frame_at(at) {
+            Ok(Frame::Closed { trailer, checksum }) => Some((at, trailer.to_vec(), checksum)),
+            _ => None,
+        }
+    }
+
+    /// End (exclusive, 8-aligned) of the last non-zero word at or after `from`, or `from`
+    /// when all is zero: how far written bytes reach past a channel's valid records.
+    pub(crate) fn written_extent(&self, from: u64) -> u64 {
+        let capacity = self.chan.header.capacity();
+        let mut end = from;
+        let mut at = from;
+        while at + 8 <= capacity {
+            if self.chan.map.load_acquire(HEADER_LEN + at as usize) != 0 {
+                end = at + 8;
+            }
+            at += 8;
+        }
+        end
     }
 }
 

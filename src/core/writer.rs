@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 
 use super::create::create_channel;
 use super::frame::{self, Binder, Kind, MAX_TRAILER_LEN, RECORD_HEADER_LEN, TRAILER_RESERVE};
-use super::header::{HEADER_LEN, OFF_DURABLE_WATERMARK, OFF_HEARTBEAT};
+use super::header::{HEADER_LEN, OFF_CLOSED_AT, OFF_DURABLE_WATERMARK, OFF_HEARTBEAT};
 use super::pretouch::Pretoucher;
-use super::{ChannelError, Encodable, Handler, Header, WriteError};
-use crate::mmap::WriteMap;
+use super::reader::read_header;
+use super::{ChannelError, Encodable, EncoderHandler, Handler, Header, WriteError};
+use crate::mmap::{Flusher, WriteMap};
 
 /// Writes records into a channel.
 ///
@@ -155,7 +156,119 @@ pub fn shm_writer<H: Handler>(
     })
 }
 
+/// Creates a pending channel: a journal segment prepared ahead of need, linked later with
+/// [`ShmWriter::link`].
+pub(crate) fn shm_writer_pending(
+    root: &Path,
+    header: &Header,
+) -> Result<ShmWriter<EncoderHandler>, ChannelError> {
+    shm_writer(root, &header.clone().into_pending(), EncoderHandler)
+}
+
+/// Takes over the channel at `path`, whose writer is gone, positioned at `position` (the end
+/// of its valid records, found by the caller), so that it can be sealed there. Fails with
+/// [`ChannelError::Locked`] while a writer holds it.
+pub(crate) fn resume_for_seal(
+    path: &Path,
+    position: u64,
+) -> Result<ShmWriter<EncoderHandler>, ChannelError> {
+    let io_err = |action| {
+        move |source| ChannelError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io_err("opening the channel for sealing"))?;
+    file.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => ChannelError::Locked {
+            path: path.to_path_buf(),
+        },
+        std::fs::TryLockError::Error(source) => io_err("locking the channel")(source),
+    })?;
+    let (header, _) = read_header(&file, path)?;
+    let limit = header.capacity() - TRAILER_RESERVE;
+    if position > limit || !position.is_multiple_of(frame::RECORD_ALIGN) {
+        return Err(ChannelError::InvalidConfig {
+            path: path.to_path_buf(),
+            reason: format!("cannot seal at offset {position}"),
+        });
+    }
+    let map = WriteMap::map(&file, header.file_len() as usize)
+        .map_err(io_err("mapping the channel for sealing"))?;
+    Ok(ShmWriter {
+        map,
+        _lock: file,
+        path: path.to_path_buf(),
+        binder: Binder::new(header.channel_id()),
+        position,
+        limit,
+        synced: 0,
+        state: State::Open,
+        handler: EncoderHandler,
+        pretoucher: None,
+        header,
+    })
+}
+
+/// The checksum of a closing marker with `trailer` at data-area offset `position` of
+/// channel `channel_id`.
+pub(crate) fn closing_checksum(channel_id: u64, position: u64, trailer: &[u8]) -> u32 {
+    let meta = frame::meta(Kind::Closed, trailer.len() as u32);
+    Binder::new(channel_id).checksum(position, meta, trailer)
+}
+
+/// Syncs a writer's channel from another thread (for group commit).
+pub(crate) struct SyncHandle {
+    flusher: Flusher,
+}
+
+impl SyncHandle {
+    /// Makes the records before data-area offset `position` durable and publishes the new
+    /// durable watermark.
+    pub(crate) fn sync(&self, position: u64) -> std::io::Result<()> {
+        self.flusher.flush_to(HEADER_LEN + position as usize)?;
+        self.flusher.store_release(OFF_DURABLE_WATERMARK, position);
+        Ok(())
+    }
+}
+
 impl<H: Handler> ShmWriter<H> {
+    /// A handle that syncs this channel from another thread.
+    pub(crate) fn sync_handle(&self) -> SyncHandle {
+        SyncHandle {
+            flusher: self.map.flusher(),
+        }
+    }
+
+    /// Links a pending channel into its journal: rewrites the header's link fields, clears
+    /// the pending flag and recomputes the header checksum, in place.
+    pub(crate) fn link(&mut self, base: u64, previous_id: u64, previous_checksum: u32) {
+        debug_assert!(self.header.is_pending() && self.position == 0);
+        self.header = self
+            .header
+            .clone()
+            .linked(base, previous_id, previous_checksum);
+        let bytes = self.header.encode();
+        self.map.overwrite(0, &bytes[..super::header::CHECKED_LEN]);
+    }
+
+    /// The checksum the closing marker with `trailer` would have if written now.
+    pub(crate) fn closing_checksum(&self, trailer: &[u8]) -> u32 {
+        closing_checksum(self.header.channel_id(), self.position, trailer)
+    }
+
+    /// Writes the closing marker with `trailer` without syncing, and returns its checksum.
+    pub(crate) fn seal(&mut self, trailer: &[u8]) -> Result<u32, WriteError> {
+        self.check_writable()?;
+        assert!(trailer.len() <= MAX_TRAILER_LEN, "trailer too long");
+        Ok(self.write_closing(trailer))
+    }
+
     /// The channel's header.
     ///
     /// ```
@@ -365,6 +478,7 @@ impl<H: Handler> ShmWriter<H> {
         let meta = frame::meta(Kind::Closed, trailer.len() as u32);
         let crc = self.binder.checksum(position, meta, stage.written());
         self.map.store_release(offset, frame::word(meta, crc));
+        self.map.store_release(OFF_CLOSED_AT, position + 1);
         self.position += frame::frame_len(trailer.len() as u32);
         self.state = State::Closed;
         crc

@@ -1,0 +1,141 @@
+//! Errors of the journal: opening, reading and maintaining it ([`JournalError`]), and
+//! appending to it ([`AppendError`]).
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::core::{ChannelError, ReadError, WriteError};
+
+/// Errors opening, recovering, reading or pruning a journal. Each names the directory or
+/// segment file concerned; corruption is reported with its segment and offset and is never
+/// returned as data.
+///
+/// ```
+/// use kekbit::journal::{Journal, JournalError};
+/// let dir = tempfile::tempdir().unwrap();
+/// let first = Journal::open(dir.path()).unwrap();
+/// assert!(matches!(Journal::open(dir.path()), Err(JournalError::Locked { .. })));
+/// # drop(first);
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JournalError {
+    /// Another writer has the journal open for appending.
+    #[error("{}: journal is locked by another writer", dir.display())]
+    Locked {
+        /// The journal's directory.
+        dir: PathBuf,
+    },
+    /// The options break a limit.
+    #[error("{}: invalid journal options: {reason}", dir.display())]
+    InvalidOptions {
+        /// The journal's directory.
+        dir: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A segment could not be created or opened.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// A file-system operation failed.
+    #[error("{}: {action} failed: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A record is damaged (the source names the segment file and offset).
+    #[error("corrupt journal: {source}")]
+    Corrupt {
+        /// The damage found.
+        #[source]
+        source: ReadError,
+    },
+    /// A torn tail was found and the recovery mode does not allow dropping it.
+    #[error("{}: torn tail of {bytes} bytes at offset {position} (recovery mode {mode})", segment.display())]
+    TornTail {
+        /// The segment file.
+        segment: PathBuf,
+        /// Data-area offset where the valid records end.
+        position: u64,
+        /// Bytes written after it.
+        bytes: u64,
+        /// The recovery mode that refused to drop them.
+        mode: &'static str,
+    },
+    /// A segment the chain needs is not there.
+    #[error("{}: segment {id} is missing", dir.display())]
+    MissingSegment {
+        /// The journal's directory.
+        dir: PathBuf,
+        /// The missing segment's id.
+        id: u64,
+    },
+    /// A segment does not follow its predecessor: swapped, duplicated, or from another
+    /// journal.
+    #[error("{}: broken segment chain: {reason}", segment.display())]
+    BrokenChain {
+        /// The segment file that does not fit.
+        segment: PathBuf,
+        /// How it does not fit.
+        reason: String,
+    },
+    /// The requested records were removed by pruning.
+    #[error("{}: sequence {requested} was pruned; the journal starts at {first}", dir.display())]
+    Pruned {
+        /// The journal's directory.
+        dir: PathBuf,
+        /// The sequence number asked for.
+        requested: u64,
+        /// The first sequence number still held.
+        first: u64,
+    },
+}
+
+/// Errors appending to or syncing a journal.
+///
+/// ```
+/// use kekbit::journal::{AppendError, JournalOptions};
+/// let dir = tempfile::tempdir().unwrap();
+/// let journal = JournalOptions::new().max_record_len(8).open(dir.path()).unwrap();
+/// assert!(matches!(journal.append(b"nine bytes"), Err(AppendError::RecordTooLarge { len: 10, max: 8 })));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// The record is longer than the journal's maximum record length.
+    #[error("record of {len} bytes exceeds the journal's maximum record length {max}")]
+    RecordTooLarge {
+        /// The record's length.
+        len: u64,
+        /// The maximum.
+        max: u32,
+    },
+    /// An earlier sync failed; the journal refuses appends and syncs from then on, because
+    /// the kernel may have dropped the pages it failed to write.
+    #[error("{}: journal is poisoned by an earlier sync failure", dir.display())]
+    Poisoned {
+        /// The journal's directory.
+        dir: PathBuf,
+    },
+    /// Syncing failed; the journal is now poisoned.
+    #[error("{}: sync failed, journal poisoned: {source}", segment.display())]
+    SyncFailed {
+        /// The segment being synced.
+        segment: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing into the current segment failed.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// The next segment could not be created (for instance, the disk is full). Nothing was
+    /// appended; the journal stays usable once space is freed.
+    #[error(transparent)]
+    Segment(#[from] ChannelError),
+}

@@ -1,0 +1,553 @@
+//! The journal writer: appends with global sequence numbers, rolls over to the next segment,
+//! syncs under a durability policy with group commit, and prunes old segments.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use super::helper::{Helper, SegmentSpec};
+use super::recovery::{self, Active};
+use super::segment;
+use super::sync::{GroupCommit, Turn};
+use super::{AppendError, Durability, JournalError, JournalOptions, JournalReader};
+use crate::core::{SyncHandle, WriteError, Writer};
+
+/// Name of the file whose OS lock marks the journal's single writer. The lock, not the
+/// file, is what counts: it disappears with the process that held it.
+pub(crate) const LOCK_FILE: &str = "kekbit.lock";
+
+/// What opening a journal found and did.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+/// let report = journal.open_report();
+/// assert_eq!(report.next_sequence, 0);
+/// assert_eq!(report.torn_bytes_dropped, 0);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OpenReport {
+    /// Segment files found in the directory.
+    pub segments: usize,
+    /// Sequence number the next append gets.
+    pub next_sequence: u64,
+    /// Bytes of torn tail dropped (written after the last valid record, never acknowledged).
+    pub torn_bytes_dropped: u64,
+    /// The segment whose recovered tail was sealed on opening, if the last writer left it
+    /// unsealed (it crashed).
+    pub sealed_segment: Option<u64>,
+    /// Segments prepared ahead by the last writer and never used, removed.
+    pub pending_removed: usize,
+    /// Segments created during a rollover that never completed (none of their records was
+    /// acknowledged), removed.
+    pub orphans_removed: usize,
+}
+
+/// What [`Journal::prune_before`] removed.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+/// let pruned = journal.prune_before(0).unwrap();
+/// assert_eq!(pruned.segments_removed, 0);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PruneReport {
+    /// Segment files removed.
+    pub segments_removed: usize,
+    /// The first sequence number the journal still holds.
+    pub first_sequence: u64,
+}
+
+/// The sealed segments whose seal, and the records before it, are not yet known durable.
+struct Unsynced {
+    handle: SyncHandle,
+    position: u64,
+    path: PathBuf,
+}
+
+/// Everything appends change, behind one lock.
+struct Appender {
+    active: Active,
+    next_seq: u64,
+    unsynced: Vec<Unsynced>,
+    helper: Helper,
+    poisoned: bool,
+}
+
+struct Shared {
+    dir: PathBuf,
+    options: JournalOptions,
+    appender: Mutex<Appender>,
+    commit: GroupCommit,
+    report: OpenReport,
+    _lock: File,
+}
+
+/// An append-only log of records with global sequence numbers, stored as a chain of
+/// fixed-capacity segments (channels of [`crate::core`]) in one directory.
+///
+/// One process at a time appends (the journal is locked by the OS for its writer's life);
+/// any number of [`JournalReader`]s in any process read it, live. A `Journal` is `Send` and
+/// `Sync`: share it (for instance in an `Arc`) and append from many threads; sequence
+/// numbers are unique and gapless in append order, and threads that need durability share
+/// syncs (group commit).
+///
+/// ```
+/// use kekbit::journal::{Journal, JournalReader};
+/// let dir = tempfile::tempdir().unwrap();
+/// let journal = Journal::open(dir.path()).unwrap();
+/// assert_eq!(journal.append(b"deposit 10").unwrap(), 0);
+/// assert_eq!(journal.append(b"withdraw 3").unwrap(), 1);
+///
+/// let mut reader = JournalReader::open(dir.path(), 0).unwrap();
+/// let (seq, record) = reader.try_next().unwrap().unwrap();
+/// assert_eq!((seq, record), (0, &b"deposit 10"[..]));
+/// ```
+pub struct Journal {
+    shared: Arc<Shared>,
+    flusher: Option<IntervalFlusher>,
+}
+
+impl Journal {
+    /// Opens the journal in `dir` with default [`JournalOptions`], creating it if needed.
+    ///
+    /// Opening takes the journal's writer lock, removes segments prepared ahead and never
+    /// used, and recovers the tail: the last segment is read to its last valid record; if
+    /// its writer crashed, what follows (a torn tail) is handled by the recovery mode and
+    /// reported, and the segment is sealed there. Appends continue with the next sequence
+    /// number in a fresh segment. Sealed segments are not scanned, so opening costs the same
+    /// however long the journal is.
+    ///
+    /// ```
+    /// use kekbit::journal::Journal;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// {
+    ///     let journal = Journal::open(dir.path()).unwrap();
+    ///     journal.append(b"a").unwrap();
+    ///     journal.append(b"b").unwrap();
+    /// }
+    /// let journal = Journal::open(dir.path()).unwrap();
+    /// assert_eq!(journal.append(b"c").unwrap(), 2);
+    /// ```
+    pub fn open(dir: impl AsRef<Path>) -> Result<Journal, JournalError> {
+        Journal::open_with(dir.as_ref(), JournalOptions::new())
+    }
+
+    /// The default options, to change before [`JournalOptions::open`].
+    ///
+    /// ```
+    /// use kekbit::journal::{Durability, Journal};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = Journal::options().durability(Durability::Never).open(dir.path()).unwrap();
+    /// # drop(journal);
+    /// ```
+    pub fn options() -> JournalOptions {
+        JournalOptions::new()
+    }
+
+    pub(crate) fn open_with(dir: &Path, options: JournalOptions) -> Result<Journal, JournalError> {
+        options.check(dir)?;
+        std::fs::create_dir_all(dir).map_err(|source| JournalError::Io {
+            path: dir.to_path_buf(),
+            action: "creating the journal directory",
+            source,
+        })?;
+        let lock = lock_journal(dir)?;
+        let spec = SegmentSpec {
+            dir: dir.to_path_buf(),
+            journal_id: 0,
+            capacity: options.segment_capacity,
+            max_record_len: options.max_record_len,
+        };
+        let sample = segment::new_header(0, 1, spec.capacity, spec.max_record_len);
+        if let Err(reason) = sample.check_limits() {
+            return Err(JournalError::InvalidOptions {
+                dir: dir.to_path_buf(),
+                reason,
+            });
+        }
+        let (active, spec, report) = recovery::recover(spec, options.recovery)?;
+        let mut helper = Helper::start(spec, options.preallocate);
+        helper.prepare(active.id + 1);
+        let next_seq = report.next_sequence;
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            appender: Mutex::new(Appender {
+                active,
+                next_seq,
+                unsynced: Vec::new(),
+                helper,
+                poisoned: false,
+            }),
+            commit: GroupCommit::new(next_seq),
+            report,
+            options,
+            _lock: lock,
+        });
+        let flusher = match shared.options.durability {
+            Durability::Interval(every) => IntervalFlusher::start(Arc::downgrade(&shared), every),
+            _ => None,
+        };
+        Ok(Journal { shared, flusher })
+    }
+
+    /// Appends `record` and returns its sequence number. The record is visible to readers
+    /// at once; under [`Durability::EveryRecord`] `append` returns only once it is durable
+    /// (sharing the sync with concurrent appends), under [`Durability::EveryN`] the append
+    /// that completes a batch syncs it.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+    /// assert_eq!(journal.append(b"first").unwrap(), 0);
+    /// assert_eq!(journal.durable_count(), 1); // EveryRecord by default
+    /// ```
+    pub fn append(&self, record: &[u8]) -> Result<u64, AppendError> {
+        let max = self.shared.options.max_record_len;
+        if record.len() as u64 > u64::from(max) {
+            return Err(AppendError::RecordTooLarge {
+                len: record.len() as u64,
+                max,
+            });
+        }
+        let seq = self.shared.appender().append(record, &self.shared.dir)?;
+        let sync = match self.shared.options.durability {
+            Durability::EveryRecord => true,
+            Durability::EveryN(n) => (seq + 1) % n == 0,
+            _ => false,
+        };
+        if sync {
+            self.shared.sync_through(seq + 1)?;
+        }
+        Ok(seq)
+    }
+
+    /// Makes every record appended so far durable and returns the sequence number of the
+    /// last durable record (`None` while the journal is empty). After a failure the journal
+    /// is poisoned: this and every later append or sync fails.
+    ///
+    /// ```
+    /// use kekbit::journal::{Durability, Journal};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = Journal::options().durability(Durability::Never).open(dir.path()).unwrap();
+    /// assert_eq!(journal.sync().unwrap(), None);
+    /// journal.append(b"x").unwrap();
+    /// journal.append(b"y").unwrap();
+    /// assert_eq!(journal.sync().unwrap(), Some(1));
+    /// ```
+    pub fn sync(&self) -> Result<Option<u64>, AppendError> {
+        let target = self.shared.appender().next_seq;
+        let durable = self.shared.sync_through(target)?;
+        Ok(durable.checked_sub(1))
+    }
+
+    /// The sequence number the next append will get (the number of records ever appended).
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+    /// journal.append(b"x").unwrap();
+    /// assert_eq!(journal.next_sequence(), 1);
+    /// ```
+    pub fn next_sequence(&self) -> u64 {
+        self.shared.appender().next_seq
+    }
+
+    /// How many records are known durable: every sequence number below it.
+    ///
+    /// ```
+    /// use kekbit::journal::{Durability, Journal};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = Journal::options().durability(Durability::Never).open(dir.path()).unwrap();
+    /// journal.append(b"x").unwrap();
+    /// assert_eq!(journal.durable_count(), 0);
+    /// journal.sync().unwrap();
+    /// assert_eq!(journal.durable_count(), 1);
+    /// ```
+    pub fn durable_count(&self) -> u64 {
+        self.shared.commit.durable()
+    }
+
+    /// What opening the journal found and did (torn bytes dropped and so on).
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+    /// assert_eq!(journal.open_report().sealed_segment, None);
+    /// ```
+    pub fn open_report(&self) -> &OpenReport {
+        &self.shared.report
+    }
+
+    /// The journal's directory.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+    /// assert_eq!(journal.dir(), dir.path());
+    /// ```
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// A reader of this journal from sequence number `from` (see [`JournalReader::open`]).
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+    /// journal.append(b"x").unwrap();
+    /// let mut reader = journal.reader(0).unwrap();
+    /// assert_eq!(reader.try_next().unwrap(), Some((0, &b"x"[..])));
+    /// ```
+    pub fn reader(&self, from: u64) -> Result<JournalReader, JournalError> {
+        JournalReader::open(&self.shared.dir, from)
+    }
+
+    /// Removes the segments all of whose records have sequence numbers below `seq`, oldest
+    /// first, never the segment being appended to. A reader that still has a removed segment
+    /// open keeps reading it (files are unlinked, never truncated). The directory is synced.
+    ///
+    /// ```
+    /// use kekbit::journal::{Durability, Journal};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = Journal::options().segment_capacity(4096).max_record_len(1000)
+    ///     .durability(Durability::Never).open(dir.path()).unwrap();
+    /// for _ in 0..20 {
+    ///     journal.append(&[7u8; 1000]).unwrap(); // four records per segment
+    /// }
+    /// // Segments holding 0-3 and 4-7 go; the one holding 8-11 stays, as it holds 10 and 11.
+    /// let pruned = journal.prune_before(10).unwrap();
+    /// assert_eq!(pruned.segments_removed, 2);
+    /// assert_eq!(pruned.first_sequence, 8);
+    /// ```
+    pub fn prune_before(&self, seq: u64) -> Result<PruneReport, JournalError> {
+        let active = self.shared.appender().active.id;
+        let dir = &self.shared.dir;
+        let ids = segment::list(dir)?;
+        let mut report = PruneReport::default();
+        let mut removed_any = false;
+        for pair in ids.windows(2) {
+            let (id, next) = (pair[0], pair[1]);
+            if id >= active || next != id + 1 {
+                break;
+            }
+            let next_header = segment::header(dir, next)?;
+            if next_header.is_pending() || next_header.base_sequence() > seq {
+                break;
+            }
+            let path = segment::segment_path(dir, id);
+            std::fs::remove_file(&path).map_err(|source| JournalError::Io {
+                path,
+                action: "removing a pruned segment",
+                source,
+            })?;
+            report.segments_removed += 1;
+            removed_any = true;
+        }
+        if removed_any {
+            crate::core::sync_directory(dir)?;
+        }
+        if let Some(&first) = segment::list(dir)?.first() {
+            report.first_sequence = segment::header(dir, first)?.base_sequence();
+        }
+        Ok(report)
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        // Stop the flusher first: it holds only a weak reference, but may be mid-sync.
+        self.flusher = None;
+    }
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("dir", &self.shared.dir)
+            .field("next_sequence", &self.next_sequence())
+            .field("durable_count", &self.durable_count())
+            .finish()
+    }
+}
+
+fn lock_journal(dir: &Path) -> Result<File, JournalError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| JournalError::Io {
+            path: path.clone(),
+            action: "opening the journal lock",
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(JournalError::Locked {
+            dir: dir.to_path_buf(),
+        }),
+        Err(TryLockError::Error(source)) => Err(JournalError::Io {
+            path,
+            action: "locking the journal",
+            source,
+        }),
+    }
+}
+
+impl Shared {
+    fn appender(&self) -> MutexGuard<'_, Appender> {
+        self.appender.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Returns once records `[0, target)` are durable: leads a sync or waits for the one in
+    /// progress (group commit). Returns the number of durable records.
+    fn sync_through(&self, target: u64) -> Result<u64, AppendError> {
+        loop {
+            match self.commit.wait_for(target) {
+                Turn::Durable(n) => return Ok(n),
+                Turn::Poisoned => {
+                    return Err(AppendError::Poisoned {
+                        dir: self.dir.clone(),
+                    })
+                }
+                Turn::Lead => {}
+            }
+            let (work, upto) = {
+                let mut appender = self.appender();
+                if appender.poisoned {
+                    self.commit.finish(None);
+                    continue;
+                }
+                appender.sync_work()
+            };
+            // Sealed segments first, oldest first, then the active one: a record after a
+            // rollover is never durable before the seal that leads to it.
+            let failed = work
+                .iter()
+                .find_map(|u| u.handle.sync(u.position).err().map(|e| (u.path.clone(), e)));
+            let mut appender = self.appender();
+            if let Some((segment, source)) = failed {
+                appender.poisoned = true;
+                self.commit.finish(None);
+                appender.helper.retire(work);
+                return Err(AppendError::SyncFailed { segment, source });
+            }
+            self.commit.finish(Some(upto));
+            appender.helper.retire(work);
+        }
+    }
+}
+
+impl Appender {
+    fn append(&mut self, record: &[u8], dir: &Path) -> Result<u64, AppendError> {
+        if self.poisoned {
+            return Err(AppendError::Poisoned {
+                dir: dir.to_path_buf(),
+            });
+        }
+        match self.active.writer.write(record) {
+            Ok(_) => {}
+            Err(WriteError::ChannelFull { .. }) => {
+                self.roll_over()?;
+                self.active.writer.write(record)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
+    /// Seals the active segment with a marker naming its successor's first sequence number
+    /// and continues in the successor, prepared ahead by the helper. The successor is linked
+    /// (its header names this segment, its seal's checksum and its first sequence number)
+    /// before the seal is published, so a reader that follows the seal finds it linked.
+    fn roll_over(&mut self) -> Result<(), AppendError> {
+        let next_id = self.active.id + 1;
+        let mut next = self.helper.take(next_id)?;
+        let trailer = segment::trailer(self.next_seq);
+        let checksum = self.active.writer.closing_checksum(&trailer);
+        next.link(self.next_seq, self.active.id, checksum);
+        let sealed = self.active.writer.seal(&trailer)?;
+        debug_assert_eq!(sealed, checksum);
+        let old = std::mem::replace(
+            &mut self.active,
+            Active {
+                writer: next,
+                id: next_id,
+            },
+        );
+        self.unsynced.push(Unsynced {
+            handle: old.writer.sync_handle(),
+            position: old.writer.position(),
+            path: old.writer.path().to_path_buf(),
+        });
+        self.helper.retire(old.writer);
+        self.helper.prepare(next_id + 1);
+        Ok(())
+    }
+
+    /// What a sync must cover now, and the record count it makes durable.
+    fn sync_work(&mut self) -> (Vec<Unsynced>, u64) {
+        let mut work: Vec<Unsynced> = self.unsynced.drain(..).collect();
+        work.push(Unsynced {
+            handle: self.active.writer.sync_handle(),
+            position: self.active.writer.position(),
+            path: self.active.writer.path().to_path_buf(),
+        });
+        (work, self.next_seq)
+    }
+}
+
+/// The background thread of [`Durability::Interval`].
+struct IntervalFlusher {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl IntervalFlusher {
+    fn start(shared: Weak<Shared>, every: Duration) -> Option<IntervalFlusher> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let theirs = Arc::clone(&stop);
+        let thread = thread::Builder::new()
+            .name("kekbit-flusher".into())
+            .spawn(move || {
+                while !theirs.load(Ordering::Relaxed) {
+                    thread::park_timeout(every);
+                    if theirs.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let Some(shared) = shared.upgrade() else {
+                        break;
+                    };
+                    let target = shared.appender().next_seq;
+                    if shared.sync_through(target).is_err() {
+                        break;
+                    }
+                }
+            })
+            .ok()?;
+        Some(IntervalFlusher {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for IntervalFlusher {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}

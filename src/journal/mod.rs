@@ -1,0 +1,43 @@
+//! The journal: an unbounded, append-only log of records with global sequence numbers, made
+//! of fixed-capacity segments (channels of [`crate::core`]) linked into a chain.
+//!
+//! When a segment is full the writer seals it with a marker naming its successor's first
+//! sequence number and continues in the next segment, which a background thread prepared
+//! ahead. Each segment's header records its first sequence number and its predecessor's id
+//! and seal checksum, so a missing, swapped, duplicated or foreign segment is detected.
+//! The layout and the crash case of each step are in `docs/FORMAT.md`.
+//!
+//! ```
+//! use kekbit::journal::{Durability, Journal, JournalReader};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let journal = Journal::options()
+//!     .segment_capacity(64 << 10)
+//!     .max_record_len(1024)
+//!     .durability(Durability::Never)
+//!     .open(dir.path())?;
+//! for i in 0..10_000u32 {
+//!     journal.append(&i.to_le_bytes())?; // rolls over to new segments as they fill
+//! }
+//! journal.sync()?;
+//!
+//! let mut reader = JournalReader::open(dir.path(), 9_990)?;
+//! let (seq, record) = reader.try_next()?.expect("record 9990");
+//! assert_eq!((seq, record), (9_990, &9_990u32.to_le_bytes()[..]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+mod helper;
+#[allow(clippy::module_inception)]
+mod journal;
+mod options;
+mod reader;
+mod recovery;
+mod segment;
+mod sync;
+
+pub use error::{AppendError, JournalError};
+pub use journal::{Journal, OpenReport, PruneReport};
+pub use options::{Durability, JournalOptions, RecoveryMode};
+pub use reader::JournalReader;

@@ -1,0 +1,242 @@
+//! How a journal is opened: segment size, limits, durability and recovery policies.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::{Journal, JournalError};
+
+/// When appended records are made durable (written to storage with `msync`).
+///
+/// ```
+/// use kekbit::journal::{Durability, JournalOptions};
+/// use std::time::Duration;
+/// let dir = tempfile::tempdir().unwrap();
+/// let journal = JournalOptions::new()
+///     .durability(Durability::Interval(Duration::from_millis(5)))
+///     .open(dir.path())
+///     .unwrap();
+/// journal.append(b"made durable within about 5 ms").unwrap();
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Only when [`Journal::sync`] is called (or the OS writes pages back on its own).
+    /// A process crash loses nothing appended; a power loss may lose what was not synced.
+    Never,
+    /// Every record: `append` returns once the record is durable. Appends from several
+    /// threads share syncs (group commit).
+    EveryRecord,
+    /// Every `n` records: the append that completes a batch of `n` syncs before returning.
+    EveryN(u64),
+    /// A background thread syncs at this interval.
+    Interval(Duration),
+}
+
+/// What opening a journal does with damage at its tail, left by a crash.
+///
+/// ```
+/// use kekbit::journal::{JournalOptions, RecoveryMode};
+/// let options = JournalOptions::new().recovery(RecoveryMode::AbsoluteConsistency);
+/// assert_eq!(options.recovery_mode(), RecoveryMode::AbsoluteConsistency);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RecoveryMode {
+    /// Drop a torn tail (bytes after the last valid record of the last segment that were
+    /// never acknowledged durable) and report how many bytes were dropped. Damage below the
+    /// durable watermark, where records were acknowledged, is an error.
+    #[default]
+    TolerateTornTail,
+    /// Any damage, even an unacknowledged torn tail, is an error: the journal is left as it
+    /// is for inspection.
+    AbsoluteConsistency,
+    /// Drop damaged data at the tail even below the durable watermark, and report it.
+    SkipCorrupt,
+}
+
+/// Options for opening a [`Journal`]; every setter says its default.
+///
+/// ```
+/// use kekbit::journal::{Durability, JournalOptions};
+/// let dir = tempfile::tempdir().unwrap();
+/// let journal = JournalOptions::new()
+///     .segment_capacity(1 << 20)
+///     .max_record_len(4096)
+///     .durability(Durability::Never)
+///     .open(dir.path())
+///     .unwrap();
+/// assert_eq!(journal.append(b"first").unwrap(), 0);
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct JournalOptions {
+    pub(crate) segment_capacity: u64,
+    pub(crate) max_record_len: u32,
+    pub(crate) durability: Durability,
+    pub(crate) recovery: RecoveryMode,
+    pub(crate) preallocate: bool,
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        JournalOptions::new()
+    }
+}
+
+impl JournalOptions {
+    /// The default options.
+    ///
+    /// ```
+    /// let options = kekbit::journal::JournalOptions::new();
+    /// assert_eq!(options.segment_capacity_bytes(), 64 << 20);
+    /// ```
+    pub fn new() -> JournalOptions {
+        JournalOptions {
+            segment_capacity: 64 << 20,
+            max_record_len: 1 << 20,
+            durability: Durability::EveryRecord,
+            recovery: RecoveryMode::TolerateTornTail,
+            preallocate: true,
+        }
+    }
+
+    /// Size of each segment's data area in bytes. Defaults to 64 MiB. Applies to segments
+    /// created from now on; existing segments keep theirs.
+    ///
+    /// ```
+    /// let options = kekbit::journal::JournalOptions::new().segment_capacity(1 << 20);
+    /// assert_eq!(options.segment_capacity_bytes(), 1 << 20);
+    /// ```
+    pub fn segment_capacity(mut self, bytes: u64) -> JournalOptions {
+        self.segment_capacity = bytes;
+        self
+    }
+
+    /// Largest record payload accepted. Defaults to 1 MiB. A record of this size must fit in
+    /// an empty segment (with 8 bytes of framing and the 64-byte closing reserve).
+    ///
+    /// ```
+    /// let options = kekbit::journal::JournalOptions::new().max_record_len(512);
+    /// assert_eq!(options.max_record_len_bytes(), 512);
+    /// ```
+    pub fn max_record_len(mut self, bytes: u32) -> JournalOptions {
+        self.max_record_len = bytes;
+        self
+    }
+
+    /// When appends become durable. Defaults to [`Durability::EveryRecord`].
+    ///
+    /// ```
+    /// use kekbit::journal::{Durability, JournalOptions};
+    /// let options = JournalOptions::new().durability(Durability::EveryN(100));
+    /// assert_eq!(options.durability_policy(), Durability::EveryN(100));
+    /// ```
+    pub fn durability(mut self, durability: Durability) -> JournalOptions {
+        self.durability = durability;
+        self
+    }
+
+    /// How damage at the tail is handled when the journal is opened for appending.
+    /// Defaults to [`RecoveryMode::TolerateTornTail`].
+    ///
+    /// ```
+    /// use kekbit::journal::{JournalOptions, RecoveryMode};
+    /// let options = JournalOptions::new().recovery(RecoveryMode::SkipCorrupt);
+    /// assert_eq!(options.recovery_mode(), RecoveryMode::SkipCorrupt);
+    /// ```
+    pub fn recovery(mut self, mode: RecoveryMode) -> JournalOptions {
+        self.recovery = mode;
+        self
+    }
+
+    /// Whether the next segment is created, reserved on storage and prefaulted by a
+    /// background thread before it is needed, so that rolling over costs the appending
+    /// thread no file creation, `fallocate` or `fsync`. Defaults to `true`; with `false` the
+    /// appending thread creates each segment when it needs it.
+    ///
+    /// ```
+    /// let options = kekbit::journal::JournalOptions::new().preallocate(false);
+    /// assert!(!options.preallocates());
+    /// ```
+    pub fn preallocate(mut self, preallocate: bool) -> JournalOptions {
+        self.preallocate = preallocate;
+        self
+    }
+
+    /// The segment capacity set.
+    ///
+    /// ```
+    /// assert_eq!(kekbit::journal::JournalOptions::new().segment_capacity_bytes(), 64 << 20);
+    /// ```
+    pub fn segment_capacity_bytes(&self) -> u64 {
+        self.segment_capacity
+    }
+
+    /// The maximum record length set.
+    ///
+    /// ```
+    /// assert_eq!(kekbit::journal::JournalOptions::new().max_record_len_bytes(), 1 << 20);
+    /// ```
+    pub fn max_record_len_bytes(&self) -> u32 {
+        self.max_record_len
+    }
+
+    /// The durability policy set.
+    ///
+    /// ```
+    /// use kekbit::journal::{Durability, JournalOptions};
+    /// assert_eq!(JournalOptions::new().durability_policy(), Durability::EveryRecord);
+    /// ```
+    pub fn durability_policy(&self) -> Durability {
+        self.durability
+    }
+
+    /// The recovery mode set.
+    ///
+    /// ```
+    /// use kekbit::journal::{JournalOptions, RecoveryMode};
+    /// assert_eq!(JournalOptions::new().recovery_mode(), RecoveryMode::TolerateTornTail);
+    /// ```
+    pub fn recovery_mode(&self) -> RecoveryMode {
+        self.recovery
+    }
+
+    /// Whether segments are prepared in the background.
+    ///
+    /// ```
+    /// assert!(kekbit::journal::JournalOptions::new().preallocates());
+    /// ```
+    pub fn preallocates(&self) -> bool {
+        self.preallocate
+    }
+
+    /// Opens the journal in `dir` for appending, creating it if needed, and recovers its
+    /// tail (see [`Journal::open`]).
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = kekbit::journal::JournalOptions::new().open(dir.path()).unwrap();
+    /// assert_eq!(journal.next_sequence(), 0);
+    /// ```
+    pub fn open(self, dir: impl AsRef<Path>) -> Result<Journal, JournalError> {
+        Journal::open_with(dir.as_ref(), self)
+    }
+
+    pub(crate) fn check(&self, dir: &Path) -> Result<(), JournalError> {
+        let invalid = |reason: String| JournalError::InvalidOptions {
+            dir: dir.to_path_buf(),
+            reason,
+        };
+        if let Durability::EveryN(0) = self.durability {
+            return Err(invalid("Durability::EveryN needs at least 1 record".into()));
+        }
+        if let Durability::Interval(d) = self.durability {
+            if d.is_zero() {
+                return Err(invalid(
+                    "Durability::Interval needs a non-zero interval".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

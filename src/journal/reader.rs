@@ -1,0 +1,343 @@
+//! Reading a journal: from any sequence number, across segments, live.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::segment::{self, Link};
+use super::JournalError;
+use crate::core::{ChannelError, ReadError, Reader, ShmReader};
+
+/// The segment being read.
+struct Current {
+    reader: ShmReader,
+    id: u64,
+}
+
+/// Reads a journal's records in order, with their sequence numbers, from any sequence
+/// number on, in this process or another, while the writer appends.
+///
+/// Reads never block: [`try_next`](JournalReader::try_next) returns `Ok(None)` when the
+/// reader has caught up; [`next_timeout`](JournalReader::next_timeout) waits. The reader
+/// follows the writer across segment rollovers, checking that each segment is the one its
+/// predecessor's seal leads to, and keeps only the segment it reads mapped. As an
+/// [`Iterator`] it yields owned copies and ends when caught up.
+///
+/// ```
+/// use kekbit::journal::{Journal, JournalReader};
+/// let dir = tempfile::tempdir().unwrap();
+/// let journal = Journal::open(dir.path()).unwrap();
+/// for i in 0..5u8 {
+///     journal.append(&[i]).unwrap();
+/// }
+/// let reader = JournalReader::open(dir.path(), 2).unwrap();
+/// let records: Vec<(u64, Vec<u8>)> = reader.map(Result::unwrap).collect();
+/// assert_eq!(records, [(2, vec![2]), (3, vec![3]), (4, vec![4])]);
+/// ```
+pub struct JournalReader {
+    dir: PathBuf,
+    current: Option<Current>,
+    next_seq: u64,
+    skip_until: u64,
+    durable_only: bool,
+    failed: bool,
+}
+
+impl JournalReader {
+    /// A reader of the journal in `dir` whose first record will be sequence number `from`.
+    /// The segment holding it is found by a binary search over the segments' first sequence
+    /// numbers, then a scan inside that one segment. A `from` beyond the last record is
+    /// allowed: the reader waits for it. A journal with no segment yet is allowed too.
+    ///
+    /// ```
+    /// use kekbit::journal::{Journal, JournalReader};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = Journal::open(dir.path()).unwrap();
+    /// let mut reader = JournalReader::open(dir.path(), 1).unwrap();
+    /// assert_eq!(reader.try_next().unwrap(), None);
+    /// journal.append(b"zero").unwrap();
+    /// journal.append(b"one").unwrap();
+    /// assert_eq!(reader.try_next().unwrap(), Some((1, &b"one"[..])));
+    /// ```
+    pub fn open(dir: impl AsRef<Path>, from: u64) -> Result<JournalReader, JournalError> {
+        let mut reader = JournalReader {
+            dir: dir.as_ref().to_path_buf(),
+            current: None,
+            next_seq: 0,
+            skip_until: from,
+            durable_only: false,
+            failed: false,
+        };
+        reader.locate()?;
+        Ok(reader)
+    }
+
+    /// When `true`, returns only records the writer has made durable. Defaults to `false`:
+    /// every published record.
+    ///
+    /// ```
+    /// use kekbit::journal::{Durability, Journal};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = Journal::options().durability(Durability::Never).open(dir.path()).unwrap();
+    /// let mut reader = journal.reader(0).unwrap();
+    /// reader.set_durable_only(true);
+    /// journal.append(b"x").unwrap();
+    /// assert_eq!(reader.try_next().unwrap(), None);
+    /// journal.sync().unwrap();
+    /// assert_eq!(reader.try_next().unwrap(), Some((0, &b"x"[..])));
+    /// ```
+    pub fn set_durable_only(&mut self, durable_only: bool) {
+        self.durable_only = durable_only;
+        if let Some(current) = &mut self.current {
+            current.reader.set_durable_only(durable_only);
+        }
+    }
+
+    /// The sequence number of the next record this reader returns.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+    /// journal.append(b"x").unwrap();
+    /// let mut reader = journal.reader(0).unwrap();
+    /// reader.try_next().unwrap();
+    /// assert_eq!(reader.next_sequence(), 1);
+    /// ```
+    pub fn next_sequence(&self) -> u64 {
+        self.next_seq.max(self.skip_until)
+    }
+
+    /// The next record and its sequence number, or `Ok(None)` if there is none yet. Damage
+    /// (a record failing its checksum, a segment that does not follow its predecessor, a
+    /// missing segment) is an error; the reader stays where it was.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+    /// let mut reader = journal.reader(0).unwrap();
+    /// assert_eq!(reader.try_next().unwrap(), None);
+    /// journal.append(b"x").unwrap();
+    /// assert_eq!(reader.try_next().unwrap(), Some((0, &b"x"[..])));
+    /// ```
+    pub fn try_next(&mut self) -> Result<Option<(u64, &[u8])>, JournalError> {
+        if !self.advance()? {
+            return Ok(None);
+        }
+        let Some(current) = self.current.as_mut() else {
+            return Ok(None);
+        };
+        match current.reader.try_read() {
+            Ok(Some(record)) => {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                Ok(Some((seq, record)))
+            }
+            // A seal published since `advance` looked: the next call crosses it.
+            Ok(None) | Err(ReadError::Closed { .. }) => Ok(None),
+            Err(source) => Err(JournalError::Corrupt { source }),
+        }
+    }
+
+    /// Like [`try_next`](JournalReader::try_next), but waits up to `timeout` for a record
+    /// (spinning briefly, then sleeping with a growing pause of at most a millisecond).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+    /// let mut reader = journal.reader(0).unwrap();
+    /// assert_eq!(reader.next_timeout(Duration::from_millis(5)).unwrap(), None);
+    /// journal.append(b"x").unwrap();
+    /// assert!(reader.next_timeout(Duration::from_secs(1)).unwrap().is_some());
+    /// ```
+    pub fn next_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<(u64, &[u8])>, JournalError> {
+        let deadline = Instant::now() + timeout;
+        let mut idle = 0u32;
+        loop {
+            if self.ready()? {
+                return self.try_next();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            idle += 1;
+            if idle < 64 {
+                std::hint::spin_loop();
+            } else if idle < 128 {
+                std::thread::yield_now();
+            } else {
+                let pause = Duration::from_micros(u64::from(idle - 127).min(1_000));
+                std::thread::sleep(pause.min(deadline - now));
+            }
+        }
+    }
+
+    /// Whether the next `try_next` has something to return (or an error to report).
+    fn ready(&mut self) -> Result<bool, JournalError> {
+        if !self.advance()? {
+            return Ok(false);
+        }
+        Ok(self
+            .current
+            .as_mut()
+            .is_some_and(|current| current.reader.has_next()))
+    }
+
+    /// Opens the segment that holds `skip_until`; `false` if the journal has none yet.
+    fn locate(&mut self) -> Result<bool, JournalError> {
+        let mut ids = segment::list(&self.dir)?;
+        while let Some(&last) = ids.last() {
+            if !segment::header(&self.dir, last)?.is_pending() {
+                break;
+            }
+            ids.pop();
+        }
+        let Some(&first) = ids.first() else {
+            return Ok(false);
+        };
+        let target = self.skip_until;
+        let first_base = segment::header(&self.dir, first)?.base_sequence();
+        if target < first_base {
+            return Err(JournalError::Pruned {
+                dir: self.dir.clone(),
+                requested: target,
+                first: first_base,
+            });
+        }
+        // The last segment whose first sequence number is at most the target.
+        let (mut lo, mut hi) = (0, ids.len());
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if segment::header(&self.dir, ids[mid])?.base_sequence() <= target {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let id = ids[lo];
+        let mut reader = ShmReader::open(segment::segment_path(&self.dir, id))?;
+        reader.set_durable_only(self.durable_only);
+        self.next_seq = reader.header().base_sequence();
+        self.current = Some(Current { reader, id });
+        Ok(true)
+    }
+
+    /// Crosses closing markers and skips records before `skip_until`; `false` if nothing
+    /// is available now.
+    fn advance(&mut self) -> Result<bool, JournalError> {
+        loop {
+            if self.current.is_none() && !self.locate()? {
+                return Ok(false);
+            }
+            let current = self.current.as_mut().expect("located");
+            if current.reader.at_closing_marker() {
+                if !self.cross()? {
+                    return Ok(false);
+                }
+                continue;
+            }
+            if self.next_seq >= self.skip_until {
+                return Ok(true);
+            }
+            match current.reader.try_read() {
+                Ok(Some(_)) => self.next_seq += 1,
+                Ok(None) => return Ok(false),
+                Err(ReadError::Closed { .. }) => {}
+                Err(source) => return Err(JournalError::Corrupt { source }),
+            }
+        }
+    }
+
+    /// Verifies the current segment's seal and moves to its successor; `false` if the
+    /// successor is not there yet.
+    fn cross(&mut self) -> Result<bool, JournalError> {
+        let current = self.current.as_mut().expect("located");
+        match current.reader.try_read() {
+            Err(ReadError::Closed { .. }) => {}
+            Err(source) => return Err(JournalError::Corrupt { source }),
+            // Not yet durable, for a durable-only reader.
+            Ok(_) => return Ok(false),
+        }
+        let (trailer, checksum) = current
+            .reader
+            .closing()
+            .expect("a closed reader has a marker");
+        let path = current.reader.path().to_path_buf();
+        let named =
+            segment::parse_trailer(trailer).map_err(|reason| JournalError::BrokenChain {
+                segment: path.clone(),
+                reason,
+            })?;
+        if let Some(next) = named.filter(|&n| n != self.next_seq) {
+            return Err(JournalError::BrokenChain {
+                segment: path,
+                reason: format!(
+                    "seal names next sequence {next}, but the segment ends at {}",
+                    self.next_seq
+                ),
+            });
+        }
+        let link = Link {
+            journal_id: current.reader.header().writer_id(),
+            previous_id: current.id,
+            base: self.next_seq,
+            previous_checksum: checksum,
+        };
+        let next_id = current.id + 1;
+        let next_path = segment::segment_path(&self.dir, next_id);
+        let mut reader = match ShmReader::open(&next_path) {
+            Ok(reader) => reader,
+            Err(ChannelError::NotFound { .. }) => {
+                if segment::list(&self.dir)?.iter().any(|&id| id > next_id) {
+                    return Err(JournalError::MissingSegment {
+                        dir: self.dir.clone(),
+                        id: next_id,
+                    });
+                }
+                return Ok(false);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if reader.header().is_pending() {
+            return Ok(false);
+        }
+        segment::check_link(reader.header(), &link, &next_path)?;
+        reader.set_durable_only(self.durable_only);
+        self.current = Some(Current {
+            reader,
+            id: next_id,
+        });
+        Ok(true)
+    }
+}
+
+impl Iterator for JournalReader {
+    type Item = Result<(u64, Vec<u8>), JournalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.try_next() {
+            Ok(Some((seq, record))) => Some(Ok((seq, record.to_vec()))),
+            Ok(None) => None,
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for JournalReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournalReader")
+            .field("dir", &self.dir)
+            .field("segment", &self.current.as_ref().map(|c| c.id))
+            .field("next_sequence", &self.next_sequence())
+            .finish()
+    }
+}

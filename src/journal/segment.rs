@@ -1,0 +1,173 @@
+//! Segment files of a journal: naming, listing, reading headers and checking links.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use super::JournalError;
+use crate::core::{read_header, storage_path, Header, TickUnit};
+
+/// Length of the trailer in a segment's sealing marker: the successor's first sequence
+/// number, little-endian.
+pub(crate) const TRAILER_LEN: usize = 8;
+
+/// The file of segment `id` in `dir`.
+pub(crate) fn segment_path(dir: &Path, id: u64) -> PathBuf {
+    storage_path(dir, id)
+}
+
+/// The ids of the segment files in `dir`, ascending.
+pub(crate) fn list(dir: &Path) -> Result<Vec<u64>, JournalError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| JournalError::Io {
+        path: dir.to_path_buf(),
+        action: "listing the journal directory",
+        source,
+    })?;
+    let mut ids: Vec<u64> = entries
+        .flatten()
+        .filter_map(|e| parse_name(&e.file_name().to_string_lossy()))
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// The segment id a file name stands for, if it is a segment's name.
+fn parse_name(name: &str) -> Option<u64> {
+    let hex = name.strip_suffix(".kekbit")?;
+    if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// Reads and validates segment `id`'s header without mapping it.
+pub(crate) fn header(dir: &Path, id: u64) -> Result<Header, JournalError> {
+    let path = segment_path(dir, id);
+    let file = File::open(&path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            JournalError::MissingSegment {
+                dir: dir.to_path_buf(),
+                id,
+            }
+        } else {
+            JournalError::Io {
+                path: path.clone(),
+                action: "opening a segment",
+                source,
+            }
+        }
+    })?;
+    let (header, _) = read_header(&file, &path)?;
+    if header.channel_id() != id {
+        return Err(JournalError::BrokenChain {
+            segment: path,
+            reason: format!(
+                "file is named for segment {id} but its header says {}",
+                header.channel_id()
+            ),
+        });
+    }
+    Ok(header)
+}
+
+/// The header of a new segment of journal `journal_id`.
+pub(crate) fn new_header(journal_id: u64, id: u64, capacity: u64, max_record_len: u32) -> Header {
+    Header::new(
+        journal_id,
+        id,
+        capacity,
+        max_record_len,
+        0,
+        TickUnit::Millis,
+    )
+}
+
+/// The trailer of a sealing marker whose successor starts at `next_base`.
+pub(crate) fn trailer(next_base: u64) -> [u8; TRAILER_LEN] {
+    next_base.to_le_bytes()
+}
+
+/// The successor's first sequence number from a sealing marker's trailer; `None` for an
+/// empty trailer (a segment closed by dropping its writer names no successor).
+pub(crate) fn parse_trailer(trailer: &[u8]) -> Result<Option<u64>, String> {
+    match trailer.len() {
+        0 => Ok(None),
+        TRAILER_LEN => {
+            let mut b = [0u8; TRAILER_LEN];
+            b.copy_from_slice(trailer);
+            Ok(Some(u64::from_le_bytes(b)))
+        }
+        n => Err(format!(
+            "sealing trailer of {n} bytes, expected {TRAILER_LEN}"
+        )),
+    }
+}
+
+/// What a segment's header must say to follow its predecessor.
+pub(crate) struct Link {
+    pub(crate) journal_id: u64,
+    pub(crate) previous_id: u64,
+    pub(crate) base: u64,
+    pub(crate) previous_checksum: u32,
+}
+
+/// Checks that `header` (of the segment at `path`) follows as `link` says.
+pub(crate) fn check_link(header: &Header, link: &Link, path: &Path) -> Result<(), JournalError> {
+    let broken = |reason: String| {
+        Err(JournalError::BrokenChain {
+            segment: path.to_path_buf(),
+            reason,
+        })
+    };
+    if header.writer_id() != link.journal_id {
+        return broken(format!(
+            "segment belongs to journal {:#x}, not {:#x}",
+            header.writer_id(),
+            link.journal_id
+        ));
+    }
+    if header.is_pending() {
+        return broken("segment was never linked (pending)".into());
+    }
+    if header.previous_channel_id() != link.previous_id {
+        return broken(format!(
+            "segment follows segment {}, expected {}",
+            header.previous_channel_id(),
+            link.previous_id
+        ));
+    }
+    if header.base_sequence() != link.base {
+        return broken(format!(
+            "segment starts at sequence {}, expected {}",
+            header.base_sequence(),
+            link.base
+        ));
+    }
+    if header.previous_checksum() != link.previous_checksum {
+        return broken(format!(
+            "segment records predecessor checksum {:#010x}, the predecessor's seal has {:#010x}",
+            header.previous_checksum(),
+            link.previous_checksum
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_only_for_segment_files() {
+        assert_eq!(parse_name("00000000000000ff.kekbit"), Some(255));
+        assert_eq!(parse_name(".00000000000000ff.kekbit.tmp-1-2"), None);
+        assert_eq!(parse_name("ff.kekbit"), None);
+        assert_eq!(parse_name("kekbit.lock"), None);
+    }
+
+    #[test]
+    fn trailers_round_trip() {
+        assert_eq!(parse_trailer(&trailer(77)), Ok(Some(77)));
+        assert_eq!(parse_trailer(&[]), Ok(None));
+        assert!(parse_trailer(&[1, 2, 3]).is_err());
+    }
+}

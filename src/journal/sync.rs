@@ -1,0 +1,83 @@
+//! Group commit: threads that need their records durable share one sync.
+
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+/// Shared sync progress.
+#[derive(Debug, Default)]
+pub(crate) struct SyncState {
+    /// Records `[0, durable)` are durable.
+    pub(crate) durable: u64,
+    /// Whether a thread is syncing now (the leader).
+    leader: bool,
+    /// Set when a sync failed: no later sync may report success.
+    pub(crate) poisoned: bool,
+}
+
+/// Coordinates syncs: one thread (the leader) syncs everything appended so far while the
+/// others wait for it, so N concurrent durable appends cost about one sync, not N.
+#[derive(Debug, Default)]
+pub(crate) struct GroupCommit {
+    state: Mutex<SyncState>,
+    done: Condvar,
+}
+
+/// What waiting for durability ended with.
+pub(crate) enum Turn {
+    /// Records up to the target are durable: `durable` records in all.
+    Durable(u64),
+    /// The caller must sync, then call [`GroupCommit::finish`].
+    Lead,
+    /// A sync failed earlier.
+    Poisoned,
+}
+
+impl GroupCommit {
+    pub(crate) fn new(durable: u64) -> GroupCommit {
+        GroupCommit {
+            state: Mutex::new(SyncState {
+                durable,
+                ..SyncState::default()
+            }),
+            done: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SyncState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until records `[0, target)` are durable, or until the caller must lead a sync.
+    pub(crate) fn wait_for(&self, target: u64) -> Turn {
+        let mut state = self.lock();
+        loop {
+            if state.poisoned {
+                return Turn::Poisoned;
+            }
+            if state.durable >= target {
+                return Turn::Durable(state.durable);
+            }
+            if !state.leader {
+                state.leader = true;
+                return Turn::Lead;
+            }
+            state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Ends a leader's turn: `Some(n)` when records `[0, n)` are now durable, `None` when the
+    /// sync failed (which poisons every later wait).
+    pub(crate) fn finish(&self, synced: Option<u64>) {
+        let mut state = self.lock();
+        state.leader = false;
+        match synced {
+            Some(n) => state.durable = state.durable.max(n),
+            None => state.poisoned = true,
+        }
+        self.done.notify_all();
+    }
+
+    /// Records known durable.
+    pub(crate) fn durable(&self) -> u64 {
+        self.lock().durable
+    }
+}
