@@ -551,3 +551,27 @@ impl Drop for IntervalFlusher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_and_reader_can_move_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Journal>();
+        send::<JournalReader>();
+    }
+
+    #[test]
+    fn a_reader_may_open_before_the_journal_directory_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("later");
+        let mut reader = JournalReader::open(&path, 0).unwrap();
+        assert_eq!(reader.try_next().unwrap(), None);
+        let journal = Journal::open(&path).unwrap();
+        journal.append(b"now").unwrap();
+        assert_eq!(reader.try_next().unwrap(), Some((0, &b"now"[..])));
+    }
+}

@@ -15,13 +15,19 @@ pub(crate) fn segment_path(dir: &Path, id: u64) -> PathBuf {
     storage_path(dir, id)
 }
 
-/// The ids of the segment files in `dir`, ascending.
+/// The ids of the segment files in `dir`, ascending; none if `dir` does not exist (yet).
 pub(crate) fn list(dir: &Path) -> Result<Vec<u64>, JournalError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| JournalError::Io {
-        path: dir.to_path_buf(),
-        action: "listing the journal directory",
-        source,
-    })?;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(JournalError::Io {
+                path: dir.to_path_buf(),
+                action: "listing the journal directory",
+                source,
+            })
+        }
+    };
     let mut ids: Vec<u64> = entries
         .flatten()
         .filter_map(|e| parse_name(&e.file_name().to_string_lossy()))
