@@ -162,7 +162,7 @@ impl Journal {
             dir: dir.to_path_buf(),
             journal_id: 0,
             capacity: options.segment_capacity,
-            max_record_len: options.max_record_len,
+            max_record_len: options.max_record_len_bytes(),
         };
         let sample = segment::new_header(0, 1, spec.capacity, spec.max_record_len);
         if let Err(reason) = sample.check_limits() {
@@ -208,7 +208,7 @@ impl Journal {
     /// assert_eq!(journal.durable_count(), 1); // EveryRecord by default
     /// ```
     pub fn append(&self, record: &[u8]) -> Result<u64, AppendError> {
-        let max = self.shared.options.max_record_len;
+        let max = self.shared.options.max_record_len_bytes();
         if record.len() as u64 > u64::from(max) {
             return Err(AppendError::RecordTooLarge {
                 len: record.len() as u64,

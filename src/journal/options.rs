@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{Journal, JournalError};
+use crate::core::{RECORD_HEADER_LEN, TRAILER_RESERVE};
 
 /// When appended records are made durable (written to storage with `msync`).
 ///
@@ -71,7 +72,7 @@ pub enum RecoveryMode {
 #[must_use]
 pub struct JournalOptions {
     pub(crate) segment_capacity: u64,
-    pub(crate) max_record_len: u32,
+    pub(crate) max_record_len: Option<u32>,
     pub(crate) durability: Durability,
     pub(crate) recovery: RecoveryMode,
     pub(crate) preallocate: bool,
@@ -93,7 +94,7 @@ impl JournalOptions {
     pub fn new() -> JournalOptions {
         JournalOptions {
             segment_capacity: 64 << 20,
-            max_record_len: 1 << 20,
+            max_record_len: None,
             durability: Durability::EveryRecord,
             recovery: RecoveryMode::TolerateTornTail,
             preallocate: true,
@@ -112,15 +113,16 @@ impl JournalOptions {
         self
     }
 
-    /// Largest record payload accepted. Defaults to 1 MiB. A record of this size must fit in
-    /// an empty segment (with 8 bytes of framing and the 64-byte closing reserve).
+    /// Largest record payload accepted. Defaults to 1 MiB, or to the largest record that
+    /// fits in a segment when segments are smaller. A record of this size must fit in an
+    /// empty segment (with 8 bytes of framing and the 64-byte closing reserve).
     ///
     /// ```
     /// let options = kekbit::journal::JournalOptions::new().max_record_len(512);
     /// assert_eq!(options.max_record_len_bytes(), 512);
     /// ```
     pub fn max_record_len(mut self, bytes: u32) -> JournalOptions {
-        self.max_record_len = bytes;
+        self.max_record_len = Some(bytes);
         self
     }
 
@@ -172,13 +174,22 @@ impl JournalOptions {
         self.segment_capacity
     }
 
-    /// The maximum record length set.
+    /// The maximum record length in effect: the one set, or the default for the segment
+    /// capacity.
     ///
     /// ```
-    /// assert_eq!(kekbit::journal::JournalOptions::new().max_record_len_bytes(), 1 << 20);
+    /// use kekbit::journal::JournalOptions;
+    /// assert_eq!(JournalOptions::new().max_record_len_bytes(), 1 << 20);
+    /// // 4 KiB segments: 4096 - 8 bytes of framing - the 64-byte closing reserve.
+    /// assert_eq!(JournalOptions::new().segment_capacity(4096).max_record_len_bytes(), 4024);
     /// ```
     pub fn max_record_len_bytes(&self) -> u32 {
-        self.max_record_len
+        self.max_record_len.unwrap_or_else(|| {
+            let fits = self
+                .segment_capacity
+                .saturating_sub(RECORD_HEADER_LEN as u64 + TRAILER_RESERVE);
+            fits.min(1 << 20) as u32
+        })
     }
 
     /// The durability policy set.
