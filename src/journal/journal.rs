@@ -208,6 +208,25 @@ impl Journal {
     /// assert_eq!(journal.durable_count(), 1); // EveryRecord by default
     /// ```
     pub fn append(&self, record: &[u8]) -> Result<u64, AppendError> {
+        let seq = self.append_deferred(record)?;
+        self.apply_policy(seq)?;
+        Ok(seq)
+    }
+
+    /// Appends `record` without waiting for it to become durable, whatever the durability
+    /// policy, and returns its sequence number; pair it with
+    /// [`wait_durable`](Journal::wait_durable). This lets a caller append under its own lock
+    /// (to keep the journal's order equal to the order it applies records in) and wait for
+    /// durability after releasing it, sharing syncs with other threads.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+    /// let seq = journal.append_deferred(b"x").unwrap();
+    /// journal.wait_durable(seq).unwrap();
+    /// assert_eq!(journal.durable_count(), 1);
+    /// ```
+    pub fn append_deferred(&self, record: &[u8]) -> Result<u64, AppendError> {
         let max = self.shared.options.max_record_len_bytes();
         if record.len() as u64 > u64::from(max) {
             return Err(AppendError::RecordTooLarge {
@@ -215,16 +234,48 @@ impl Journal {
                 max,
             });
         }
-        let seq = self.shared.appender().append(record, &self.shared.dir)?;
+        self.shared.appender().append(record, &self.shared.dir)
+    }
+
+    /// What the durability policy asks of the append that got `seq`: under
+    /// [`Durability::EveryRecord`] it waits until `seq` is durable, under
+    /// [`Durability::EveryN`] the append completing a batch syncs; otherwise nothing.
+    ///
+    /// ```
+    /// use kekbit::journal::{Durability, Journal};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = Journal::options().durability(Durability::EveryN(2)).open(dir.path()).unwrap();
+    /// for _ in 0..2 {
+    ///     let seq = journal.append_deferred(b"x").unwrap();
+    ///     journal.apply_policy(seq).unwrap();
+    /// }
+    /// assert_eq!(journal.durable_count(), 2);
+    /// ```
+    pub fn apply_policy(&self, seq: u64) -> Result<(), AppendError> {
         let sync = match self.shared.options.durability {
             Durability::EveryRecord => true,
-            Durability::EveryN(n) => (seq + 1) % n == 0,
+            Durability::EveryN(n) => (seq + 1).is_multiple_of(n),
             _ => false,
         };
         if sync {
             self.shared.sync_through(seq + 1)?;
         }
-        Ok(seq)
+        Ok(())
+    }
+
+    /// Returns once record `seq` (and every one before it) is durable: leads a sync or
+    /// joins the one in progress (group commit).
+    ///
+    /// ```
+    /// use kekbit::journal::{Durability, Journal};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = Journal::options().durability(Durability::Never).open(dir.path()).unwrap();
+    /// let seq = journal.append(b"x").unwrap();
+    /// journal.wait_durable(seq).unwrap();
+    /// assert_eq!(journal.durable_count(), 1);
+    /// ```
+    pub fn wait_durable(&self, seq: u64) -> Result<(), AppendError> {
+        self.shared.sync_through(seq + 1).map(drop)
     }
 
     /// Makes every record appended so far durable and returns the sequence number of the
@@ -256,6 +307,22 @@ impl Journal {
     /// ```
     pub fn next_sequence(&self) -> u64 {
         self.shared.appender().next_seq
+    }
+
+    /// The sequence number of the oldest record the journal still holds (0 until pruning
+    /// removes segments).
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+    /// assert_eq!(journal.first_sequence().unwrap(), 0);
+    /// ```
+    pub fn first_sequence(&self) -> Result<u64, JournalError> {
+        let dir = &self.shared.dir;
+        match segment::list(dir)?.first() {
+            Some(&first) => Ok(segment::header(dir, first)?.base_sequence()),
+            None => Ok(0),
+        }
     }
 
     /// How many records are known durable: every sequence number below it.

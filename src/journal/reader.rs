@@ -314,6 +314,92 @@ impl JournalReader {
     }
 }
 
+/// Where a reader stands when it meets damage: what recovery needs to decide whether the
+/// damage is a torn tail and how much to drop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DamageContext {
+    pub(crate) segment: u64,
+    pub(crate) path: PathBuf,
+    /// Data-area offset of the damaged record.
+    pub(crate) offset: u64,
+    /// End of the bytes written in the segment (non-zero words).
+    pub(crate) extent: u64,
+    /// The segment's durable watermark.
+    pub(crate) durable: u64,
+    /// Whether no later segment exists.
+    pub(crate) is_last: bool,
+}
+
+impl JournalReader {
+    /// The id of the segment being read.
+    pub(crate) fn segment_id(&self) -> Option<u64> {
+        self.current.as_ref().map(|c| c.id)
+    }
+
+    /// Describes the reader's position, after a read reported damage there.
+    pub(crate) fn damage_context(&self) -> Result<Option<DamageContext>, JournalError> {
+        let Some(current) = &self.current else {
+            return Ok(None);
+        };
+        let offset = current.reader.position();
+        let is_last = !segment::list(&self.dir)?.iter().any(|&id| id > current.id);
+        Ok(Some(DamageContext {
+            segment: current.id,
+            path: current.reader.path().to_path_buf(),
+            offset,
+            extent: current.reader.written_extent(offset),
+            durable: current.reader.durable_position(),
+            is_last,
+        }))
+    }
+
+    /// Gives up the rest of the current (damaged) segment and moves to the start of the
+    /// next one, checking that it belongs to the same journal and follows this segment.
+    /// Returns the next segment's first sequence number, or `None` if there is no next
+    /// segment (the reader then stays where it is).
+    pub(crate) fn skip_segment(&mut self) -> Result<Option<u64>, JournalError> {
+        let Some(current) = &self.current else {
+            return Ok(None);
+        };
+        let next_id = current.id + 1;
+        let next_path = segment::segment_path(&self.dir, next_id);
+        let journal_id = current.reader.header().writer_id();
+        let mut reader = match ShmReader::open(&next_path) {
+            Ok(reader) => reader,
+            Err(ChannelError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let header = reader.header();
+        if header.is_pending() {
+            return Ok(None);
+        }
+        if header.writer_id() != journal_id
+            || header.previous_channel_id() != current.id
+            || header.base_sequence() < self.next_seq
+        {
+            return Err(JournalError::BrokenChain {
+                segment: next_path,
+                reason: format!(
+                    "after a damaged segment: journal {:#x}, previous segment {}, first \
+                     sequence {}",
+                    header.writer_id(),
+                    header.previous_channel_id(),
+                    header.base_sequence()
+                ),
+            });
+        }
+        let base = header.base_sequence();
+        reader.set_durable_only(self.durable_only);
+        self.next_seq = base;
+        self.skip_until = self.skip_until.max(base);
+        self.current = Some(Current {
+            reader,
+            id: next_id,
+        });
+        Ok(Some(base))
+    }
+}
+
 impl Iterator for JournalReader {
     type Item = Result<(u64, Vec<u8>), JournalError>;
 
