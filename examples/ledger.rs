@@ -1,0 +1,289 @@
+//! A bank ledger on kekbit's prevalent store: the README's main job.
+//!
+//! ```text
+//! cargo run --release --example ledger [-- --commands N] [--accounts N] [--durability POLICY] [--dir DIR]
+//! ```
+//!
+//! It executes `N` transfers (default 1,000,000) between accounts, journaling each one before
+//! applying it, takes a snapshot half-way, drops the store, reopens it (snapshot plus the
+//! journal after it) and checks that every balance and the total survived. It prints the
+//! throughput of `execute`, the snapshot's size and time (and how long it blocked
+//! `execute`), and the restore time.
+//!
+//! `POLICY` is the journal's durability policy: `interval:MS` (default `interval:10`, a
+//! background sync every 10 ms), `never` (sync only at the end), `every` (each transfer
+//! durable before `execute` returns; slow on a real disk) or `n:K` (every K transfers).
+//! `DIR` defaults to a fresh temporary directory, removed at the end.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use kekbit::journal::{Durability, JournalOptions};
+use kekbit::prevalence::{Command, PrevalentStore, StoreOptions};
+use serde::{Deserialize, Serialize};
+
+const INITIAL_BALANCE: i64 = 1_000;
+
+/// The whole application state: one balance per account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Bank {
+    balances: Vec<i64>,
+}
+
+/// Why a transfer was refused. Refusals are deterministic, so replay refuses the same ones.
+#[derive(Debug, PartialEq, Eq)]
+enum Refused {
+    NoSuchAccount,
+    InsufficientFunds,
+}
+
+/// Moves `amount` from one account to another, unless the payer cannot cover it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Transfer {
+    from: u32,
+    to: u32,
+    amount: i64,
+}
+
+impl Command<Bank> for Transfer {
+    type Output = Result<(), Refused>;
+
+    fn apply(&self, bank: &mut Bank) -> Self::Output {
+        let (from, to) = (self.from as usize, self.to as usize);
+        if from >= bank.balances.len() || to >= bank.balances.len() {
+            return Err(Refused::NoSuchAccount);
+        }
+        if bank.balances[from] < self.amount {
+            return Err(Refused::InsufficientFunds);
+        }
+        bank.balances[from] -= self.amount;
+        bank.balances[to] += self.amount;
+        Ok(())
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so every run executes the same transfers.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn transfer(&mut self, accounts: u32) -> Transfer {
+        let from = (self.next() % u64::from(accounts)) as u32;
+        let to = (self.next() % u64::from(accounts)) as u32;
+        let amount = 1 + (self.next() % 200) as i64;
+        Transfer { from, to, amount }
+    }
+}
+
+struct Args {
+    commands: u64,
+    accounts: u32,
+    durability: Durability,
+    durability_name: String,
+    dir: Option<std::path::PathBuf>,
+}
+
+const USAGE: &str = "\
+usage: ledger [--commands N] [--accounts N] [--durability POLICY] [--dir DIR]
+
+Executes N transfers (default 1000000) between accounts (default 10000) through a kekbit
+prevalent store, snapshots half-way, reopens the store and checks every balance.
+POLICY: interval:MS (default interval:10), never, every, n:K.";
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        commands: 1_000_000,
+        accounts: 10_000,
+        durability: Durability::Interval(Duration::from_millis(10)),
+        durability_name: "interval:10".into(),
+        dir: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--commands" => {
+                args.commands = value()?.parse().map_err(|e| format!("--commands: {e}"))?
+            }
+            "--accounts" => {
+                args.accounts = value()?.parse().map_err(|e| format!("--accounts: {e}"))?;
+                if args.accounts == 0 {
+                    return Err("--accounts must be at least 1".into());
+                }
+            }
+            "--durability" => {
+                let policy = value()?;
+                args.durability = parse_durability(&policy)?;
+                args.durability_name = policy;
+            }
+            "--dir" => args.dir = Some(value()?.into()),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(args)
+}
+
+fn parse_durability(policy: &str) -> Result<Durability, String> {
+    let number = |s: &str| {
+        s.parse::<u64>()
+            .map_err(|e| format!("--durability {policy}: {e}"))
+    };
+    match policy.split_once(':') {
+        None if policy == "never" => Ok(Durability::Never),
+        None if policy == "every" => Ok(Durability::EveryRecord),
+        Some(("interval", ms)) => Ok(Durability::Interval(Duration::from_millis(
+            number(ms)?.max(1),
+        ))),
+        Some(("n", k)) => Ok(Durability::EveryN(number(k)?.max(1))),
+        _ => Err(format!("unknown durability policy {policy}")),
+    }
+}
+
+type Ledger = PrevalentStore<Bank, Transfer>;
+
+fn open(dir: &std::path::Path, args: &Args) -> Result<Ledger, Box<dyn std::error::Error>> {
+    let initial = Bank {
+        balances: vec![INITIAL_BALANCE; args.accounts as usize],
+    };
+    let options = StoreOptions::new().journal(JournalOptions::new().durability(args.durability));
+    Ok(Ledger::open(dir, initial, options)?)
+}
+
+/// Executes `count` transfers; returns (accepted, refused, elapsed).
+fn run(
+    ledger: &Ledger,
+    rng: &mut Rng,
+    accounts: u32,
+    count: u64,
+) -> Result<(u64, u64, Duration), Box<dyn std::error::Error>> {
+    let (mut accepted, mut refused) = (0, 0);
+    let started = Instant::now();
+    for _ in 0..count {
+        match ledger.execute(rng.transfer(accounts))? {
+            Ok(()) => accepted += 1,
+            Err(Refused::InsufficientFunds) => refused += 1,
+            Err(Refused::NoSuchAccount) => {
+                return Err("generated a transfer to a missing account".into())
+            }
+        }
+    }
+    Ok((accepted, refused, started.elapsed()))
+}
+
+fn per_second(count: u64, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("ledger: {message}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match ledger(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("ledger: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ledger(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
+    let temp = tempfile::Builder::new()
+        .prefix("kekbit-ledger-")
+        .tempdir()?;
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    println!(
+        "kekbit ledger: {} transfers between {} accounts, durability {}, in {}",
+        args.commands,
+        args.accounts,
+        args.durability_name,
+        dir.display()
+    );
+
+    let ledger = open(&dir, args)?;
+    let mut rng = Rng(0x6b65_6b62_6974);
+    let first_half = args.commands / 2;
+    let (a1, r1, t1) = run(&ledger, &mut rng, args.accounts, first_half)?;
+    println!(
+        "  execute   {first_half} transfers in {:.2?}: {:.0} commands/s ({a1} accepted, {r1} refused for lack of funds)",
+        t1,
+        per_second(first_half, t1)
+    );
+
+    let taken = ledger.snapshot()?;
+    println!(
+        "  snapshot  {} bytes covering {} commands in {:.2?} (execute blocked {:.2?} while the state was serialized; {} journal segments pruned)",
+        taken.info.body_len, taken.info.sequence, taken.total, taken.blocked, taken.segments_pruned
+    );
+
+    let second_half = args.commands - first_half;
+    let (a2, r2, t2) = run(&ledger, &mut rng, args.accounts, second_half)?;
+    println!(
+        "  execute   {second_half} more in {:.2?}: {:.0} commands/s ({a2} accepted, {r2} refused)",
+        t2,
+        per_second(second_half, t2)
+    );
+
+    let expected = ledger.query(Bank::clone)?;
+    let synced = Instant::now();
+    ledger.journal().sync()?;
+    println!("  sync      {:.2?}", synced.elapsed());
+    drop(ledger);
+
+    let reopened = Instant::now();
+    let ledger = open(&dir, args)?;
+    let restore = reopened.elapsed();
+    let report = ledger.recovery_report();
+    println!(
+        "  restore   {:.2?}: snapshot of {} commands ({} bytes) + {} commands replayed from the journal ({:.0} commands/s)",
+        restore,
+        report.snapshot.as_ref().map_or(0, |s| s.sequence),
+        report.snapshot.as_ref().map_or(0, |s| s.body_len),
+        report.records_replayed,
+        per_second(report.records_replayed, restore)
+    );
+
+    let restored = ledger.query(Bank::clone)?;
+    let total: i64 = restored.balances.iter().sum();
+    let expected_total = INITIAL_BALANCE * i64::from(args.accounts);
+    let mismatched = expected
+        .balances
+        .iter()
+        .zip(&restored.balances)
+        .filter(|(a, b)| a != b)
+        .count();
+    if restored.balances.len() != expected.balances.len()
+        || mismatched > 0
+        || total != expected_total
+    {
+        println!(
+            "MISMATCH: {mismatched} balances differ, total {total} (expected {expected_total})"
+        );
+        return Ok(false);
+    }
+    println!(
+        "all {} balances match after the restart; total {total} = {} accounts x {INITIAL_BALANCE}",
+        restored.balances.len(),
+        args.accounts
+    );
+    Ok(true)
+}
