@@ -157,6 +157,50 @@ mod tests {
         }
     }
 
+    /// The rows of the "Snapshot file" table of docs/FORMAT.md: (field, offset, size).
+    fn documented_fields() -> Vec<(String, String, String)> {
+        let doc = include_str!("../../docs/FORMAT.md");
+        let start = doc
+            .lines()
+            .position(|l| l.trim() == "## Snapshot file")
+            .expect("FORMAT.md has a Snapshot file section");
+        doc.lines()
+            .skip(start + 1)
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .skip(2)
+            .map(|l| {
+                let cells: Vec<String> = l
+                    .trim_matches('|')
+                    .split(" | ")
+                    .map(|c| c.trim().to_string())
+                    .collect();
+                (cells[2].clone(), cells[0].clone(), cells[1].clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn header_table_matches_format_doc() {
+        let mut doc = documented_fields();
+        assert_eq!(doc.pop().map(|f| f.0), Some("body".to_string()));
+        let code: Vec<(String, String, String)> = FIELDS
+            .iter()
+            .map(|(n, o, z)| (n.to_string(), o.to_string(), z.to_string()))
+            .collect();
+        assert_eq!(doc, code);
+        let magic_row = include_str!("../../docs/FORMAT.md")
+            .lines()
+            .find(|l| l.contains("KEKSNP"))
+            .unwrap();
+        let hex = magic_row.split('`').nth(1).unwrap();
+        let bytes: Vec<u8> = hex
+            .split(' ')
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect();
+        assert_eq!(bytes, SNAPSHOT_MAGIC);
+    }
+
     #[test]
     fn fields_tile_the_header() {
         let mut next = 0;
