@@ -37,6 +37,12 @@ pub enum JournalError {
     /// A segment could not be created or opened.
     #[error(transparent)]
     Channel(#[from] ChannelError),
+    /// The directory holds no journal segment.
+    #[error("{}: not a kekbit journal (no segment files)", dir.display())]
+    NotAJournal {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// A file-system operation failed.
     #[error("{}: {action} failed: {source}", path.display())]
     Io {

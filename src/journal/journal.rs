@@ -394,35 +394,7 @@ impl Journal {
     /// ```
     pub fn prune_before(&self, seq: u64) -> Result<PruneReport, JournalError> {
         let active = self.shared.appender().active.id;
-        let dir = &self.shared.dir;
-        let ids = segment::list(dir)?;
-        let mut report = PruneReport::default();
-        let mut removed_any = false;
-        for pair in ids.windows(2) {
-            let (id, next) = (pair[0], pair[1]);
-            if id >= active || next != id + 1 {
-                break;
-            }
-            let next_header = segment::header(dir, next)?;
-            if next_header.is_pending() || next_header.base_sequence() > seq {
-                break;
-            }
-            let path = segment::segment_path(dir, id);
-            std::fs::remove_file(&path).map_err(|source| JournalError::Io {
-                path,
-                action: "removing a pruned segment",
-                source,
-            })?;
-            report.segments_removed += 1;
-            removed_any = true;
-        }
-        if removed_any {
-            crate::core::sync_directory(dir)?;
-        }
-        if let Some(&first) = segment::list(dir)?.first() {
-            report.first_sequence = segment::header(dir, first)?.base_sequence();
-        }
-        Ok(report)
+        super::maintain::prune_segments(&self.shared.dir, seq, active)
     }
 }
 
@@ -443,7 +415,7 @@ impl std::fmt::Debug for Journal {
     }
 }
 
-fn lock_journal(dir: &Path) -> Result<File, JournalError> {
+pub(crate) fn lock_journal(dir: &Path) -> Result<File, JournalError> {
     let path = dir.join(LOCK_FILE);
     let file = OpenOptions::new()
         .create(true)

@@ -31,6 +31,7 @@ mod error;
 mod helper;
 #[allow(clippy::module_inception)]
 mod journal;
+mod maintain;
 mod options;
 mod reader;
 mod recovery;
@@ -39,5 +40,8 @@ mod sync;
 
 pub use error::{AppendError, JournalError};
 pub use journal::{Journal, OpenReport, PruneReport};
+pub use maintain::{
+    prune, repair, stats, verify, JournalStats, Problem, VerifyReport, VerifyStatus,
+};
 pub use options::{Durability, JournalOptions, RecoveryMode};
 pub use reader::JournalReader;

@@ -21,7 +21,7 @@ pub(crate) struct Active {
 }
 
 /// How reading a segment from its start ended.
-enum Stop {
+pub(crate) enum Stop {
     /// Sealed: the marker's trailer and checksum.
     Sealed { trailer: Vec<u8>, checksum: u32 },
     /// No marker: valid records end at `position`; `damage` if what follows is damaged.
@@ -32,14 +32,14 @@ enum Stop {
 }
 
 /// A segment read from its start: its header, record count and how it ended.
-struct Scan {
-    header: Header,
-    reader: ShmReader,
-    records: u64,
-    stop: Stop,
+pub(crate) struct Scan {
+    pub(crate) header: Header,
+    pub(crate) reader: ShmReader,
+    pub(crate) records: u64,
+    pub(crate) stop: Stop,
 }
 
-fn scan(dir: &Path, id: u64) -> Result<Scan, JournalError> {
+pub(crate) fn scan(dir: &Path, id: u64) -> Result<Scan, JournalError> {
     let mut reader = ShmReader::open(segment::segment_path(dir, id))?;
     let mut records = 0;
     let stop = loop {
@@ -109,51 +109,57 @@ fn mode_name(mode: RecoveryMode) -> &'static str {
     }
 }
 
-/// Finds the tail of the journal in `dir` (whose segments are described by `spec`, except
-/// the journal id, taken from the files when there are any), recovers it and returns the
-/// segment appends continue in, with the journal id and the report.
-pub(crate) fn recover(
-    mut spec: SegmentSpec,
+/// The recovered tail: the last segment, sealed, and what follows it.
+pub(crate) struct Tail {
+    pub(crate) journal_id: u64,
+    pub(crate) id: u64,
+    /// First sequence number of the segment that follows.
+    pub(crate) next_base: u64,
+    /// Checksum of the tail's seal.
+    pub(crate) checksum: u32,
+}
+
+/// Brings the journal in `dir` to a clean state without creating anything: removes stray
+/// temporaries, pending segments and orphans of an interrupted rollover, and seals a crashed
+/// writer's tail at its last valid record (dropping the torn bytes as `mode` allows). The
+/// caller holds the journal lock. `None` when the journal has no segment.
+pub(crate) fn settle(
+    dir: &Path,
     mode: RecoveryMode,
-) -> Result<(Active, SegmentSpec, OpenReport), JournalError> {
-    let dir = spec.dir.clone();
-    remove_stale_temporaries(&dir);
-    let mut report = OpenReport::default();
-    let mut ids = segment::list(&dir)?;
+    report: &mut OpenReport,
+) -> Result<Option<Tail>, JournalError> {
+    remove_stale_temporaries(dir);
+    let mut ids = segment::list(dir)?;
     report.segments = ids.len();
 
     // Segments prepared ahead and never linked hold no acknowledged record: remove them.
     while let Some(&last) = ids.last() {
-        if !segment::header(&dir, last)?.is_pending() {
+        if !segment::header(dir, last)?.is_pending() {
             break;
         }
-        remove(&dir, last)?;
+        remove(dir, last)?;
         ids.pop();
         report.pending_removed += 1;
     }
-
     let Some(&last) = ids.last() else {
-        spec.journal_id = random_id();
-        let mut writer = spec.create_pending(1)?;
-        writer.link(0, 0, 0);
-        return Ok((Active { writer, id: 1 }, spec, report));
+        return Ok(None);
     };
-    spec.journal_id = segment::header(&dir, last)?.writer_id();
+    let journal_id = segment::header(dir, last)?.writer_id();
 
     let mut tail = last;
     if ids.len() >= 2 && ids[ids.len() - 2] == last - 1 {
-        tail = settle_rollover(&dir, last, mode, &mut report)?;
+        tail = settle_rollover(dir, last, mode, report)?;
     }
     let Scan {
         header,
         reader,
         records,
         stop,
-    } = scan(&dir, tail)?;
+    } = scan(dir, tail)?;
     let next_base = header.base_sequence() + records;
     let checksum = match stop {
         Stop::Sealed { trailer, checksum } => {
-            check_trailer(&trailer, next_base, &dir, tail)?;
+            check_trailer(&trailer, next_base, dir, tail)?;
             checksum
         }
         Stop::Open { position, damage } => {
@@ -164,7 +170,7 @@ pub(crate) fn recover(
                 return Err(match damage {
                     Some(source) => JournalError::Corrupt { source },
                     None => JournalError::BrokenChain {
-                        segment: segment::segment_path(&dir, tail),
+                        segment: segment::segment_path(dir, tail),
                         reason: format!(
                             "records end at offset {position}, below the durable watermark \
                              {durable}: acknowledged records are missing"
@@ -174,14 +180,14 @@ pub(crate) fn recover(
             }
             if torn > 0 && mode == RecoveryMode::AbsoluteConsistency {
                 return Err(JournalError::TornTail {
-                    segment: segment::segment_path(&dir, tail),
+                    segment: segment::segment_path(dir, tail),
                     position,
                     bytes: torn,
                     mode: mode_name(mode),
                 });
             }
             drop(reader);
-            let path = segment::segment_path(&dir, tail);
+            let path = segment::segment_path(dir, tail);
             let sealer = resume_for_seal(&path, position)?;
             let checksum = sealer
                 .close_with_trailer(&segment::trailer(next_base))
@@ -195,12 +201,36 @@ pub(crate) fn recover(
             checksum
         }
     };
-    // Everything recovered is made durable before appends continue after it.
-    sync_file(&segment::segment_path(&dir, tail))?;
-    let id = tail + 1;
-    let mut writer = spec.create_pending(id)?;
-    writer.link(next_base, tail, checksum);
+    // Everything recovered is made durable before anything follows it.
+    sync_file(&segment::segment_path(dir, tail))?;
     report.next_sequence = next_base;
+    Ok(Some(Tail {
+        journal_id,
+        id: tail,
+        next_base,
+        checksum,
+    }))
+}
+
+/// Settles the journal (see [`settle`]) and creates the segment appends continue in: a
+/// sealed segment is never written again.
+pub(crate) fn recover(
+    mut spec: SegmentSpec,
+    mode: RecoveryMode,
+) -> Result<(Active, SegmentSpec, OpenReport), JournalError> {
+    let mut report = OpenReport::default();
+    let (id, base, previous, checksum) = match settle(&spec.dir, mode, &mut report)? {
+        Some(tail) => {
+            spec.journal_id = tail.journal_id;
+            (tail.id + 1, tail.next_base, tail.id, tail.checksum)
+        }
+        None => {
+            spec.journal_id = random_id();
+            (1, 0, 0, 0)
+        }
+    };
+    let mut writer = spec.create_pending(id)?;
+    writer.link(base, previous, checksum);
     Ok((Active { writer, id }, spec, report))
 }
 
@@ -284,7 +314,12 @@ fn settle_rollover(
     }
 }
 
-fn check_trailer(trailer: &[u8], next_base: u64, dir: &Path, id: u64) -> Result<(), JournalError> {
+pub(crate) fn check_trailer(
+    trailer: &[u8],
+    next_base: u64,
+    dir: &Path,
+    id: u64,
+) -> Result<(), JournalError> {
     match segment::parse_trailer(trailer) {
         Ok(None) => Ok(()),
         Ok(Some(b)) if b == next_base => Ok(()),

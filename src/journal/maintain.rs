@@ -1,0 +1,434 @@
+//! Working on a journal without appending to it: verify every record, gather statistics,
+//! repair a torn tail, prune old segments. What the `kekbit` command-line tool runs.
+
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::journal::{lock_journal, LOCK_FILE};
+use super::recovery::{self, scan, Stop};
+use super::segment;
+use super::{JournalError, OpenReport, PruneReport, RecoveryMode};
+use crate::core::Reader;
+
+/// A problem [`verify`] found: damage, or a segment that does not fit the chain.
+///
+/// ```
+/// let problem = kekbit::journal::Problem::default();
+/// assert_eq!(problem.offset, None);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Problem {
+    /// The segment's id.
+    pub segment: u64,
+    /// The segment's file.
+    pub path: PathBuf,
+    /// Data-area offset of the damage, when it is a damaged record.
+    pub offset: Option<u64>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// The verdict of [`verify`].
+///
+/// ```
+/// use kekbit::journal::VerifyStatus;
+/// assert_eq!(VerifyStatus::TornTail.exit_code(), 1);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyStatus {
+    /// Every record verifies and the chain holds.
+    Clean,
+    /// Only a torn tail: bytes after the last valid record of the last segment, above its
+    /// durable watermark, left by a crashed writer. Nothing acknowledged is lost;
+    /// [`repair`] or opening the journal drops it.
+    TornTail,
+    /// Damage elsewhere, or a missing, swapped or foreign segment.
+    Corrupt,
+}
+
+impl VerifyStatus {
+    /// The `kekbit verify` exit status: 0 clean, 1 torn tail only, 2 corruption.
+    ///
+    /// ```
+    /// use kekbit::journal::VerifyStatus;
+    /// assert_eq!(VerifyStatus::Clean.exit_code(), 0);
+    /// assert_eq!(VerifyStatus::Corrupt.exit_code(), 2);
+    /// ```
+    pub fn exit_code(self) -> u8 {
+        match self {
+            VerifyStatus::Clean => 0,
+            VerifyStatus::TornTail => 1,
+            VerifyStatus::Corrupt => 2,
+        }
+    }
+}
+
+/// What [`verify`] found.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+/// journal.append(b"x").unwrap();
+/// let report = kekbit::journal::verify(dir.path(), &mut |_, _| {}).unwrap();
+/// assert_eq!(report.records, 1);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// Segment files checked.
+    pub segments: u64,
+    /// Valid records.
+    pub records: u64,
+    /// Bytes of valid records, framing included.
+    pub bytes: u64,
+    /// Sequence number of the first valid record.
+    pub first_sequence: Option<u64>,
+    /// Sequence number of the last valid record.
+    pub last_sequence: Option<u64>,
+    /// Bytes of torn tail.
+    pub torn_tail_bytes: u64,
+    /// Everything else that is wrong.
+    pub problems: Vec<Problem>,
+    /// Whether a writer holds the journal (its tail is then still being written and is not
+    /// judged torn).
+    pub writer_active: bool,
+}
+
+impl VerifyReport {
+    /// The verdict.
+    ///
+    /// ```
+    /// use kekbit::journal::{VerifyReport, VerifyStatus};
+    /// assert_eq!(VerifyReport::default().status(), VerifyStatus::Clean);
+    /// ```
+    pub fn status(&self) -> VerifyStatus {
+        if !self.problems.is_empty() {
+            VerifyStatus::Corrupt
+        } else if self.torn_tail_bytes > 0 {
+            VerifyStatus::TornTail
+        } else {
+            VerifyStatus::Clean
+        }
+    }
+}
+
+/// Statistics of a journal, from [`stats`].
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+/// journal.append(b"x").unwrap();
+/// let stats = kekbit::journal::stats(dir.path()).unwrap();
+/// assert_eq!((stats.records, stats.writer_active), (1, true));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JournalStats {
+    /// Segment files (prepared ones not counted).
+    pub segments: u64,
+    /// Records held (from the first to the last sequence number).
+    pub records: u64,
+    /// Bytes the segment files occupy.
+    pub bytes: u64,
+    /// Sequence number of the first record held.
+    pub first_sequence: Option<u64>,
+    /// Sequence number of the last record.
+    pub last_sequence: Option<u64>,
+    /// When the first segment held was created.
+    pub first_timestamp: Option<SystemTime>,
+    /// When the last segment was last modified (its file's modification time, or its
+    /// creation, whichever is later).
+    pub last_timestamp: Option<SystemTime>,
+    /// Whether a writer holds the journal.
+    pub writer_active: bool,
+}
+
+/// Whether a writer holds the journal in `dir`.
+fn writer_active(dir: &Path) -> bool {
+    match File::open(dir.join(LOCK_FILE)) {
+        Ok(file) => match file.try_lock_shared() {
+            Ok(()) => false,
+            Err(TryLockError::WouldBlock) => true,
+            Err(TryLockError::Error(_)) => false,
+        },
+        Err(_) => false,
+    }
+}
+
+/// The linked segments of the journal in `dir` (pending ones at the end left out), or
+/// [`JournalError::NotAJournal`] if there are none.
+fn linked_segments(dir: &Path) -> Result<Vec<u64>, JournalError> {
+    let mut ids = segment::list(dir)?;
+    while let Some(&last) = ids.last() {
+        match segment::header(dir, last) {
+            Ok(h) if h.is_pending() => {
+                ids.pop();
+            }
+            _ => break,
+        }
+    }
+    if ids.is_empty() {
+        return Err(JournalError::NotAJournal {
+            dir: dir.to_path_buf(),
+        });
+    }
+    Ok(ids)
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Checks every record of every segment of the journal in `dir`, and the chain that links
+/// them, without changing anything. `progress(done, total)` is called after each segment
+/// with bytes of segment files checked so far and in all. An error only when `dir` holds no
+/// journal or cannot be read; damage is reported in the [`VerifyReport`].
+///
+/// ```
+/// use kekbit::journal::{verify, Journal, VerifyStatus};
+/// let dir = tempfile::tempdir().unwrap();
+/// let journal = Journal::open(dir.path()).unwrap();
+/// journal.append(b"a").unwrap();
+/// drop(journal);
+/// let report = verify(dir.path(), &mut |done, total| assert!(done <= total)).unwrap();
+/// assert_eq!(report.status(), VerifyStatus::Clean);
+/// assert_eq!((report.first_sequence, report.last_sequence), (Some(0), Some(0)));
+/// ```
+pub fn verify(
+    dir: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<VerifyReport, JournalError> {
+    let ids = linked_segments(dir)?;
+    let mut report = VerifyReport {
+        writer_active: writer_active(dir),
+        ..VerifyReport::default()
+    };
+    let total: u64 = ids
+        .iter()
+        .map(|&id| file_len(&segment::segment_path(dir, id)))
+        .sum();
+    let mut done = 0;
+    // (id, next sequence number, seal checksum if sealed, journal id) of the previous one.
+    let mut previous: Option<(u64, u64, Option<u32>, u64)> = None;
+    for (i, &id) in ids.iter().enumerate() {
+        let path = segment::segment_path(dir, id);
+        let is_last = i + 1 == ids.len();
+        let problem = |offset, reason: String| Problem {
+            segment: id,
+            path: path.clone(),
+            offset,
+            reason,
+        };
+        report.segments += 1;
+        done += file_len(&path);
+        if let Some((prev, ..)) = previous {
+            if id != prev + 1 {
+                report.problems.push(Problem {
+                    segment: prev + 1,
+                    path: segment::segment_path(dir, prev + 1),
+                    offset: None,
+                    reason: format!("segment {} is missing", prev + 1),
+                });
+                previous = None;
+            }
+        }
+        let found = match scan(dir, id) {
+            Ok(found) => found,
+            Err(e) => {
+                report.problems.push(problem(None, e.to_string()));
+                previous = None;
+                progress(done, total);
+                continue;
+            }
+        };
+        let header = &found.header;
+        let base = header.base_sequence();
+        if header.channel_id() != id {
+            report.problems.push(problem(
+                None,
+                format!(
+                    "file is named for segment {id} but its header says {}",
+                    header.channel_id()
+                ),
+            ));
+        }
+        if let Some((prev, next_seq, seal, journal_id)) = previous {
+            let link = seal.map(|previous_checksum| segment::Link {
+                journal_id,
+                previous_id: prev,
+                base: next_seq,
+                previous_checksum,
+            });
+            if let Some(link) = link {
+                if let Err(e) = segment::check_link(header, &link, &path) {
+                    report.problems.push(problem(None, e.to_string()));
+                }
+            }
+        }
+        if found.records > 0 {
+            report.first_sequence.get_or_insert(base);
+            report.last_sequence = Some(base + found.records - 1);
+        }
+        report.records += found.records;
+        let end = base + found.records;
+        match found.stop {
+            Stop::Sealed { trailer, checksum } => {
+                report.bytes += found.reader.position();
+                if let Err(e) = recovery::check_trailer(&trailer, end, dir, id) {
+                    report.problems.push(problem(None, e.to_string()));
+                }
+                previous = Some((id, end, Some(checksum), header.writer_id()));
+            }
+            Stop::Open { position, damage } => {
+                report.bytes += position;
+                let extent = found.reader.written_extent(position);
+                let durable = found.reader.durable_position();
+                if is_last && position >= durable {
+                    if !report.writer_active {
+                        report.torn_tail_bytes = extent - position;
+                    }
+                } else {
+                    let why = match (&damage, is_last) {
+                        (Some(e), _) => e.to_string(),
+                        (None, true) => format!(
+                            "records end at offset {position}, below the durable watermark {durable}"
+                        ),
+                        (None, false) => "segment is not sealed but another follows it".into(),
+                    };
+                    report.problems.push(problem(Some(position), why));
+                }
+                previous = Some((id, end, None, header.writer_id()));
+            }
+        }
+        progress(done, total);
+    }
+    Ok(report)
+}
+
+/// Statistics of the journal in `dir`. Reads the segment headers and the last segment.
+///
+/// ```
+/// use kekbit::journal::{stats, Journal};
+/// let dir = tempfile::tempdir().unwrap();
+/// let journal = Journal::open(dir.path()).unwrap();
+/// journal.append(b"a").unwrap();
+/// journal.append(b"b").unwrap();
+/// let s = stats(dir.path()).unwrap();
+/// assert_eq!((s.first_sequence, s.last_sequence, s.segments), (Some(0), Some(1), 1));
+/// ```
+pub fn stats(dir: &Path) -> Result<JournalStats, JournalError> {
+    let ids = linked_segments(dir)?;
+    let first_id = ids[0];
+    let last_id = ids[ids.len() - 1];
+    let first = segment::header(dir, first_id)?;
+    let last = scan(dir, last_id)?;
+    let next = last.header.base_sequence() + last.records;
+    let first_seq = first.base_sequence();
+    let stamp = |header: &crate::core::Header| {
+        UNIX_EPOCH.checked_add(header.tick_unit().duration(header.creation_time()))
+    };
+    let last_path = segment::segment_path(dir, last_id);
+    let modified = std::fs::metadata(&last_path)
+        .and_then(|m| m.modified())
+        .ok();
+    let bytes = segment::list(dir)?
+        .iter()
+        .map(|&id| file_len(&segment::segment_path(dir, id)))
+        .sum();
+    Ok(JournalStats {
+        segments: ids.len() as u64,
+        records: next.saturating_sub(first_seq),
+        bytes,
+        first_sequence: (next > first_seq).then_some(first_seq),
+        last_sequence: next.checked_sub(1).filter(|&l| l >= first_seq),
+        first_timestamp: stamp(&first),
+        last_timestamp: stamp(&last.header).max(modified),
+        writer_active: writer_active(dir),
+    })
+}
+
+/// Repairs the journal in `dir` after a crash, without appending: seals a torn tail at the
+/// last valid record (so that the torn bytes are never read), removes segments prepared
+/// ahead and never used, and settles an interrupted rollover, as opening the journal would.
+/// Refuses with [`JournalError::Locked`] while a writer holds the journal. Files are never
+/// shrunk. Damage below the durable watermark (acknowledged records) is an error, not
+/// something to repair.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+/// assert!(matches!(kekbit::journal::repair(dir.path()), Err(kekbit::journal::JournalError::Locked { .. })));
+/// drop(journal);
+/// let report = kekbit::journal::repair(dir.path()).unwrap();
+/// assert_eq!(report.torn_bytes_dropped, 0);
+/// ```
+pub fn repair(dir: &Path) -> Result<OpenReport, JournalError> {
+    if !dir.is_dir() {
+        return Err(JournalError::NotAJournal {
+            dir: dir.to_path_buf(),
+        });
+    }
+    let _lock = lock_journal(dir)?;
+    let mut report = OpenReport::default();
+    if recovery::settle(dir, RecoveryMode::TolerateTornTail, &mut report)?.is_none() {
+        return Err(JournalError::NotAJournal {
+            dir: dir.to_path_buf(),
+        });
+    }
+    Ok(report)
+}
+
+/// Removes the oldest segments of the journal in `dir` whose records all have sequence
+/// numbers below `before`; never the last segment (a writer may be appending to it).
+/// Readers that have a removed segment open keep reading it. The directory is synced.
+///
+/// ```
+/// use kekbit::journal::{prune, Durability, Journal};
+/// let dir = tempfile::tempdir().unwrap();
+/// let journal = Journal::options().segment_capacity(4096).durability(Durability::Never).open(dir.path()).unwrap();
+/// for _ in 0..20 {
+///     journal.append(&[1u8; 1000]).unwrap(); // four records per segment
+/// }
+/// drop(journal);
+/// assert_eq!(prune(dir.path(), 8).unwrap().segments_removed, 2);
+/// ```
+pub fn prune(dir: &Path, before: u64) -> Result<PruneReport, JournalError> {
+    let ids = linked_segments(dir)?;
+    prune_segments(dir, before, ids[ids.len() - 1])
+}
+
+/// Removes segments below `keep_from` (an id) whose records are all below `before`.
+pub(crate) fn prune_segments(
+    dir: &Path,
+    before: u64,
+    keep_from: u64,
+) -> Result<PruneReport, JournalError> {
+    let ids = segment::list(dir)?;
+    let mut report = PruneReport::default();
+    for pair in ids.windows(2) {
+        let (id, next) = (pair[0], pair[1]);
+        if id >= keep_from || next != id + 1 {
+            break;
+        }
+        let next_header = segment::header(dir, next)?;
+        if next_header.is_pending() || next_header.base_sequence() > before {
+            break;
+        }
+        let path = segment::segment_path(dir, id);
+        std::fs::remove_file(&path).map_err(|source| JournalError::Io {
+            path,
+            action: "removing a pruned segment",
+            source,
+        })?;
+        report.segments_removed += 1;
+    }
+    if report.segments_removed > 0 {
+        crate::core::sync_directory(dir)?;
+    }
+    if let Some(&first) = segment::list(dir)?.first() {
+        report.first_sequence = segment::header(dir, first)?.base_sequence();
+    }
+    Ok(report)
+}
