@@ -1,0 +1,189 @@
+//! `kekbit append`: records from standard input into a journal.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Args;
+use kekbit::journal::{Durability, JournalOptions};
+
+use crate::{Failure, Outcome};
+
+/// When appended records are synced.
+#[derive(Clone, Copy, Debug)]
+pub struct Sync(Durability);
+
+impl FromStr for Sync {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Sync, String> {
+        let number = |n: &str| {
+            n.parse::<u64>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("{s}: expected a positive number after ':'"))
+        };
+        match s.split_once(':') {
+            None if s == "always" => Ok(Sync(Durability::EveryRecord)),
+            None if s == "never" => Ok(Sync(Durability::Never)),
+            Some(("every", n)) => Ok(Sync(Durability::EveryN(number(n)?))),
+            Some(("interval", ms)) => Ok(Sync(Durability::Interval(Duration::from_millis(
+                number(ms)?,
+            )))),
+            _ => Err(format!(
+                "{s}: expected always, never, every:N or interval:MS"
+            )),
+        }
+    }
+}
+
+/// Arguments of `kekbit append`.
+#[derive(Args)]
+pub struct AppendArgs {
+    /// The journal's directory.
+    dir: PathBuf,
+    /// Create the journal if the directory holds none.
+    #[arg(long)]
+    create: bool,
+    /// Capacity of each new segment in bytes.
+    #[arg(long, value_name = "BYTES")]
+    segment_size: Option<u64>,
+    /// Largest record accepted, in bytes (default: 1 MiB, or what fits a segment).
+    #[arg(long, value_name = "BYTES")]
+    max_record: Option<u32>,
+    /// When records are synced: always (each record), never (only at the end of input),
+    /// every:N (every N records) or interval:MS (every MS milliseconds). Everything is synced
+    /// at the end of input in any case.
+    #[arg(long, default_value = "always", value_name = "POLICY")]
+    sync: Sync,
+    /// Print each record's sequence number on standard output, one per line, once the record
+    /// is durable under the chosen policy.
+    #[arg(long)]
+    ack: bool,
+    /// Records are separated by NUL bytes instead of newlines.
+    #[arg(long)]
+    null: bool,
+}
+
+/// Prints sequence numbers as they become durable, in order, exactly once.
+struct Acks {
+    next: u64,
+}
+
+impl Acks {
+    /// Prints every appended sequence number below `durable` not printed yet.
+    fn print_up_to(&mut self, durable: u64, appended: u64) -> std::io::Result<()> {
+        let end = durable.min(appended);
+        if self.next >= end {
+            return Ok(());
+        }
+        let mut out = std::io::stdout().lock();
+        while self.next < end {
+            writeln!(out, "{}", self.next)?;
+            self.next += 1;
+        }
+        out.flush()
+    }
+}
+
+/// Runs `kekbit append`.
+pub fn run(args: &AppendArgs) -> Outcome {
+    let has_journal = std::fs::read_dir(&args.dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".kekbit"))
+        })
+        .unwrap_or(false);
+    if !has_journal && !args.create {
+        return Err(Failure::new(
+            format!(
+                "{}: not a kekbit journal (use --create to create one)",
+                args.dir.display()
+            ),
+            1,
+        ));
+    }
+    let mut options = JournalOptions::new().durability(args.sync.0);
+    if let Some(bytes) = args.segment_size {
+        options = options.segment_capacity(bytes);
+    }
+    if let Some(bytes) = args.max_record {
+        options = options.max_record_len(bytes);
+    }
+    let journal = Arc::new(options.open(&args.dir)?);
+    let first = journal.next_sequence();
+    let appended = Arc::new(std::sync::atomic::AtomicU64::new(first));
+    let acks = Arc::new(Mutex::new(Acks { next: first }));
+    let done = Arc::new(AtomicBool::new(false));
+    // Under an interval policy records become durable while input is idle: a thread prints
+    // their acknowledgements as the background syncs land.
+    let acker = match (args.ack, args.sync.0) {
+        (true, Durability::Interval(every)) => {
+            let (journal, appended, acks, done) = (
+                Arc::clone(&journal),
+                Arc::clone(&appended),
+                Arc::clone(&acks),
+                Arc::clone(&done),
+            );
+            Some(std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    std::thread::sleep(every.min(Duration::from_millis(5)));
+                    let durable = journal.durable_count();
+                    let upto = appended.load(Ordering::Acquire);
+                    if let Ok(mut acks) = acks.lock() {
+                        let _ = acks.print_up_to(durable, upto);
+                    }
+                }
+            }))
+        }
+        _ => None,
+    };
+    let separator = if args.null { 0 } else { b'\n' };
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut record = Vec::new();
+    let result = (|| -> Result<(), Failure> {
+        loop {
+            record.clear();
+            let read = input
+                .read_until(separator, &mut record)
+                .map_err(|e| Failure::new(format!("reading standard input: {e}"), 1))?;
+            if read == 0 {
+                return Ok(());
+            }
+            if record.last() == Some(&separator) {
+                record.pop();
+            }
+            let seq = journal.append(&record)?;
+            appended.store(seq + 1, Ordering::Release);
+            if args.ack {
+                let mut acks = acks
+                    .lock()
+                    .map_err(|_| Failure::new("acknowledgement printer failed", 1))?;
+                acks.print_up_to(journal.durable_count(), seq + 1)
+                    .map_err(|e| Failure::new(format!("writing to standard output: {e}"), 1))?;
+            }
+        }
+    })();
+    // Whatever the policy, everything appended is made durable before exiting.
+    let synced = journal.sync();
+    done.store(true, Ordering::Relaxed);
+    if let Some(acker) = acker {
+        let _ = acker.join();
+    }
+    // Records appended before a failure are durable now: acknowledge them before failing.
+    if args.ack && synced.is_ok() {
+        let mut acks = acks
+            .lock()
+            .map_err(|_| Failure::new("acknowledgement printer failed", 1))?;
+        acks.print_up_to(journal.durable_count(), appended.load(Ordering::Acquire))
+            .map_err(|e| Failure::new(format!("writing to standard output: {e}"), 1))?;
+    }
+    result?;
+    synced?;
+    Ok(0)
+}

@@ -1,0 +1,213 @@
+//! `kekbit verify`, `stats`, `repair` and `prune`.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use kekbit::journal::{self, JournalError, VerifyStatus};
+
+use crate::output::json_string;
+use crate::{Failure, Outcome};
+
+fn opt(value: Option<u64>) -> String {
+    value.map_or("-".into(), |v| v.to_string())
+}
+
+fn json_opt(value: Option<u64>) -> String {
+    value.map_or("null".into(), |v| v.to_string())
+}
+
+/// Runs `kekbit verify`: exit status 0 clean, 1 torn tail only, 2 corruption, 3 not a
+/// journal or unreadable.
+pub fn verify(dir: &Path, json: bool) -> Outcome {
+    let bar = std::io::stdout().is_terminal().then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("verifying {bar:40} {bytes}/{total_bytes} ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut progress = |done: u64, total: u64| {
+        if let Some(bar) = &bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    };
+    let report = journal::verify(dir, &mut progress).map_err(|e| Failure::new(e, 3))?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let status = report.status();
+    let status_name = match status {
+        VerifyStatus::Clean => "clean",
+        VerifyStatus::TornTail => "torn tail",
+        VerifyStatus::Corrupt => "corrupt",
+    };
+    if json {
+        let problems: Vec<String> = report
+            .problems
+            .iter()
+            .map(|p| {
+                format!(
+                    "{{\"segment\":{},\"path\":{},\"offset\":{},\"reason\":{}}}",
+                    p.segment,
+                    json_string(&p.path.to_string_lossy()),
+                    json_opt(p.offset),
+                    json_string(&p.reason)
+                )
+            })
+            .collect();
+        println!(
+            "{{\"status\":\"{status_name}\",\"segments\":{},\"records\":{},\"bytes\":{},\"first_sequence\":{},\"last_sequence\":{},\"torn_tail_bytes\":{},\"writer_active\":{},\"problems\":[{}]}}",
+            report.segments,
+            report.records,
+            report.bytes,
+            json_opt(report.first_sequence),
+            json_opt(report.last_sequence),
+            report.torn_tail_bytes,
+            report.writer_active,
+            problems.join(",")
+        );
+    } else {
+        println!("segments:        {}", report.segments);
+        println!("records:         {}", report.records);
+        println!("bytes:           {}", report.bytes);
+        println!("first sequence:  {}", opt(report.first_sequence));
+        println!("last sequence:   {}", opt(report.last_sequence));
+        println!("torn tail bytes: {}", report.torn_tail_bytes);
+        println!(
+            "writer active:   {}",
+            if report.writer_active { "yes" } else { "no" }
+        );
+        println!("corrupt ranges:  {}", report.problems.len());
+        for p in &report.problems {
+            match p.offset {
+                Some(offset) => println!(
+                    "  segment {} ({}) at offset {offset}: {}",
+                    p.segment,
+                    p.path.display(),
+                    p.reason
+                ),
+                None => println!(
+                    "  segment {} ({}): {}",
+                    p.segment,
+                    p.path.display(),
+                    p.reason
+                ),
+            }
+        }
+        println!("status:          {status_name}");
+    }
+    Ok(status.exit_code())
+}
+
+/// `YYYY-MM-DD hh:mm:ss.mmm UTC` for a time after the UNIX epoch.
+fn utc(time: SystemTime) -> String {
+    let Ok(since) = time.duration_since(UNIX_EPOCH) else {
+        return "-".into();
+    };
+    let secs = since.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03} UTC",
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60,
+        since.subsec_millis()
+    )
+}
+
+fn millis(time: Option<SystemTime>) -> String {
+    time.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or("null".into(), |d| d.as_millis().to_string())
+}
+
+/// Runs `kekbit stats`.
+pub fn stats(dir: &Path, json: bool) -> Outcome {
+    let stats = journal::stats(dir).map_err(|e| Failure::new(e, 3))?;
+    if json {
+        println!(
+            "{{\"segments\":{},\"records\":{},\"bytes\":{},\"first_sequence\":{},\"last_sequence\":{},\"first_timestamp_ms\":{},\"last_timestamp_ms\":{},\"writer_active\":{}}}",
+            stats.segments,
+            stats.records,
+            stats.bytes,
+            json_opt(stats.first_sequence),
+            json_opt(stats.last_sequence),
+            millis(stats.first_timestamp),
+            millis(stats.last_timestamp),
+            stats.writer_active
+        );
+    } else {
+        let time = |t: Option<SystemTime>| t.map_or("-".into(), utc);
+        println!("segments:        {}", stats.segments);
+        println!("records:         {}", stats.records);
+        println!("bytes:           {}", stats.bytes);
+        println!("first sequence:  {}", opt(stats.first_sequence));
+        println!("last sequence:   {}", opt(stats.last_sequence));
+        println!("first timestamp: {}", time(stats.first_timestamp));
+        println!("last timestamp:  {}", time(stats.last_timestamp));
+        println!(
+            "writer active:   {}",
+            if stats.writer_active { "yes" } else { "no" }
+        );
+    }
+    Ok(0)
+}
+
+/// Runs `kekbit repair`.
+pub fn repair(dir: &Path) -> Outcome {
+    let report = journal::repair(dir).map_err(|e| match e {
+        JournalError::NotAJournal { .. } => Failure::new(e, 3),
+        e => Failure::new(e, 1),
+    })?;
+    match report.sealed_segment {
+        Some(segment) => println!(
+            "sealed segment {segment} at its last valid record; dropped {} torn bytes; the next record will be sequence {}",
+            report.torn_bytes_dropped, report.next_sequence
+        ),
+        None => println!("nothing to repair: the last segment is sealed"),
+    }
+    if report.pending_removed + report.orphans_removed > 0 {
+        println!(
+            "removed {} unused prepared segments and {} segments of an interrupted rollover",
+            report.pending_removed, report.orphans_removed
+        );
+    }
+    Ok(0)
+}
+
+/// Runs `kekbit prune`.
+pub fn prune(dir: &Path, before: u64) -> Outcome {
+    let report = journal::prune(dir, before)?;
+    println!(
+        "removed {} segments; the journal now starts at sequence {}",
+        report.segments_removed, report.first_sequence
+    );
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn utc_dates_are_civil_dates() {
+        assert_eq!(utc(UNIX_EPOCH), "1970-01-01 00:00:00.000 UTC");
+        // 2000-02-29 12:34:56.789 (a leap day).
+        let t = UNIX_EPOCH + Duration::from_millis(951_827_696_789);
+        assert_eq!(utc(t), "2000-02-29 12:34:56.789 UTC");
+    }
+}

@@ -1,0 +1,155 @@
+//! `kekbit`: append to, inspect, follow, verify, repair and prune kekbit journals.
+//!
+//! Installed with `cargo install --path . --features cli`. Every error is one line on
+//! standard error naming the file and the reason, with a non-zero exit status.
+
+mod append;
+mod inspect;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Append to, inspect, follow, verify, repair and prune kekbit journals.
+#[derive(Parser)]
+#[command(name = "kekbit", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How records are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// `SEQ<TAB>PAYLOAD`, the payload as UTF-8 (invalid bytes replaced).
+    Text,
+    /// `SEQ<TAB>PAYLOAD`, the payload in lowercase hexadecimal.
+    Hex,
+    /// One JSON object per line: `seq`, `len`, `hex` and, when the payload is UTF-8, `text`.
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Append records read from standard input, one per line (or NUL-separated).
+    Append(append::AppendArgs),
+    /// Print records in order; damaged records are reported on standard error, never printed.
+    Dump {
+        /// The journal's directory.
+        dir: PathBuf,
+        /// First sequence number to print (default: the journal's first).
+        #[arg(long)]
+        from: Option<u64>,
+        /// Last sequence number to print, inclusive (default: the last one).
+        #[arg(long)]
+        to: Option<u64>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print the last records and, with --follow, keep printing new ones across segment
+    /// rollovers while a writer appends, until interrupted.
+    Tail {
+        /// The journal's directory.
+        dir: PathBuf,
+        /// First sequence number to print (default: the last ten records).
+        #[arg(long)]
+        from: Option<u64>,
+        /// Keep following the journal.
+        #[arg(long)]
+        follow: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Check every record of every segment and the chain linking them. Exit status: 0 clean,
+    /// 1 torn tail only (recoverable, nothing acknowledged lost), 2 corruption or a
+    /// missing/foreign segment, 3 not a journal or unreadable.
+    Verify {
+        /// The journal's directory.
+        dir: PathBuf,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print segments, records, bytes, first/last sequence and timestamp, and whether a
+    /// writer holds the journal.
+    Stats {
+        /// The journal's directory.
+        dir: PathBuf,
+        /// Print the statistics as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a torn tail unreadable (seal the last segment at its last valid record) so that
+    /// verify exits 0. Refuses while a writer holds the journal; never shrinks a file.
+    Repair {
+        /// The journal's directory.
+        dir: PathBuf,
+    },
+    /// Remove whole segments whose records are all below a sequence number.
+    Prune {
+        /// The journal's directory.
+        dir: PathBuf,
+        /// Remove segments whose records are all below this sequence number.
+        #[arg(long)]
+        before: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Append(args) => append::run(&args),
+        Command::Dump {
+            dir,
+            from,
+            to,
+            format,
+        } => output::dump(&dir, from, to, format),
+        Command::Tail {
+            dir,
+            from,
+            follow,
+            format,
+        } => output::tail(&dir, from, follow, format),
+        Command::Verify { dir, json } => inspect::verify(&dir, json),
+        Command::Stats { dir, json } => inspect::stats(&dir, json),
+        Command::Repair { dir } => inspect::repair(&dir),
+        Command::Prune { dir, before } => inspect::prune(&dir, before),
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("kekbit: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// A command's failure: a one-line message and the exit status.
+pub struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl Failure {
+    /// A failure with exit status `code`.
+    pub fn new(message: impl std::fmt::Display, code: u8) -> Failure {
+        Failure {
+            message: message.to_string().replace('\n', " "),
+            code,
+        }
+    }
+}
+
+impl<E: std::error::Error> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure::new(e, 1)
+    }
+}
+
+/// What a command returns: its exit status, or a failure.
+pub type Outcome = Result<u8, Failure>;
