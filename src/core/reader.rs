@@ -415,6 +415,17 @@ impl ShmReader {
         frame::kind_of(word) == Some(frame::Kind::Closed)
     }
 
+    /// Whether nothing at all is published at the reader's position (its header word is
+    /// zero), whatever the durable-only setting.
+    pub(crate) fn at_end(&self) -> bool {
+        self.cursor.closed.is_none()
+            && self
+                .chan
+                .map
+                .load_acquire(HEADER_LEN + self.cursor.position as usize)
+                == 0
+    }
+
     /// Whether something is published at the reader's position (and, for a durable-only
     /// reader, durable): the next `try_read` will not return `Ok(None)`.
     pub(crate) fn has_next(&mut self) -> bool {

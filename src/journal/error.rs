@@ -73,6 +73,18 @@ pub enum JournalError {
         /// The recovery mode that refused to drop them.
         mode: &'static str,
     },
+    /// A segment's records end without a seal although the next segment holds records: the
+    /// writer always seals a segment before it appends to the next, so the seal and possibly
+    /// records were lost (for instance a zeroed record header).
+    #[error("{}: records end at offset {position} without a seal, but segment {next} holds records: the segment is damaged", segment.display())]
+    Unsealed {
+        /// The segment file.
+        segment: PathBuf,
+        /// Data-area offset where its readable records end.
+        position: u64,
+        /// The id of the segment that follows.
+        next: u64,
+    },
     /// A segment the chain needs is not there.
     #[error("{}: segment {id} is missing", dir.display())]
     MissingSegment {
@@ -108,14 +120,16 @@ pub enum JournalError {
 /// use kekbit::journal::{AppendError, JournalOptions};
 /// let dir = tempfile::tempdir().unwrap();
 /// let journal = JournalOptions::new().max_record_len(8).open(dir.path()).unwrap();
-/// assert!(matches!(journal.append(b"nine bytes"), Err(AppendError::RecordTooLarge { len: 10, max: 8 })));
+/// assert!(matches!(journal.append(b"nine bytes"), Err(AppendError::RecordTooLarge { len: 10, max: 8, .. })));
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AppendError {
     /// The record is longer than the journal's maximum record length.
-    #[error("record of {len} bytes exceeds the journal's maximum record length {max}")]
+    #[error("{}: record of {len} bytes exceeds the journal's maximum record length {max}", dir.display())]
     RecordTooLarge {
+        /// The journal's directory.
+        dir: PathBuf,
         /// The record's length.
         len: u64,
         /// The maximum.

@@ -152,12 +152,6 @@ impl Journal {
 
     pub(crate) fn open_with(dir: &Path, options: JournalOptions) -> Result<Journal, JournalError> {
         options.check(dir)?;
-        std::fs::create_dir_all(dir).map_err(|source| JournalError::Io {
-            path: dir.to_path_buf(),
-            action: "creating the journal directory",
-            source,
-        })?;
-        let lock = lock_journal(dir)?;
         let spec = SegmentSpec {
             dir: dir.to_path_buf(),
             journal_id: 0,
@@ -171,6 +165,12 @@ impl Journal {
                 reason,
             });
         }
+        std::fs::create_dir_all(dir).map_err(|source| JournalError::Io {
+            path: dir.to_path_buf(),
+            action: "creating the journal directory",
+            source,
+        })?;
+        let lock = lock_journal(dir)?;
         let (active, spec, report) = recovery::recover(spec, options.recovery)?;
         let mut helper = Helper::start(spec, options.preallocate);
         helper.prepare(active.id + 1);
@@ -230,6 +230,7 @@ impl Journal {
         let max = self.shared.options.max_record_len_bytes();
         if record.len() as u64 > u64::from(max) {
             return Err(AppendError::RecordTooLarge {
+                dir: self.shared.dir.clone(),
                 len: record.len() as u64,
                 max,
             });

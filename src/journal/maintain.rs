@@ -210,6 +210,7 @@ pub fn verify(
         .map(|&id| file_len(&segment::segment_path(dir, id)))
         .sum();
     let mut done = 0;
+    let mut readable = 0;
     // (id, next sequence number, seal checksum if sealed, journal id) of the previous one.
     let mut previous: Option<(u64, u64, Option<u32>, u64)> = None;
     for (i, &id) in ids.iter().enumerate() {
@@ -235,7 +236,10 @@ pub fn verify(
             }
         }
         let found = match scan(dir, id) {
-            Ok(found) => found,
+            Ok(found) => {
+                readable += 1;
+                found
+            }
             Err(e) => {
                 report.problems.push(problem(None, e.to_string()));
                 previous = None;
@@ -303,6 +307,12 @@ pub fn verify(
             }
         }
         progress(done, total);
+    }
+    if readable == 0 {
+        // Files named like segments, none of which is one.
+        return Err(JournalError::NotAJournal {
+            dir: dir.to_path_buf(),
+        });
     }
     Ok(report)
 }

@@ -40,7 +40,12 @@ pub struct JournalReader {
     skip_until: u64,
     durable_only: bool,
     failed: bool,
+    /// The last end of data checked for a missing seal: (segment, position, when).
+    end_checked: Option<(u64, u64, Instant)>,
 }
+
+/// How often the same end of data is checked for a missing seal.
+const END_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 impl JournalReader {
     /// A reader of the journal in `dir` whose first record will be sequence number `from`.
@@ -66,6 +71,7 @@ impl JournalReader {
             skip_until: from,
             durable_only: false,
             failed: false,
+            end_checked: None,
         };
         reader.locate()?;
         Ok(reader)
@@ -240,15 +246,49 @@ impl JournalReader {
                 continue;
             }
             if self.next_seq >= self.skip_until {
+                self.check_unsealed_end()?;
                 return Ok(true);
             }
             match current.reader.try_read() {
                 Ok(Some(_)) => self.next_seq += 1,
-                Ok(None) => return Ok(false),
+                Ok(None) => {
+                    self.check_unsealed_end()?;
+                    return Ok(false);
+                }
                 Err(ReadError::Closed { .. }) => {}
                 Err(source) => return Err(JournalError::Corrupt { source }),
             }
         }
+    }
+
+    /// At the end of the current segment's published data: if the next segment already holds
+    /// a record, this segment lost its seal, since the writer publishes a segment's seal
+    /// before it appends to the next one. Checked once per end of data, then at most every
+    /// [`END_CHECK_INTERVAL`] while a reader waits there.
+    fn check_unsealed_end(&mut self) -> Result<(), JournalError> {
+        let current = self.current.as_ref().expect("located");
+        if !current.reader.at_end() {
+            return Ok(());
+        }
+        let (id, position) = (current.id, current.reader.position());
+        let now = Instant::now();
+        if let Some((checked_id, checked_at, when)) = self.end_checked {
+            if (checked_id, checked_at) == (id, position) && now - when < END_CHECK_INTERVAL {
+                return Ok(());
+            }
+        }
+        self.end_checked = Some((id, position, now));
+        let Ok(mut next) = ShmReader::open(segment::segment_path(&self.dir, id + 1)) else {
+            return Ok(());
+        };
+        if next.header().is_pending() || !next.has_next() {
+            return Ok(());
+        }
+        Err(JournalError::Unsealed {
+            segment: current.reader.path().to_path_buf(),
+            position,
+            next: id + 1,
+        })
     }
 
     /// Verifies the current segment's seal and moves to its successor; `false` if the

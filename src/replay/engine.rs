@@ -164,9 +164,9 @@ pub fn replay<R: Replay>(
                 report.last_sequence = Some(seq);
             }
             Ok(None) => return Ok(report),
-            Err(JournalError::Corrupt { source }) => {
+            Err(damage @ (JournalError::Corrupt { .. } | JournalError::Unsealed { .. })) => {
                 let Some(at) = reader.damage_context()? else {
-                    return Err(JournalError::Corrupt { source }.into());
+                    return Err(damage.into());
                 };
                 let torn = at.is_last && at.offset >= at.durable;
                 if torn && mode == RecoveryMode::TolerateTornTail {
@@ -174,7 +174,7 @@ pub fn replay<R: Replay>(
                     return Ok(report);
                 }
                 if mode != RecoveryMode::SkipCorrupt {
-                    return Err(JournalError::Corrupt { source }.into());
+                    return Err(damage.into());
                 }
                 let first_lost = reader.next_sequence();
                 let next = reader.skip_segment()?;
@@ -185,7 +185,7 @@ pub fn replay<R: Replay>(
                     length: at.extent.saturating_sub(at.offset),
                     first_sequence_lost: first_lost,
                     records_lost: next.map_or(0, |base| base - first_lost),
-                    reason: source.to_string(),
+                    reason: damage.to_string(),
                 };
                 if target.damaged(&range) == Decision::Fail {
                     return Err(ReplayError::Damaged { range });

@@ -1,6 +1,7 @@
 //! `kekbit verify`, `stats`, `repair` and `prune`.
 
-use std::io::IsTerminal;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -9,6 +10,25 @@ use kekbit::journal::{self, JournalError, VerifyStatus};
 
 use crate::output::json_string;
 use crate::{Failure, Outcome};
+
+/// Appends a line to a `String` (writing to a `String` cannot fail).
+macro_rules! put {
+    ($($arg:tt)*) => {{
+        let _ = writeln!($($arg)*);
+    }};
+}
+
+/// Writes `text` to standard output. A reader that went away (`| head`) is not an error:
+/// the command's work is done and its exit status stands.
+fn emit(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::new(format!("writing to standard output: {e}"), 1))
+        }
+        _ => Ok(()),
+    }
+}
 
 fn opt(value: Option<u64>) -> String {
     value.map_or("-".into(), |v| v.to_string())
@@ -39,6 +59,7 @@ pub fn verify(dir: &Path, json: bool) -> Outcome {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    let mut text = String::new();
     let status = report.status();
     let status_name = match status {
         VerifyStatus::Clean => "clean",
@@ -59,7 +80,8 @@ pub fn verify(dir: &Path, json: bool) -> Outcome {
                 )
             })
             .collect();
-        println!(
+        put!(
+            text,
             "{{\"status\":\"{status_name}\",\"segments\":{},\"records\":{},\"bytes\":{},\"first_sequence\":{},\"last_sequence\":{},\"torn_tail_bytes\":{},\"writer_active\":{},\"problems\":[{}]}}",
             report.segments,
             report.records,
@@ -71,26 +93,29 @@ pub fn verify(dir: &Path, json: bool) -> Outcome {
             problems.join(",")
         );
     } else {
-        println!("segments:        {}", report.segments);
-        println!("records:         {}", report.records);
-        println!("bytes:           {}", report.bytes);
-        println!("first sequence:  {}", opt(report.first_sequence));
-        println!("last sequence:   {}", opt(report.last_sequence));
-        println!("torn tail bytes: {}", report.torn_tail_bytes);
-        println!(
+        put!(text, "segments:        {}", report.segments);
+        put!(text, "records:         {}", report.records);
+        put!(text, "bytes:           {}", report.bytes);
+        put!(text, "first sequence:  {}", opt(report.first_sequence));
+        put!(text, "last sequence:   {}", opt(report.last_sequence));
+        put!(text, "torn tail bytes: {}", report.torn_tail_bytes);
+        put!(
+            text,
             "writer active:   {}",
             if report.writer_active { "yes" } else { "no" }
         );
-        println!("corrupt ranges:  {}", report.problems.len());
+        put!(text, "corrupt ranges:  {}", report.problems.len());
         for p in &report.problems {
             match p.offset {
-                Some(offset) => println!(
+                Some(offset) => put!(
+                    text,
                     "  segment {} ({}) at offset {offset}: {}",
                     p.segment,
                     p.path.display(),
                     p.reason
                 ),
-                None => println!(
+                None => put!(
+                    text,
                     "  segment {} ({}): {}",
                     p.segment,
                     p.path.display(),
@@ -98,8 +123,9 @@ pub fn verify(dir: &Path, json: bool) -> Outcome {
                 ),
             }
         }
-        println!("status:          {status_name}");
+        put!(text, "status:          {status_name}");
     }
+    emit(&text)?;
     Ok(status.exit_code())
 }
 
@@ -137,8 +163,10 @@ fn millis(time: Option<SystemTime>) -> String {
 /// Runs `kekbit stats`.
 pub fn stats(dir: &Path, json: bool) -> Outcome {
     let stats = journal::stats(dir).map_err(|e| Failure::new(e, 3))?;
+    let mut text = String::new();
     if json {
-        println!(
+        put!(
+            text,
             "{{\"segments\":{},\"records\":{},\"bytes\":{},\"first_sequence\":{},\"last_sequence\":{},\"first_timestamp_ms\":{},\"last_timestamp_ms\":{},\"writer_active\":{}}}",
             stats.segments,
             stats.records,
@@ -151,18 +179,20 @@ pub fn stats(dir: &Path, json: bool) -> Outcome {
         );
     } else {
         let time = |t: Option<SystemTime>| t.map_or("-".into(), utc);
-        println!("segments:        {}", stats.segments);
-        println!("records:         {}", stats.records);
-        println!("bytes:           {}", stats.bytes);
-        println!("first sequence:  {}", opt(stats.first_sequence));
-        println!("last sequence:   {}", opt(stats.last_sequence));
-        println!("first timestamp: {}", time(stats.first_timestamp));
-        println!("last timestamp:  {}", time(stats.last_timestamp));
-        println!(
+        put!(text, "segments:        {}", stats.segments);
+        put!(text, "records:         {}", stats.records);
+        put!(text, "bytes:           {}", stats.bytes);
+        put!(text, "first sequence:  {}", opt(stats.first_sequence));
+        put!(text, "last sequence:   {}", opt(stats.last_sequence));
+        put!(text, "first timestamp: {}", time(stats.first_timestamp));
+        put!(text, "last timestamp:  {}", time(stats.last_timestamp));
+        put!(
+            text,
             "writer active:   {}",
             if stats.writer_active { "yes" } else { "no" }
         );
     }
+    emit(&text)?;
     Ok(0)
 }
 
@@ -172,29 +202,38 @@ pub fn repair(dir: &Path) -> Outcome {
         JournalError::NotAJournal { .. } => Failure::new(e, 3),
         e => Failure::new(e, 1),
     })?;
+    let mut text = String::new();
     match report.sealed_segment {
-        Some(segment) => println!(
+        Some(segment) => put!(
+            text,
             "sealed segment {segment} at its last valid record; dropped {} torn bytes; the next record will be sequence {}",
             report.torn_bytes_dropped, report.next_sequence
         ),
-        None => println!("nothing to repair: the last segment is sealed"),
+        None => put!(text, "nothing to repair: the last segment is sealed"),
     }
     if report.pending_removed + report.orphans_removed > 0 {
-        println!(
+        put!(
+            text,
             "removed {} unused prepared segments and {} segments of an interrupted rollover",
-            report.pending_removed, report.orphans_removed
+            report.pending_removed,
+            report.orphans_removed
         );
     }
+    emit(&text)?;
     Ok(0)
 }
 
 /// Runs `kekbit prune`.
 pub fn prune(dir: &Path, before: u64) -> Outcome {
     let report = journal::prune(dir, before)?;
-    println!(
+    let mut text = String::new();
+    put!(
+        text,
         "removed {} segments; the journal now starts at sequence {}",
-        report.segments_removed, report.first_sequence
+        report.segments_removed,
+        report.first_sequence
     );
+    emit(&text)?;
     Ok(0)
 }
 

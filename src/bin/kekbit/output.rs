@@ -120,10 +120,9 @@ impl<W: Write> Replay for Printer<'_, W> {
 /// Runs `kekbit dump`: every readable record from `from` to `to`; damaged ranges are
 /// skipped, reported on standard error, and make the exit status 2.
 pub fn dump(dir: &Path, from: Option<u64>, to: Option<u64>, format: Format) -> Outcome {
-    let from = match from {
-        Some(from) => from,
-        None => journal::stats(dir)?.first_sequence.unwrap_or(0),
-    };
+    // Also refuses a directory that holds no journal.
+    let stats = journal::stats(dir)?;
+    let from = from.unwrap_or(stats.first_sequence.unwrap_or(0));
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut printer = Printer {
@@ -154,16 +153,14 @@ pub fn dump(dir: &Path, from: Option<u64>, to: Option<u64>, format: Format) -> O
 /// Runs `kekbit tail`: records from `from` (default: the last ten), then, with `follow`,
 /// new ones as they are appended, until interrupted.
 pub fn tail(dir: &Path, from: Option<u64>, follow: bool, format: Format) -> Outcome {
-    let from = match from {
-        Some(from) => from,
-        None => {
-            let stats = journal::stats(dir)?;
-            let first = stats.first_sequence.unwrap_or(0);
-            stats
-                .last_sequence
-                .map_or(first, |last| last.saturating_sub(9).max(first))
-        }
-    };
+    // Also refuses a directory that holds no journal.
+    let stats = journal::stats(dir)?;
+    let first = stats.first_sequence.unwrap_or(0);
+    let from = from.unwrap_or_else(|| {
+        stats
+            .last_sequence
+            .map_or(first, |last| last.saturating_sub(9).max(first))
+    });
     let mut reader = JournalReader::open(dir, from)?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
