@@ -44,6 +44,34 @@ pub struct OpenReport {
     /// Segments created during a rollover that never completed (none of their records was
     /// acknowledged), removed.
     pub orphans_removed: usize,
+    /// Damaged data below the durable watermark (acknowledged records) that
+    /// [`RecoveryMode::SkipCorrupt`](super::RecoveryMode::SkipCorrupt) dropped when it sealed
+    /// the tail there. Under the other modes such damage is an error.
+    pub damage_dropped: Vec<DroppedRange>,
+}
+
+/// A damaged range of acknowledged records dropped on opening (see
+/// [`OpenReport::damage_dropped`]).
+///
+/// ```
+/// let range = kekbit::journal::DroppedRange::default();
+/// assert_eq!(range.length, 0);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DroppedRange {
+    /// The segment's id.
+    pub segment: u64,
+    /// The segment's file.
+    pub path: PathBuf,
+    /// Data-area offset where the valid records end.
+    pub offset: u64,
+    /// Bytes written after it that were dropped.
+    pub length: u64,
+    /// Sequence number of the first record lost.
+    pub first_sequence_lost: u64,
+    /// What was found there.
+    pub reason: String,
 }
 
 /// What [`Journal::prune_before`] removed.

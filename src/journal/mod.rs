@@ -39,7 +39,7 @@ mod segment;
 mod sync;
 
 pub use error::{AppendError, JournalError};
-pub use journal::{Journal, OpenReport, PruneReport};
+pub use journal::{DroppedRange, Journal, OpenReport, PruneReport};
 pub use maintain::{
     prune, repair, stats, verify, JournalStats, Problem, VerifyReport, VerifyStatus,
 };

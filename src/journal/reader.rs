@@ -382,7 +382,17 @@ impl JournalReader {
             return Ok(None);
         };
         let offset = current.reader.position();
-        let is_last = !segment::list(&self.dir)?.iter().any(|&id| id > current.id);
+        // A segment prepared ahead (pending) is not there yet for readers (docs/FORMAT.md).
+        let mut is_last = true;
+        for id in segment::list(&self.dir)?
+            .into_iter()
+            .filter(|&id| id > current.id)
+        {
+            if !matches!(segment::header(&self.dir, id), Ok(h) if h.is_pending()) {
+                is_last = false;
+                break;
+            }
+        }
         Ok(Some(DamageContext {
             segment: current.id,
             path: current.reader.path().to_path_buf(),

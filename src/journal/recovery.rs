@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::helper::SegmentSpec;
 use super::segment::{self, Link};
-use super::{JournalError, OpenReport, RecoveryMode};
+use super::{DroppedRange, JournalError, OpenReport, RecoveryMode};
 use crate::core::{
     closing_checksum, resume_for_seal, EncoderHandler, Header, ReadError, Reader, ShmReader,
     ShmWriter,
@@ -196,7 +196,25 @@ pub(crate) fn settle(
                     action: "sealing the recovered tail",
                     source: std::io::Error::other(e),
                 })?;
-            report.torn_bytes_dropped += torn;
+            if position < durable {
+                // Only SkipCorrupt gets here: acknowledged records are dropped, which is
+                // damage, not a torn tail.
+                report.damage_dropped.push(DroppedRange {
+                    segment: tail,
+                    path: path.clone(),
+                    offset: position,
+                    length: torn,
+                    first_sequence_lost: next_base,
+                    reason: match &damage {
+                        Some(e) => e.to_string(),
+                        None => format!(
+                            "records end at offset {position}, below the durable watermark {durable}"
+                        ),
+                    },
+                });
+            } else {
+                report.torn_bytes_dropped += torn;
+            }
             report.sealed_segment = Some(tail);
             checksum
         }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::{Command, StoreError, StoreOptions};
 use crate::codec::{Bincode, Codec, CodecError};
 use crate::journal::Journal;
-use crate::replay::{replay, RecoveryReport, Replay, SnapshotUsed};
+use crate::replay::{replay, CorruptRange, RecoveryReport, Replay, SnapshotUsed};
 use crate::snapshot::{SnapshotInfo, SnapshotStore};
 
 /// A snapshot just taken, and what it cost.
@@ -210,7 +210,26 @@ where
             _command: PhantomData,
         };
         let mut report = replay(&journal_dir, from, mode, &mut applier)?;
-        report.torn_bytes_dropped += journal.open_report().torn_bytes_dropped;
+        let opened = journal.open_report();
+        report.torn_bytes_dropped += opened.torn_bytes_dropped;
+        report
+            .corrupt_ranges
+            .extend(opened.damage_dropped.iter().map(|d| CorruptRange {
+                segment: d.segment,
+                path: d.path.clone(),
+                offset: d.offset,
+                length: d.length,
+                first_sequence_lost: d.first_sequence_lost,
+                records_lost: 0,
+                reason: d.reason.clone(),
+            }));
+        // Now that the state is restored without them, set rejected snapshots aside (renamed,
+        // for inspection): otherwise a bad newest file would count among the kept snapshots,
+        // push good ones out and drive pruning. A failed open leaves them alone, since a
+        // retry (with the right codec, say) may use them.
+        for rejected in &rejected {
+            snapshots.quarantine(&rejected.path)?;
+        }
         report.snapshot = used;
         report.snapshots_rejected = rejected;
         Ok(PrevalentStore {

@@ -327,6 +327,25 @@ impl SnapshotStore {
         Ok((None, rejected))
     }
 
+    /// Sets a snapshot file aside: renames it to `<name>.rejected` (replacing an earlier file
+    /// of that name), so that it is no longer listed, kept or loaded, but stays for
+    /// inspection.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = kekbit::snapshot::SnapshotStore::open(dir.path(), 2).unwrap();
+    /// let info = store.write(4, b"suspect").unwrap();
+    /// store.quarantine(&info.path).unwrap();
+    /// assert!(store.list().unwrap().is_empty());
+    /// assert!(dir.path().join("snapshot-00000000000000000004.ksnap.rejected").exists());
+    /// ```
+    pub fn quarantine(&self, path: &Path) -> Result<(), SnapshotError> {
+        let mut target = path.as_os_str().to_owned();
+        target.push(".rejected");
+        fs::rename(path, &target).map_err(io_err(path, "setting a rejected snapshot aside"))?;
+        self.sync_dir()
+    }
+
     /// Removes all but the newest `keep` snapshots.
     fn retain(&self) -> Result<(), SnapshotError> {
         let all = self.list()?;
