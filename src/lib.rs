@@ -32,6 +32,7 @@
 
 pub mod codec;
 pub mod core;
+pub mod fault;
 pub mod journal;
 mod mmap;
 pub mod prevalence;

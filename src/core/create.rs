@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{ChannelError, Header};
+use crate::fault::{self, IoOp};
 
 /// Returns the path of the file that holds channel `channel_id` under the folder `root`:
 /// `root/<channel id as 16 hex digits>.kekbit`.
@@ -57,12 +58,14 @@ pub(crate) fn create_channel(
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let tmp = root.join(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(io_err(&tmp, "creating the temporary channel file"))?;
+    let file = fault::run(IoOp::CreateFile(&tmp), || {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+    })
+    .map_err(io_err(&tmp, "creating the temporary channel file"))?;
     match prepare(&file, &tmp, header).and_then(|()| publish(&tmp, &path)) {
         Ok(()) => {}
         Err(e) => {
@@ -70,7 +73,7 @@ pub(crate) fn create_channel(
             return Err(e);
         }
     }
-    let _ = fs::remove_file(&tmp);
+    let _ = fault::run(IoOp::Remove(&tmp), || fs::remove_file(&tmp));
     sync_directory(root)?;
     Ok((file, path))
 }
@@ -83,17 +86,19 @@ fn prepare(file: &File, tmp: &Path, header: &Header) -> Result<(), ChannelError>
         },
         TryLockError::Error(source) => io_err(tmp, "locking the channel file")(source),
     })?;
-    crate::mmap::reserve(file, header.file_len())
-        .map_err(io_err(tmp, "reserving space for the channel"))?;
+    fault::run(IoOp::Reserve(tmp, header.file_len()), || {
+        crate::mmap::reserve(file, header.file_len())
+    })
+    .map_err(io_err(tmp, "reserving space for the channel"))?;
     file.write_all_at(&header.encode(), 0)
         .map_err(io_err(tmp, "writing the channel header"))?;
-    file.sync_all()
+    fault::run(IoOp::SyncFile(tmp), || file.sync_all())
         .map_err(io_err(tmp, "syncing the new channel file"))
 }
 
 /// Gives the prepared file its final name, failing if the name is taken.
 fn publish(tmp: &Path, path: &Path) -> Result<(), ChannelError> {
-    match fs::hard_link(tmp, path) {
+    match fault::run(IoOp::Link(tmp, path), || fs::hard_link(tmp, path)) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(existing(path)),
         Err(e) => Err(io_err(path, "publishing the channel file")(e)),
@@ -144,7 +149,8 @@ fn file_name(path: &Path) -> String {
 
 /// Makes the directory's entries (new names, removals) durable.
 pub(crate) fn sync_directory(dir: &Path) -> Result<(), ChannelError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir, "syncing the channel directory"))
+    fault::run(IoOp::SyncDir(dir), || {
+        File::open(dir).and_then(|d| d.sync_all())
+    })
+    .map_err(io_err(dir, "syncing the channel directory"))
 }

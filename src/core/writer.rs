@@ -9,6 +9,7 @@ use super::header::{HEADER_LEN, OFF_CLOSED_AT, OFF_DURABLE_WATERMARK, OFF_HEARTB
 use super::pretouch::Pretoucher;
 use super::reader::read_header;
 use super::{ChannelError, Encodable, EncoderHandler, Handler, Header, WriteError};
+use crate::fault::{self, IoOp};
 use crate::mmap::{Flusher, WriteMap};
 
 /// Writes records into a channel.
@@ -225,13 +226,17 @@ pub(crate) fn closing_checksum(channel_id: u64, position: u64, trailer: &[u8]) -
 /// Syncs a writer's channel from another thread (for group commit).
 pub(crate) struct SyncHandle {
     flusher: Flusher,
+    path: PathBuf,
 }
 
 impl SyncHandle {
     /// Makes the records before data-area offset `position` durable and publishes the new
     /// durable watermark.
     pub(crate) fn sync(&self, position: u64) -> std::io::Result<()> {
-        self.flusher.flush_to(HEADER_LEN + position as usize)?;
+        let end = HEADER_LEN + position as usize;
+        fault::run(IoOp::FlushRange(&self.path, 0, end as u64), || {
+            self.flusher.flush_to(end)
+        })?;
         self.flusher.store_release(OFF_DURABLE_WATERMARK, position);
         Ok(())
     }
@@ -242,6 +247,7 @@ impl<H: Handler> ShmWriter<H> {
     pub(crate) fn sync_handle(&self) -> SyncHandle {
         SyncHandle {
             flusher: self.map.flusher(),
+            path: self.path.clone(),
         }
     }
 
@@ -416,7 +422,8 @@ impl<H: Handler> ShmWriter<H> {
         // One call covers the header page (which carries the previous watermark) and every
         // page written since the last sync; clean pages in between cost nothing.
         let end = HEADER_LEN + self.position as usize;
-        if let Err(source) = self.map.flush_range(0, end) {
+        let op = IoOp::FlushRange(&self.path, 0, end as u64);
+        if let Err(source) = fault::run(op, || self.map.flush_range(0, end)) {
             self.state = State::Poisoned;
             return Err(WriteError::SyncFailed {
                 path: self.path.clone(),

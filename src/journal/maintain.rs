@@ -10,6 +10,7 @@ use super::recovery::{self, scan, Stop};
 use super::segment;
 use super::{JournalError, OpenReport, PruneReport, RecoveryMode};
 use crate::core::Reader;
+use crate::fault::{self, IoOp};
 
 /// A problem [`verify`] found: damage, or a segment that does not fit the chain.
 ///
@@ -427,10 +428,12 @@ pub(crate) fn prune_segments(
             break;
         }
         let path = segment::segment_path(dir, id);
-        std::fs::remove_file(&path).map_err(|source| JournalError::Io {
-            path,
-            action: "removing a pruned segment",
-            source,
+        fault::run(IoOp::Remove(&path), || std::fs::remove_file(&path)).map_err(|source| {
+            JournalError::Io {
+                path: path.clone(),
+                action: "removing a pruned segment",
+                source,
+            }
         })?;
         report.segments_removed += 1;
     }

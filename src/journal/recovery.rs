@@ -13,6 +13,7 @@ use crate::core::{
     closing_checksum, resume_for_seal, EncoderHandler, Header, ReadError, Reader, ShmReader,
     ShmWriter,
 };
+use crate::fault::{self, IoOp};
 
 /// The segment appends continue in.
 pub(crate) struct Active {
@@ -94,10 +95,12 @@ fn remove_stale_temporaries(dir: &Path) {
 
 fn remove(dir: &Path, id: u64) -> Result<(), JournalError> {
     let path = segment::segment_path(dir, id);
-    std::fs::remove_file(&path).map_err(|source| JournalError::Io {
-        path,
-        action: "removing a segment",
-        source,
+    fault::run(IoOp::Remove(&path), || std::fs::remove_file(&path)).map_err(|source| {
+        JournalError::Io {
+            path: path.clone(),
+            action: "removing a segment",
+            source,
+        }
     })
 }
 
@@ -353,13 +356,14 @@ pub(crate) fn check_trailer(
 }
 
 fn sync_file(path: &Path) -> Result<(), JournalError> {
-    File::open(path)
-        .and_then(|f| f.sync_data())
-        .map_err(|source| JournalError::Io {
-            path: path.to_path_buf(),
-            action: "syncing a recovered segment",
-            source,
-        })
+    fault::run(IoOp::SyncFile(path), || {
+        File::open(path).and_then(|f| f.sync_data())
+    })
+    .map_err(|source| JournalError::Io {
+        path: path.to_path_buf(),
+        action: "syncing a recovered segment",
+        source,
+    })
 }
 
 /// A journal id unlikely to repeat: the standard library's randomly keyed hasher over the

@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::format::{SnapshotHeader, SNAPSHOT_HEADER_LEN};
+use crate::fault::{self, IoOp};
 
 /// Errors of the snapshot store. A damaged snapshot found while loading is not an error but
 /// a [`Rejected`] entry: loading falls back to an older one.
@@ -189,18 +190,18 @@ impl SnapshotStore {
             std::process::id()
         ));
         let written = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-                .map_err(io_err(&tmp, "creating a snapshot"))?;
+            let mut file = fault::run(IoOp::CreateFile(&tmp), || {
+                OpenOptions::new().write(true).create_new(true).open(&tmp)
+            })
+            .map_err(io_err(&tmp, "creating a snapshot"))?;
             let header = SnapshotHeader::for_body(sequence, body);
             file.write_all(&header.encode())
                 .and_then(|()| file.write_all(body))
                 .map_err(io_err(&tmp, "writing a snapshot"))?;
-            file.sync_all()
+            fault::run(IoOp::SyncFile(&tmp), || file.sync_all())
                 .map_err(io_err(&tmp, "syncing a snapshot"))?;
-            fs::rename(&tmp, &path).map_err(io_err(&path, "renaming a snapshot into place"))
+            fault::run(IoOp::Rename(&tmp, &path), || fs::rename(&tmp, &path))
+                .map_err(io_err(&path, "renaming a snapshot into place"))
         })();
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
@@ -342,7 +343,9 @@ impl SnapshotStore {
     pub fn quarantine(&self, path: &Path) -> Result<(), SnapshotError> {
         let mut target = path.as_os_str().to_owned();
         target.push(".rejected");
-        fs::rename(path, &target).map_err(io_err(path, "setting a rejected snapshot aside"))?;
+        let target = PathBuf::from(target);
+        fault::run(IoOp::Rename(path, &target), || fs::rename(path, &target))
+            .map_err(io_err(path, "setting a rejected snapshot aside"))?;
         self.sync_dir()
     }
 
@@ -353,14 +356,16 @@ impl SnapshotStore {
             return Ok(());
         }
         for old in &all[self.keep..] {
-            fs::remove_file(&old.path).map_err(io_err(&old.path, "removing an old snapshot"))?;
+            fault::run(IoOp::Remove(&old.path), || fs::remove_file(&old.path))
+                .map_err(io_err(&old.path, "removing an old snapshot"))?;
         }
         self.sync_dir()
     }
 
     fn sync_dir(&self) -> Result<(), SnapshotError> {
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(&self.dir, "syncing the snapshot directory"))
+        fault::run(IoOp::SyncDir(&self.dir), || {
+            File::open(&self.dir).and_then(|d| d.sync_all())
+        })
+        .map_err(io_err(&self.dir, "syncing the snapshot directory"))
     }
 }
