@@ -147,6 +147,32 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// Makes the records of the channel at `path` durable up to data-area offset `position`
+/// and records it in the header's durable watermark: syncs the file, writes the watermark,
+/// syncs again (so that the watermark never reaches storage before the data it vouches
+/// for). For a channel no writer holds any more, such as a sealed journal segment that was
+/// never synced; the watermark only ever grows.
+pub(crate) fn mark_durable(path: &Path, position: u64) -> Result<(), ChannelError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io_err(path, "opening the channel to sync it"))?;
+    fault::run(IoOp::SyncFile(path), || file.sync_data())
+        .map_err(io_err(path, "syncing the channel"))?;
+    let offset = super::header::OFF_DURABLE_WATERMARK as u64;
+    let mut current = [0u8; 8];
+    file.read_exact_at(&mut current, offset)
+        .map_err(io_err(path, "reading the durable watermark"))?;
+    if u64::from_le_bytes(current) >= position {
+        return Ok(());
+    }
+    file.write_all_at(&position.to_le_bytes(), offset)
+        .map_err(io_err(path, "writing the durable watermark"))?;
+    fault::run(IoOp::SyncFile(path), || file.sync_data())
+        .map_err(io_err(path, "syncing the durable watermark"))
+}
+
 /// Makes the directory's entries (new names, removals) durable.
 pub(crate) fn sync_directory(dir: &Path) -> Result<(), ChannelError> {
     fault::run(IoOp::SyncDir(dir), || {

@@ -42,6 +42,8 @@ pub struct JournalReader {
     failed: bool,
     /// The last end of data checked for a missing seal: (segment, position, when).
     end_checked: Option<(u64, u64, Instant)>,
+    /// The journal's id, from its newest segment, once known.
+    journal_id: Option<u64>,
 }
 
 /// How often the same end of data is checked for a missing seal.
@@ -72,8 +74,13 @@ impl JournalReader {
             durable_only: false,
             failed: false,
             end_checked: None,
+            journal_id: None,
         };
-        reader.locate()?;
+        // Damage found while locating is reported by the first read, so that the records
+        // before it can still be read; only a pruned start is refused here.
+        if let Err(e @ JournalError::Pruned { .. }) = reader.locate() {
+            return Err(e);
+        }
         Ok(reader)
     }
 
@@ -183,23 +190,43 @@ impl JournalReader {
 
     /// Whether the next `try_next` has something to return (or an error to report).
     fn ready(&mut self) -> Result<bool, JournalError> {
-        if !self.advance()? {
-            return Ok(false);
+        loop {
+            if !self.advance()? {
+                return Ok(false);
+            }
+            let Some(current) = self.current.as_mut() else {
+                return Ok(false);
+            };
+            // A seal published since `advance` looked is crossed by the next `advance`:
+            // only a record counts as ready.
+            if current.reader.at_closing_marker() {
+                continue;
+            }
+            return Ok(current.reader.has_next());
         }
-        Ok(self
-            .current
-            .as_mut()
-            .is_some_and(|current| current.reader.has_next()))
     }
 
     /// Opens the segment that holds `skip_until`; `false` if the journal has none yet.
+    /// Segments removed by a concurrent prune while this looks are looked for again.
     fn locate(&mut self) -> Result<bool, JournalError> {
+        let mut attempts = 0;
+        loop {
+            match self.locate_once() {
+                Err(JournalError::MissingSegment { .. }) if attempts < 3 => attempts += 1,
+                other => return other,
+            }
+        }
+    }
+
+    fn locate_once(&mut self) -> Result<bool, JournalError> {
         let mut ids = segment::list(&self.dir)?;
         while let Some(&last) = ids.last() {
-            if !segment::header(&self.dir, last)?.is_pending() {
-                break;
+            match segment::header(&self.dir, last) {
+                Ok(header) if header.is_pending() => {
+                    ids.pop();
+                }
+                _ => break,
             }
-            ids.pop();
         }
         let Some(&first) = ids.first() else {
             return Ok(false);
@@ -213,22 +240,65 @@ impl JournalReader {
                 first: first_base,
             });
         }
-        // The last segment whose first sequence number is at most the target.
+        let journal_id = self.journal_id(&ids)?;
+        self.journal_id = Some(journal_id);
+        // The last segment whose first sequence number is at most the target. A segment that
+        // cannot be read on the way ends the search at the first segment: the chain is then
+        // walked from there, and the damage reported when it is reached.
         let (mut lo, mut hi) = (0, ids.len());
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
-            if segment::header(&self.dir, ids[mid])?.base_sequence() <= target {
-                lo = mid;
-            } else {
-                hi = mid;
+            match segment::header(&self.dir, ids[mid]) {
+                Ok(header) if header.base_sequence() <= target => lo = mid,
+                Ok(_) => hi = mid,
+                Err(_) => {
+                    (lo, hi) = (0, 1);
+                }
             }
         }
         let id = ids[lo];
-        let mut reader = ShmReader::open(segment::segment_path(&self.dir, id))?;
+        let path = segment::segment_path(&self.dir, id);
+        let mut reader = ShmReader::open(&path)?;
+        if reader.header().writer_id() != journal_id {
+            return Err(JournalError::BrokenChain {
+                segment: path,
+                reason: format!(
+                    "segment belongs to journal {:#x}, the journal's newest segment to {:#x}",
+                    reader.header().writer_id(),
+                    journal_id
+                ),
+            });
+        }
         reader.set_durable_only(self.durable_only);
         self.next_seq = reader.header().base_sequence();
         self.current = Some(Current { reader, id });
         Ok(true)
+    }
+
+    /// The journal's id: the one most of the first, second and last segments name (the
+    /// first's when they all differ). A single foreign segment at either end is outvoted by
+    /// its neighbours, so it is reported when reached instead of hiding the journal.
+    fn journal_id(&self, ids: &[u64]) -> Result<u64, JournalError> {
+        let mut probes = vec![ids[0]];
+        if ids.len() > 1 {
+            probes.push(ids[1]);
+        }
+        if ids.len() > 2 {
+            probes.push(ids[ids.len() - 1]);
+        }
+        let named: Vec<u64> = probes
+            .iter()
+            .filter_map(|&id| segment::header(&self.dir, id).ok())
+            .map(|h| h.writer_id())
+            .collect();
+        let Some(&first) = named.first() else {
+            return segment::header(&self.dir, ids[0]).map(|h| h.writer_id());
+        };
+        Ok(named
+            .iter()
+            .copied()
+            .find(|&id| named.iter().filter(|&&other| other == id).count() * 2 > named.len())
+            .unwrap_or(first))
     }
 
     /// Crosses closing markers and skips records before `skip_until`; `false` if nothing
@@ -284,6 +354,11 @@ impl JournalReader {
         if next.header().is_pending() || !next.has_next() {
             return Ok(());
         }
+        // The writer publishes a segment's seal before it appends to the next one. Having
+        // seen a record there, look again here: a seal published meanwhile is visible now.
+        if !current.reader.at_end() {
+            return Ok(());
+        }
         Err(JournalError::Unsealed {
             segment: current.reader.path().to_path_buf(),
             position,
@@ -321,7 +396,9 @@ impl JournalReader {
             });
         }
         let link = Link {
-            journal_id: current.reader.header().writer_id(),
+            journal_id: self
+                .journal_id
+                .unwrap_or_else(|| current.reader.header().writer_id()),
             previous_id: current.id,
             base: self.next_seq,
             previous_checksum: checksum,

@@ -10,8 +10,8 @@ use super::helper::SegmentSpec;
 use super::segment::{self, Link};
 use super::{DroppedRange, JournalError, OpenReport, RecoveryMode};
 use crate::core::{
-    closing_checksum, resume_for_seal, EncoderHandler, Header, ReadError, Reader, ShmReader,
-    ShmWriter,
+    closing_checksum, frame_len, mark_durable, resume_for_seal, EncoderHandler, Header, ReadError,
+    Reader, ShmReader, ShmWriter,
 };
 use crate::fault::{self, IoOp};
 
@@ -131,6 +131,10 @@ pub(crate) fn settle(
     mode: RecoveryMode,
     report: &mut OpenReport,
 ) -> Result<Option<Tail>, JournalError> {
+    if mode == RecoveryMode::AbsoluteConsistency {
+        // Refuse before changing anything: the journal is left as it is for inspection.
+        check_untouched_tail(dir)?;
+    }
     remove_stale_temporaries(dir);
     let mut ids = segment::list(dir)?;
     report.segments = ids.len();
@@ -222,8 +226,9 @@ pub(crate) fn settle(
             checksum
         }
     };
-    // Everything recovered is made durable before anything follows it.
-    sync_file(&segment::segment_path(dir, tail))?;
+    // Everything recovered is made durable, and recorded so in the watermarks, before
+    // anything follows it.
+    make_recovered_durable(dir, tail)?;
     report.next_sequence = next_base;
     Ok(Some(Tail {
         journal_id,
@@ -231,6 +236,53 @@ pub(crate) fn settle(
         next_base,
         checksum,
     }))
+}
+
+/// Makes every record of the sealed segments up to `tail` durable. The tail is synced
+/// whatever its watermark says (recovery may just have sealed it); then, walking back, each
+/// segment whose watermark does not cover its seal is synced and its watermark advanced,
+/// until one that is already durable: a sync writes sealed segments oldest first, so
+/// everything before a durable seal is durable too.
+fn make_recovered_durable(dir: &Path, tail: u64) -> Result<(), JournalError> {
+    mark_segment_durable(dir, tail)?;
+    let mut id = tail;
+    while id > 1 {
+        id -= 1;
+        if !segment::segment_path(dir, id).exists() || !mark_segment_durable(dir, id)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Syncs sealed segment `id` and advances its watermark past its seal; `false` if it was
+/// already durable.
+fn mark_segment_durable(dir: &Path, id: u64) -> Result<bool, JournalError> {
+    let path = segment::segment_path(dir, id);
+    let reader = ShmReader::open(&path)?;
+    let end = match reader.located_closing() {
+        Some((at, trailer, _)) => at + frame_len(trailer.len() as u32),
+        None => {
+            drop(reader);
+            let found = scan(dir, id)?;
+            match found.stop {
+                Stop::Sealed { trailer, .. } => {
+                    found.reader.position() + frame_len(trailer.len() as u32)
+                }
+                Stop::Open { .. } => {
+                    return Err(JournalError::BrokenChain {
+                        segment: path,
+                        reason: "segment is followed by another but is not sealed".into(),
+                    })
+                }
+            }
+        }
+    };
+    if ShmReader::open(&path)?.durable_position() >= end {
+        return Ok(false);
+    }
+    mark_durable(&path, end)?;
+    Ok(true)
 }
 
 /// Settles the journal (see [`settle`]) and creates the segment appends continue in: a
@@ -255,6 +307,51 @@ pub(crate) fn recover(
     Ok((Active { writer, id }, spec, report))
 }
 
+/// For [`RecoveryMode::AbsoluteConsistency`]: fails, without changing anything, if opening
+/// would have to repair the tail: a torn or damaged tail, or a rollover a crash
+/// interrupted (the last segment's predecessor unsealed).
+fn check_untouched_tail(dir: &Path) -> Result<(), JournalError> {
+    let mut ids = segment::list(dir)?;
+    while let Some(&last) = ids.last() {
+        if !segment::header(dir, last)?.is_pending() {
+            break;
+        }
+        ids.pop();
+    }
+    let Some(&tail) = ids.last() else {
+        return Ok(());
+    };
+    if ids.len() >= 2 && ids[ids.len() - 2] == tail - 1 {
+        if let Stop::Open { position, .. } = scan(dir, tail - 1)?.stop {
+            return Err(JournalError::BrokenChain {
+                segment: segment::segment_path(dir, tail - 1),
+                reason: format!(
+                    "segment ends at offset {position} without a seal but segment {tail} \
+                     follows (a rollover was interrupted)"
+                ),
+            });
+        }
+    }
+    let found = scan(dir, tail)?;
+    if let Stop::Open { position, damage } = found.stop {
+        if position < found.reader.durable_position() {
+            if let Some(source) = damage {
+                return Err(JournalError::Corrupt { source });
+            }
+        }
+        let torn = found.reader.written_extent(position) - position;
+        if torn > 0 {
+            return Err(JournalError::TornTail {
+                segment: segment::segment_path(dir, tail),
+                position,
+                bytes: torn,
+                mode: mode_name(RecoveryMode::AbsoluteConsistency),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// After a crash during a rollover the last segment may be linked while its predecessor was
 /// never sealed (the seal did not reach storage). Returns the segment to recover as the
 /// tail: `last` when the chain holds (re-sealing the predecessor exactly as it was), or the
@@ -269,7 +366,19 @@ fn settle_rollover(
     let last_header = segment::header(dir, last)?;
     // The usual case, without a scan: the predecessor's seal is where its header says, and
     // it is the one the last segment links to.
-    let located = ShmReader::open(segment::segment_path(dir, previous))?.located_closing();
+    let prev_reader = ShmReader::open(segment::segment_path(dir, previous))?;
+    let prev_journal = prev_reader.header().writer_id();
+    if prev_journal != last_header.writer_id() {
+        return Err(JournalError::BrokenChain {
+            segment: segment::segment_path(dir, last),
+            reason: format!(
+                "segment belongs to journal {:#x}, its predecessor to {prev_journal:#x}",
+                last_header.writer_id()
+            ),
+        });
+    }
+    let located = prev_reader.located_closing();
+    drop(prev_reader);
     if let Some((_, trailer, checksum)) = located {
         // The checksum binds the marker's place and trailer; a marker without a trailer
         // (closed by dropping its writer) was counted when the last segment was linked.
@@ -284,7 +393,7 @@ fn settle_rollover(
     let prev = scan(dir, previous)?;
     let next_base = prev.header.base_sequence() + prev.records;
     let link = |previous_checksum| Link {
-        journal_id: last_header.writer_id(),
+        journal_id: prev.header.writer_id(),
         previous_id: previous,
         base: next_base,
         previous_checksum,

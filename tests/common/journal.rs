@@ -1,0 +1,562 @@
+//! Helpers shared by the `journal_*` integration tests: deterministic record contents, a
+//! parser of segment files written here from docs/FORMAT.md (header fields, record frames,
+//! closing markers, each checked with a bitwise CRC32 independent of the library's),
+//! reading a journal to its current end, copying and snapshotting journal directories, and
+//! re-running the test binary as a child process that talks to the parent through tagged
+//! stdout lines.
+//!
+//! Each test file uses only part of this, hence `dead_code` is allowed.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use kekbit::journal::{JournalError, JournalReader};
+
+/// Bytes of a segment header; the data area starts right after it.
+pub const HEADER_LEN: u64 = 128;
+/// Bytes at the end of every data area kept for the closing marker.
+pub const TRAILER_RESERVE: u64 = 64;
+/// Kind of a data record (top four bits of the record's `meta` word).
+pub const KIND_DATA: u32 = 1;
+/// Kind of a closing marker.
+pub const KIND_CLOSED: u32 = 2;
+
+/// Bytes a record with a `len`-byte payload occupies: 8-byte header and payload, padded to 8.
+pub fn frame_len(len: usize) -> u64 {
+    (8 + len as u64).next_multiple_of(8)
+}
+
+/// The largest payload a segment of `capacity` data bytes can hold.
+pub fn max_payload(capacity: u64) -> u32 {
+    (capacity - TRAILER_RESERVE - 8) as u32
+}
+
+/// A payload of `len` bytes that identifies `seq` (its first eight bytes are `seq`, when
+/// there is room) and `salt` (which tells one journal's records from another's).
+pub fn payload(seq: u64, len: usize, salt: u8) -> Vec<u8> {
+    let mut bytes: Vec<u8> = (0..len as u64)
+        .map(|j| (seq.wrapping_mul(131) ^ j.wrapping_mul(29) ^ (seq >> 9)) as u8 ^ salt)
+        .collect();
+    let head = len.min(8);
+    bytes[..head].copy_from_slice(&seq.to_le_bytes()[..head]);
+    bytes
+}
+
+/// Length of the standard record `seq`: 8 to 64 bytes, scattered.
+pub fn record_len(seq: u64) -> usize {
+    8 + ((seq.wrapping_mul(0x9E37_79B9) >> 7) % 57) as usize
+}
+
+/// The standard record `seq` of the tests.
+pub fn record(seq: u64) -> Vec<u8> {
+    payload(seq, record_len(seq), 0)
+}
+
+/// CRC-32/ISO-HDLC computed bit by bit (reflected polynomial 0xEDB88320).
+pub fn crc32(parts: &[&[u8]]) -> u32 {
+    let mut crc = u32::MAX;
+    for part in parts {
+        for &byte in *part {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+    }
+    !crc
+}
+
+/// The checksum of a record header: channel id, position, meta, payload.
+pub fn frame_crc(channel_id: u64, position: u64, meta: u32, payload: &[u8]) -> u32 {
+    crc32(&[
+        &channel_id.to_le_bytes(),
+        &position.to_le_bytes(),
+        &meta.to_le_bytes(),
+        payload,
+    ])
+}
+
+/// The file of segment `id` in `dir`: 16 lowercase hex digits and `.kekbit`.
+pub fn segment_file(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:016x}.kekbit"))
+}
+
+/// The ids of the segment files in `dir`, ascending.
+pub fn segment_ids(dir: &Path) -> Vec<u64> {
+    let mut ids: Vec<u64> = fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|entry| {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            let hex = name.strip_suffix(".kekbit")?;
+            if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            u64::from_str_radix(hex, 16).ok()
+        })
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+fn le_u64(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
+}
+
+fn le_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
+/// The header fields of a segment file that the journal uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// The file.
+    pub path: PathBuf,
+    /// `writer_id` (offset 16): the journal's id.
+    pub journal_id: u64,
+    /// `channel_id` (offset 24): the segment's id.
+    pub channel_id: u64,
+    /// `capacity` (offset 32).
+    pub capacity: u64,
+    /// `max_record_len` (offset 40).
+    pub max_record_len: u32,
+    /// Bit 0 of `flags` (offset 44).
+    pub pending: bool,
+    /// `base_sequence` (offset 72).
+    pub base_sequence: u64,
+    /// `previous_channel_id` (offset 80).
+    pub previous_id: u64,
+    /// `previous_checksum` (offset 88).
+    pub previous_checksum: u32,
+    /// Live `durable_watermark` (offset 96).
+    pub durable_watermark: u64,
+    /// Live `closed_at` (offset 112).
+    pub closed_at: u64,
+}
+
+/// Reads the header of the segment file at `path`, checking its magic and header checksum.
+pub fn read_header(path: &Path) -> SegmentHeader {
+    let mut bytes = [0u8; HEADER_LEN as usize];
+    fs::File::open(path)
+        .unwrap()
+        .read_exact_at(&mut bytes, 0)
+        .unwrap();
+    assert_eq!(&bytes[..8], b"\x89KEKBIT\n", "{}: magic", path.display());
+    assert_eq!(
+        le_u32(&bytes, 92),
+        crc32(&[&bytes[..92]]),
+        "{}: header checksum",
+        path.display()
+    );
+    SegmentHeader {
+        path: path.to_path_buf(),
+        journal_id: le_u64(&bytes, 16),
+        channel_id: le_u64(&bytes, 24),
+        capacity: le_u64(&bytes, 32),
+        max_record_len: le_u32(&bytes, 40),
+        pending: le_u32(&bytes, 44) & 1 == 1,
+        base_sequence: le_u64(&bytes, 72),
+        previous_id: le_u64(&bytes, 80),
+        previous_checksum: le_u32(&bytes, 88),
+        durable_watermark: le_u64(&bytes, 96),
+        closed_at: le_u64(&bytes, 112),
+    }
+}
+
+/// The headers of every segment file in `dir`, by id.
+pub fn segments(dir: &Path) -> Vec<SegmentHeader> {
+    segment_ids(dir)
+        .into_iter()
+        .map(|id| read_header(&segment_file(dir, id)))
+        .collect()
+}
+
+/// The headers of the linked (not pending) segment files in `dir`, by id.
+pub fn linked_segments(dir: &Path) -> Vec<SegmentHeader> {
+    segments(dir).into_iter().filter(|s| !s.pending).collect()
+}
+
+/// How the data area of a segment ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// A zero word: no closing marker (yet).
+    Open,
+    /// A valid closing marker.
+    Sealed {
+        /// Data-area offset of the marker.
+        position: u64,
+        /// Its trailer.
+        trailer: Vec<u8>,
+        /// Its stored checksum.
+        checksum: u32,
+    },
+    /// A word that is not a valid record.
+    Invalid,
+}
+
+/// A segment's valid records, read from the start of its data area.
+#[derive(Debug, Clone)]
+pub struct Walk {
+    /// The header.
+    pub header: SegmentHeader,
+    /// (position, payload) of each valid data record, in order.
+    pub records: Vec<(u64, Vec<u8>)>,
+    /// Data-area offset after the last valid data record.
+    pub end: u64,
+    /// What follows them.
+    pub stop: End,
+}
+
+impl Walk {
+    /// The successor's first sequence number named by the seal, if sealed with a trailer.
+    pub fn seal_names(&self) -> Option<u64> {
+        match &self.stop {
+            End::Sealed { trailer, .. } if trailer.len() == 8 => {
+                Some(u64::from_le_bytes(trailer[..].try_into().unwrap()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The seal's checksum, if sealed.
+    pub fn seal_checksum(&self) -> Option<u32> {
+        match &self.stop {
+            End::Sealed { checksum, .. } => Some(*checksum),
+            _ => None,
+        }
+    }
+}
+
+/// Reads the segment file at `path` as docs/FORMAT.md describes, without the library.
+pub fn walk_segment(path: &Path) -> Walk {
+    let header = read_header(path);
+    let bytes = fs::read(path).unwrap();
+    let data = &bytes[HEADER_LEN as usize..];
+    let capacity = header.capacity;
+    let mut records = Vec::new();
+    let mut at = 0u64;
+    let stop = loop {
+        if at + 8 > capacity {
+            break End::Invalid;
+        }
+        let word = le_u64(data, at as usize);
+        if word == 0 {
+            break End::Open;
+        }
+        let meta = word as u32;
+        let stored = (word >> 32) as u32;
+        let kind = meta >> 28;
+        let len = u64::from(meta & 0x0FFF_FFFF);
+        let limit = match kind {
+            KIND_DATA if len <= u64::from(header.max_record_len) => capacity - TRAILER_RESERVE,
+            KIND_CLOSED if len <= 56 => capacity,
+            _ => break End::Invalid,
+        };
+        if at + 8 + len > limit {
+            break End::Invalid;
+        }
+        let body = &data[(at + 8) as usize..(at + 8 + len) as usize];
+        if frame_crc(header.channel_id, at, meta, body) != stored {
+            break End::Invalid;
+        }
+        if kind == KIND_CLOSED {
+            break End::Sealed {
+                position: at,
+                trailer: body.to_vec(),
+                checksum: stored,
+            };
+        }
+        records.push((at, body.to_vec()));
+        at += frame_len(len as usize);
+    };
+    Walk {
+        header,
+        records,
+        end: at,
+        stop,
+    }
+}
+
+/// End (exclusive) of the last non-zero 8-byte word of the data area at or after `from`, or
+/// `from` when everything there is zero.
+pub fn written_extent(path: &Path, from: u64) -> u64 {
+    let bytes = fs::read(path).unwrap();
+    let data = &bytes[HEADER_LEN as usize..];
+    let mut end = from;
+    let mut at = from as usize;
+    while at + 8 <= data.len() {
+        if data[at..at + 8].iter().any(|&b| b != 0) {
+            end = at as u64 + 8;
+        }
+        at += 8;
+    }
+    end
+}
+
+/// Checks the chain of the linked segments in `dir` (a cleanly closed or live journal):
+/// consecutive ids of one journal, each one's link naming its predecessor, the seal's
+/// checksum and the seal's trailer (when it has one) naming the successor's base. Returns
+/// the walks.
+pub fn check_chain(dir: &Path) -> Vec<Walk> {
+    let walks: Vec<Walk> = linked_segments(dir)
+        .iter()
+        .map(|s| walk_segment(&s.path))
+        .collect();
+    for pair in walks.windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        let name = after.header.path.display();
+        assert_eq!(
+            after.header.channel_id,
+            before.header.channel_id + 1,
+            "{name}: ids"
+        );
+        assert_eq!(
+            after.header.journal_id, before.header.journal_id,
+            "{name}: journal id"
+        );
+        assert_eq!(
+            after.header.previous_id, before.header.channel_id,
+            "{name}: link"
+        );
+        let next = before.header.base_sequence + before.records.len() as u64;
+        assert_eq!(after.header.base_sequence, next, "{name}: base sequence");
+        assert_eq!(
+            Some(after.header.previous_checksum),
+            before.seal_checksum(),
+            "{name}: recorded checksum of the predecessor's seal"
+        );
+        if let Some(named) = before.seal_names() {
+            assert_eq!(named, next, "{}: trailer", before.header.path.display());
+        }
+    }
+    walks
+}
+
+/// Reads with `try_next` until it returns `Ok(None)` or an error, copying every record.
+pub fn read_available(reader: &mut JournalReader) -> (Vec<(u64, Vec<u8>)>, Option<JournalError>) {
+    let mut got = Vec::new();
+    loop {
+        match reader.try_next() {
+            Ok(Some((seq, bytes))) => got.push((seq, bytes.to_vec())),
+            Ok(None) => return (got, None),
+            Err(e) => return (got, Some(e)),
+        }
+    }
+}
+
+/// Every record of the journal in `dir` from `from` to its current end; panics on an error.
+pub fn read_journal(dir: &Path, from: u64) -> Vec<(u64, Vec<u8>)> {
+    let mut reader = JournalReader::open(dir, from).unwrap();
+    let (got, error) = read_available(&mut reader);
+    if let Some(e) = error {
+        panic!("reading {} from {from}: {e}", dir.display());
+    }
+    got
+}
+
+/// Asserts that `got` is exactly records `from, from + 1, ...` with the contents `expected`
+/// gives, and that there are `count` of them.
+pub fn assert_sequence(
+    got: &[(u64, Vec<u8>)],
+    from: u64,
+    count: u64,
+    expected: impl Fn(u64) -> Vec<u8>,
+) {
+    for (i, (seq, bytes)) in got.iter().enumerate() {
+        let want = from + i as u64;
+        assert_eq!(*seq, want, "record {i} read has the wrong sequence number");
+        assert!(
+            *bytes == expected(want),
+            "record {want}: content differs ({} bytes read)",
+            bytes.len()
+        );
+    }
+    assert_eq!(got.len() as u64, count, "records read from {from}");
+}
+
+/// Copies the regular files of `from` into `to` (created if needed).
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// Every file of `dir` with its contents.
+pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Writes `bytes` at `offset` of the file at `path` (which no live writer may have mapped).
+pub fn patch(path: &Path, offset: u64, bytes: &[u8]) {
+    let file = OpenOptions::new().write(true).open(path).unwrap();
+    file.write_all_at(bytes, offset).unwrap();
+    file.sync_all().unwrap();
+}
+
+/// The environment variable that makes a test binary's child entry points run; it carries
+/// the journal directory the parent and the child share.
+pub const CHILD_DIR: &str = "KEKBIT_JOURNAL_CHILD_DIR";
+
+/// Marks the stdout lines a child sends its parent (libtest's own lines lack it).
+const TAG: &str = "@@kekbit@@ ";
+
+/// In a child: the shared directory. `None` in an ordinary test run.
+pub fn child_dir() -> Option<PathBuf> {
+    std::env::var_os(CHILD_DIR).map(PathBuf::from)
+}
+
+/// In a child: a parameter the parent passed.
+pub fn child_param(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("child parameter {name} missing"))
+}
+
+/// In a child: sends one line to the parent, flushed at once.
+pub fn tell_parent(line: &str) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{TAG}{line}").unwrap();
+    out.flush().unwrap();
+}
+
+/// A child process running one test of this binary, with its tagged stdout lines arriving
+/// on a channel and its stderr collected. Dropping it kills the child if still running.
+pub struct ChildRun {
+    child: Child,
+    lines: Receiver<String>,
+    stderr: Option<JoinHandle<String>>,
+    done: bool,
+}
+
+/// Runs `test` (an exact test name of this binary) in a child process with `dir` in
+/// [`CHILD_DIR`] and `params` in its environment.
+pub fn spawn_child(test: &str, dir: &Path, params: &[(&str, String)]) -> ChildRun {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD_DIR, dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in params {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            // libtest may have started the line ("test name ... ") before the child's.
+            if let Some(at) = line.find(TAG) {
+                if tx.send(line[at + TAG.len()..].to_string()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let stderr = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    ChildRun {
+        child,
+        lines,
+        stderr: Some(stderr),
+        done: false,
+    }
+}
+
+impl ChildRun {
+    /// The child's next line, waiting at most `timeout`; `None` on timeout or once its
+    /// stdout is closed.
+    pub fn next_line(&self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// The child's next line, which must come within `timeout`.
+    pub fn expect_line(&mut self, timeout: Duration) -> String {
+        match self.next_line(timeout) {
+            Some(line) => line,
+            None => {
+                let log = self.kill_and_log();
+                panic!("the child sent no line (waited at most {timeout:?}); its stderr:\n{log}")
+            }
+        }
+    }
+
+    /// Kills the child (SIGKILL), waits for it, and returns every line it had sent that was
+    /// not received yet.
+    pub fn kill(&mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        self.child.wait().unwrap();
+        self.done = true;
+        // The pipe's writer is gone: the forwarding thread ends at its end of file.
+        self.lines.iter().collect()
+    }
+
+    /// Waits for the child to exit, at most `limit` (killing it past that), and returns its
+    /// status (`None` if it had to be killed) and its stderr.
+    pub fn wait(&mut self, limit: Duration) -> (Option<ExitStatus>, String) {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        self.done = true;
+        (status, self.stderr_text())
+    }
+
+    fn kill_and_log(&mut self) -> String {
+        let _ = self.kill();
+        self.stderr_text()
+    }
+
+    /// The child's stderr (complete once it has exited).
+    pub fn stderr_text(&mut self) -> String {
+        match self.stderr.take() {
+            Some(handle) => handle.join().unwrap_or_default(),
+            None => String::new(),
+        }
+    }
+}
+
+impl Drop for ChildRun {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! `prune_before` removes exactly the segments all of whose records precede the given
+//! sequence number, oldest first, and never the segment being appended to (nor the one
+//! prepared ahead). With 4 KiB segments holding four 1,000-byte records each (segment `k`
+//! holds `4(k-1) .. 4k`): pruning before 3 removes nothing, before 4 removes segment 1, and
+//! `PruneReport` gives the number removed and the first sequence number still held. A reader
+//! lagging inside a removed segment keeps reading it (the file is unlinked, its mapping
+//! lives on) and crosses into the following segments up to live appends; a reader whose
+//! next segment was removed under it gets an error after the last record of its segment,
+//! never wrong data. A new reader from a pruned sequence number gets `Pruned` naming the
+//! first sequence number held. Pruning everything keeps the active segment: appending and
+//! reading go on, also after the journal is closed and reopened. Readers opened (from the
+//! next sequence number) while a prune removes hundreds of segments all open: a segment
+//! vanishing under a reader's lookup is not an error for a record still held.
+
+#[path = "common/journal.rs"]
+mod journal_common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use journal_common::{
+    assert_sequence, check_chain, linked_segments, payload, read_available, read_journal, record,
+    segment_file, segment_ids, segments,
+};
+use kekbit::journal::{Durability, Journal, JournalError, JournalOptions, JournalReader};
+
+const LEN: usize = 1_000;
+/// Records per segment: four 1,008-byte frames fill the 4,032 bytes a 4 KiB segment offers.
+const PER_SEGMENT: u64 = 4;
+
+fn rec(seq: u64) -> Vec<u8> {
+    payload(seq, LEN, 0)
+}
+
+fn options() -> JournalOptions {
+    Journal::options()
+        .segment_capacity(4096)
+        .max_record_len(LEN as u32)
+        .durability(Durability::Never)
+}
+
+/// Asserts that a new reader from `from` is refused with `Pruned` naming `first`.
+fn assert_pruned(dir: &Path, from: u64, first: u64) {
+    match JournalReader::open(dir, from) {
+        Err(JournalError::Pruned {
+            dir: named,
+            requested,
+            first: held,
+            ..
+        }) => {
+            assert_eq!(named, dir);
+            assert_eq!((requested, held), (from, first), "reader from {from}");
+        }
+        other => panic!("reader from {from} after pruning: {other:?}"),
+    }
+}
+
+/// Reads `count` records from `reader`, which must be `from, from + 1, ...`.
+fn read_exactly(reader: &mut JournalReader, from: u64, count: u64) {
+    for seq in from..from + count {
+        match reader.try_next() {
+            Ok(Some((got, bytes))) => {
+                assert_eq!(got, seq);
+                assert!(bytes == rec(seq), "record {seq} differs");
+            }
+            other => panic!("expected record {seq}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn pruning_a_journal_removes_whole_old_segments_and_lagging_readers_carry_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let journal = options().open(path).unwrap();
+    for seq in 0..40 {
+        assert_eq!(journal.append(&rec(seq)).unwrap(), seq);
+    }
+    // Segments 1 to 10 hold four records each; 10 is active (full, not rolled over yet).
+    let walks = check_chain(path);
+    let held: Vec<(u64, u64, usize)> = walks
+        .iter()
+        .map(|w| (w.header.channel_id, w.header.base_sequence, w.records.len()))
+        .collect();
+    let want: Vec<(u64, u64, usize)> = (1..=10).map(|k| (k, 4 * (k - 1), 4)).collect();
+    assert_eq!(held, want, "(segment, first sequence, records)");
+
+    // A reader lagging inside segment 1, one inside segment 2.
+    let mut lagging = journal.reader(0).unwrap();
+    read_exactly(&mut lagging, 0, 2);
+    let mut stranded = journal.reader(5).unwrap();
+    read_exactly(&mut stranded, 5, 1);
+
+    // Segment 1 still holds 3: nothing to remove.
+    let report = journal.prune_before(3).unwrap();
+    assert_eq!((report.segments_removed, report.first_sequence), (0, 0));
+    assert!(segment_file(path, 1).exists());
+    let report = journal.prune_before(0).unwrap();
+    assert_eq!((report.segments_removed, report.first_sequence), (0, 0));
+
+    // Before 4: segment 1 goes, and only it.
+    let report = journal.prune_before(PER_SEGMENT).unwrap();
+    assert_eq!((report.segments_removed, report.first_sequence), (1, 4));
+    assert!(!segment_file(path, 1).exists());
+    assert_eq!(linked_segments(path)[0].channel_id, 2);
+    assert_pruned(path, 0, 4);
+    assert_pruned(path, 3, 4);
+    assert_sequence(&read_journal(path, 4), 4, 36, rec);
+
+    // The lagging reader reads the rest of the unlinked segment 1 and crosses into 2 and on.
+    read_exactly(&mut lagging, 2, 2);
+    let (got, error) = read_available(&mut lagging);
+    assert!(error.is_none(), "{error:?}");
+    assert_sequence(&got, 4, 36, rec);
+
+    // Before 22: segments 2 to 5 (records 4 to 19) go; 6 holds 20 and 21, it stays.
+    let report = journal.prune_before(22).unwrap();
+    assert_eq!((report.segments_removed, report.first_sequence), (4, 20));
+    assert_eq!(linked_segments(path)[0].channel_id, 6);
+    assert_pruned(path, 19, 20);
+    assert_sequence(&read_journal(path, 20), 20, 20, rec);
+
+    // The reader in segment 2 reads what is left of it, then cannot go on: segment 3 is gone.
+    // Never a record that is not the next one.
+    read_exactly(&mut stranded, 6, 2);
+    match stranded.try_next() {
+        Err(JournalError::MissingSegment { id, .. }) => assert_eq!(id, 3),
+        Err(JournalError::Pruned { requested, .. }) => assert_eq!(requested, 8),
+        other => panic!("reader stranded in a removed segment: {other:?}"),
+    }
+
+    // Everything: all but the active segment 10 (and the one prepared after it) go.
+    let report = journal.prune_before(u64::MAX).unwrap();
+    assert_eq!((report.segments_removed, report.first_sequence), (4, 36));
+    let linked: Vec<u64> = linked_segments(path).iter().map(|s| s.channel_id).collect();
+    assert_eq!(linked, [10], "linked segments left");
+    assert!(
+        segment_ids(path).iter().all(|&id| id == 10 || id == 11),
+        "files left: {:?}",
+        segment_ids(path)
+    );
+    assert_pruned(path, 35, 36);
+    let report = journal.prune_before(u64::MAX).unwrap();
+    assert_eq!((report.segments_removed, report.first_sequence), (0, 36));
+
+    // Appending goes on (rolling over from the only segment left); readers follow.
+    for seq in 40..50 {
+        assert_eq!(journal.append(&rec(seq)).unwrap(), seq);
+    }
+    let (got, error) = read_available(&mut lagging);
+    assert!(error.is_none(), "{error:?}");
+    assert_sequence(&got, 40, 10, rec);
+    assert_sequence(&read_journal(path, 36), 36, 14, rec);
+
+    // Pruning again removes the segments filled since, up to the new active one.
+    let report = journal.prune_before(u64::MAX).unwrap();
+    assert_eq!((report.segments_removed, report.first_sequence), (3, 48));
+
+    // Closed and reopened, the pruned journal goes on.
+    drop(journal);
+    let journal = options().open(path).unwrap();
+    assert_eq!(journal.open_report().next_sequence, 50);
+    assert_eq!(journal.append(&rec(50)).unwrap(), 50);
+    assert_sequence(&read_journal(path, 48), 48, 3, rec);
+    assert_pruned(path, 47, 48);
+    // Segment 13 (48, 49, closed by the drop) goes; 14, opened by the reopen, is active.
+    let report = journal.prune_before(u64::MAX).unwrap();
+    assert_eq!((report.segments_removed, report.first_sequence), (1, 50));
+    assert_sequence(&read_journal(path, 50), 50, 1, rec);
+    assert!(segments(path).iter().any(|s| !s.pending));
+}
+
+// Regression: a reader opened while a prune unlinked segments failed with MissingSegment.
+#[test]
+fn journal_readers_opened_while_pruning_runs_open_at_records_still_held() {
+    const IDLE: u8 = 0;
+    const PRUNING: u8 = 1;
+    const STOP: u8 = 2;
+    let dir = tempfile::tempdir().unwrap();
+    // Tiny segments: a few records each, hundreds of segments to prune per round.
+    let journal = Journal::options()
+        .segment_capacity(256)
+        .max_record_len(64)
+        .durability(Durability::Never)
+        .open(dir.path())
+        .unwrap();
+    let state = Arc::new(AtomicU8::new(IDLE));
+    // The next sequence number: in the active segment, which pruning never removes.
+    let next = Arc::new(AtomicU64::new(0));
+    let opener = {
+        let (state, next) = (Arc::clone(&state), Arc::clone(&next));
+        let dir = dir.path().to_path_buf();
+        thread::spawn(move || {
+            let (mut opened, mut failures) = (0u64, Vec::new());
+            loop {
+                match state.load(Ordering::Acquire) {
+                    PRUNING => {
+                        let from = next.load(Ordering::Acquire);
+                        match JournalReader::open(&dir, from) {
+                            Ok(_) => opened += 1,
+                            Err(e) => failures.push(format!("reader from {from}: {e}")),
+                        }
+                    }
+                    STOP => return (opened, failures),
+                    _ => thread::sleep(Duration::from_micros(200)),
+                }
+            }
+        })
+    };
+    let mut seq = 0;
+    for _ in 0..3 {
+        for _ in 0..600 {
+            journal.append(&record(seq)).unwrap();
+            seq += 1;
+        }
+        next.store(seq, Ordering::Release);
+        state.store(PRUNING, Ordering::Release);
+        thread::sleep(Duration::from_millis(2));
+        let report = journal.prune_before(seq).unwrap();
+        assert!(report.segments_removed > 100, "{report:?}");
+        state.store(IDLE, Ordering::Release);
+    }
+    state.store(STOP, Ordering::Release);
+    let (opened, failures) = opener.join().unwrap();
+    assert!(opened > 0);
+    assert!(
+        failures.is_empty(),
+        "{} of {} reader opens failed while pruning ran, e.g. {:?}",
+        failures.len(),
+        failures.len() as u64 + opened,
+        &failures[..failures.len().min(3)]
+    );
+}
