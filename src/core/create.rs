@@ -74,7 +74,12 @@ pub(crate) fn create_channel(
         }
     }
     let _ = fault::run(IoOp::Remove(&tmp), || fs::remove_file(&tmp));
-    sync_directory(root)?;
+    if let Err(e) = sync_directory(root) {
+        // The channel is not durably named: withdraw the name (this creator still holds the
+        // file's lock, so no writer uses it) so that creating it again can succeed.
+        let _ = fault::run(IoOp::Remove(&path), || fs::remove_file(&path));
+        return Err(e);
+    }
     Ok((file, path))
 }
 
