@@ -34,6 +34,7 @@ pub mod codec;
 pub mod core;
 pub mod fault;
 pub mod journal;
+mod le;
 mod mmap;
 pub mod prevalence;
 pub mod replay;

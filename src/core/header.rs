@@ -2,6 +2,7 @@
 
 use super::frame::{MAX_RECORD_LEN, RECORD_HEADER_LEN, TRAILER_RESERVE};
 use super::TickUnit;
+use crate::le::{get_u16, get_u32, get_u64, put_u16, put_u32, put_u64};
 
 /// Length in bytes of the channel header; the data area starts right after it.
 ///
@@ -58,10 +59,6 @@ const OFF_CHANNEL_ID: usize = 24;
 const OFF_CAPACITY: usize = 32;
 const OFF_MAX_RECORD_LEN: usize = 40;
 const OFF_FLAGS: usize = 44;
-/// Flag bit: a journal segment prepared ahead of need and not yet linked into its journal.
-const FLAG_PENDING: u32 = 1;
-/// Bytes of the header fixed at creation (or at linking) and covered by its checksum.
-pub(crate) const CHECKED_LEN: usize = 96;
 const OFF_TIMEOUT: usize = 48;
 const OFF_CREATION_TIME: usize = 56;
 const OFF_DATA_VERSION: usize = 64;
@@ -77,6 +74,10 @@ pub(crate) const OFF_HEARTBEAT: usize = 104;
 pub(crate) const OFF_CLOSED_AT: usize = 112;
 #[cfg(test)]
 const OFF_RESERVED: usize = 120;
+/// Bytes of the header fixed at creation (or at linking) and covered by its checksum.
+pub(crate) const CHECKED_LEN: usize = 96;
+/// Flag bit: a journal segment prepared ahead of need and not yet linked into its journal.
+const FLAG_PENDING: u32 = 1;
 
 /// Every header field as (name, offset, size), in file order.
 #[cfg(test)]
@@ -496,29 +497,6 @@ pub(crate) enum HeaderDefect {
     Version { found: u16 },
     Checksum { stored: u32, computed: u32 },
     Field(String),
-}
-
-fn put_u16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
-}
-fn put_u32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
-}
-fn put_u64(b: &mut [u8], at: usize, v: u64) {
-    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
-}
-fn get_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-fn get_u32(b: &[u8], at: usize) -> u32 {
-    let mut x = [0u8; 4];
-    x.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(x)
-}
-fn get_u64(b: &[u8], at: usize) -> u64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(x)
 }
 
 #[cfg(test)]

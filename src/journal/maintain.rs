@@ -10,7 +10,6 @@ use super::recovery::{self, scan, Stop};
 use super::segment;
 use super::{JournalError, OpenReport, PruneReport, RecoveryMode};
 use crate::core::Reader;
-use crate::fault::{self, IoOp};
 
 /// A problem [`verify`] found: damage, or a segment that does not fit the chain.
 ///
@@ -427,14 +426,7 @@ pub(crate) fn prune_segments(
         if next_header.is_pending() || next_header.base_sequence() > before {
             break;
         }
-        let path = segment::segment_path(dir, id);
-        fault::run(IoOp::Remove(&path), || std::fs::remove_file(&path)).map_err(|source| {
-            JournalError::Io {
-                path: path.clone(),
-                action: "removing a pruned segment",
-                source,
-            }
-        })?;
+        recovery::remove(dir, id)?;
         report.segments_removed += 1;
     }
     if report.segments_removed > 0 {

@@ -93,7 +93,8 @@ fn remove_stale_temporaries(dir: &Path) {
     }
 }
 
-fn remove(dir: &Path, id: u64) -> Result<(), JournalError> {
+/// Removes segment `id`'s file.
+pub(crate) fn remove(dir: &Path, id: u64) -> Result<(), JournalError> {
     let path = segment::segment_path(dir, id);
     fault::run(IoOp::Remove(&path), || std::fs::remove_file(&path)).map_err(|source| {
         JournalError::Io {

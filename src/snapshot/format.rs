@@ -1,5 +1,7 @@
 //! The snapshot file header (see docs/FORMAT.md, "Snapshot file").
 
+use crate::le::{get_u16, get_u32, get_u64, put_u16, put_u32, put_u64};
+
 /// Length of the snapshot header; the body follows it.
 ///
 /// ```
@@ -75,15 +77,13 @@ impl SnapshotHeader {
     pub(crate) fn encode(&self) -> [u8; SNAPSHOT_HEADER_LEN] {
         let mut b = [0u8; SNAPSHOT_HEADER_LEN];
         b[OFF_MAGIC..OFF_MAGIC + 8].copy_from_slice(&SNAPSHOT_MAGIC);
-        b[OFF_VERSION..OFF_VERSION + 2].copy_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-        b[OFF_HEADER_LEN..OFF_HEADER_LEN + 2]
-            .copy_from_slice(&(SNAPSHOT_HEADER_LEN as u16).to_le_bytes());
-        b[OFF_SEQUENCE..OFF_SEQUENCE + 8].copy_from_slice(&self.sequence.to_le_bytes());
-        b[OFF_BODY_LEN..OFF_BODY_LEN + 8].copy_from_slice(&self.body_len.to_le_bytes());
-        b[OFF_BODY_CHECKSUM..OFF_BODY_CHECKSUM + 4]
-            .copy_from_slice(&self.body_checksum.to_le_bytes());
+        put_u16(&mut b, OFF_VERSION, SNAPSHOT_VERSION);
+        put_u16(&mut b, OFF_HEADER_LEN, SNAPSHOT_HEADER_LEN as u16);
+        put_u64(&mut b, OFF_SEQUENCE, self.sequence);
+        put_u64(&mut b, OFF_BODY_LEN, self.body_len);
+        put_u32(&mut b, OFF_BODY_CHECKSUM, self.body_checksum);
         let crc = crc32fast::hash(&b[..OFF_HEADER_CHECKSUM]);
-        b[OFF_HEADER_CHECKSUM..].copy_from_slice(&crc.to_le_bytes());
+        put_u32(&mut b, OFF_HEADER_CHECKSUM, crc);
         b
     }
 
@@ -95,46 +95,34 @@ impl SnapshotHeader {
         if b[OFF_MAGIC..OFF_MAGIC + 8] != SNAPSHOT_MAGIC {
             return Err("not a kekbit snapshot (wrong magic)".into());
         }
-        let version = u16::from_le_bytes([b[OFF_VERSION], b[OFF_VERSION + 1]]);
+        let version = get_u16(b, OFF_VERSION);
         if version != SNAPSHOT_VERSION {
             return Err(format!(
                 "unsupported snapshot version {version} (this build reads {SNAPSHOT_VERSION})"
             ));
         }
-        let stored = u32_at(b, OFF_HEADER_CHECKSUM);
+        let stored = get_u32(b, OFF_HEADER_CHECKSUM);
         let computed = crc32fast::hash(&b[..OFF_HEADER_CHECKSUM]);
         if stored != computed {
             return Err(format!(
                 "header checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
             ));
         }
-        let header_len = u16::from_le_bytes([b[OFF_HEADER_LEN], b[OFF_HEADER_LEN + 1]]);
+        let header_len = get_u16(b, OFF_HEADER_LEN);
         if usize::from(header_len) != SNAPSHOT_HEADER_LEN {
             return Err(format!(
                 "header length {header_len}, expected {SNAPSHOT_HEADER_LEN}"
             ));
         }
-        if u32_at(b, OFF_FLAGS) != 0 {
+        if get_u32(b, OFF_FLAGS) != 0 {
             return Err("unknown flags".into());
         }
         Ok(SnapshotHeader {
-            sequence: u64_at(b, OFF_SEQUENCE),
-            body_len: u64_at(b, OFF_BODY_LEN),
-            body_checksum: u32_at(b, OFF_BODY_CHECKSUM),
+            sequence: get_u64(b, OFF_SEQUENCE),
+            body_len: get_u64(b, OFF_BODY_LEN),
+            body_checksum: get_u32(b, OFF_BODY_CHECKSUM),
         })
     }
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut x = [0u8; 4];
-    x.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(x)
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(x)
 }
 
 #[cfg(test)]
