@@ -415,6 +415,35 @@ impl ShmReader {
         frame::kind_of(word) == Some(frame::Kind::Closed)
     }
 
+    /// Steps over the data record at the reader's position without verifying its payload's
+    /// checksum: for seeking past records that will not be returned. Only a published data
+    /// record whose length is within the channel's limits is stepped over (and, for a
+    /// durable-only reader, only a durable one); anything else returns `false` and is left
+    /// for `try_read` to judge. A damaged length cannot make a later record read wrongly:
+    /// checksums bind records to their positions, so a record read at a wrong position
+    /// fails its checksum.
+    pub(crate) fn skip_unverified(&mut self) -> bool {
+        if self.cursor.closed.is_some() {
+            return false;
+        }
+        let position = self.cursor.position;
+        let word = self.chan.map.load_acquire(HEADER_LEN + position as usize);
+        if frame::kind_of(word) != Some(frame::Kind::Data) {
+            return false;
+        }
+        let len = frame::len_of(word);
+        let end = position + frame::frame_len(len);
+        let limit = self.chan.header.capacity() - frame::TRAILER_RESERVE;
+        if len > self.chan.header.max_record_len() || end > limit {
+            return false;
+        }
+        if !self.cursor.visible(&self.chan, end) {
+            return false;
+        }
+        self.cursor.position = end;
+        true
+    }
+
     /// Whether nothing at all is published at the reader's position (its header word is
     /// zero), whatever the durable-only setting.
     pub(crate) fn at_end(&self) -> bool {

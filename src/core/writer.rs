@@ -355,9 +355,16 @@ impl<H: Handler> ShmWriter<H> {
     /// writer.write(&[7u8; 4096][..]).unwrap();
     /// ```
     pub fn prefault(&self) -> std::io::Result<()> {
-        let start = HEADER_LEN + self.position as usize;
-        let end = self.header.file_len() as usize;
-        self.map.populator().populate(start, end - start)
+        self.prefault_ahead(self.header.capacity())
+    }
+
+    /// Like [`prefault`](ShmWriter::prefault), for the next `bytes` of the data area only.
+    pub(crate) fn prefault_ahead(&self, bytes: u64) -> std::io::Result<()> {
+        let start = HEADER_LEN as u64 + self.position;
+        let end = self.header.file_len().min(start.saturating_add(bytes));
+        self.map
+            .populator()
+            .populate(start as usize, (end - start) as usize)
     }
 
     /// Whether an earlier sync failed (the writer then refuses writes and syncs).

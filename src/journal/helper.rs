@@ -19,18 +19,28 @@ pub(crate) struct SegmentSpec {
 }
 
 impl SegmentSpec {
-    /// Creates pending segment `id` and maps all its pages.
+    /// Creates pending segment `id`. With `prefault`, also maps the first [`PREFAULT`]
+    /// bytes of its data area, as a segment prepared ahead of need does (the writer's own
+    /// helper thread keeps mapping ahead from there); not the whole segment, since on a
+    /// disk-backed file system every prefaulted page is a dirty page of zeros written back
+    /// unless the writer overwrites it first.
     pub(crate) fn create_pending(
         &self,
         id: u64,
+        prefault: bool,
     ) -> Result<ShmWriter<EncoderHandler>, ChannelError> {
         let header = segment::new_header(self.journal_id, id, self.capacity, self.max_record_len);
         let writer = shm_writer_pending(&self.dir, &header)?;
-        // Best effort: a segment that could not be prefaulted still works.
-        let _ = writer.prefault();
+        if prefault {
+            // Best effort: a segment that could not be prefaulted still works.
+            let _ = writer.prefault_ahead(PREFAULT);
+        }
         Ok(writer)
     }
 }
+
+/// How much of a segment prepared ahead is prefaulted before it is handed over.
+const PREFAULT: u64 = 16 << 20;
 
 type Prepared = (u64, Result<ShmWriter<EncoderHandler>, ChannelError>);
 
@@ -62,7 +72,7 @@ impl Helper {
                 for job in job_rx {
                     match job {
                         Job::Prepare(id) => {
-                            let _ = done_tx.send((id, theirs.create_pending(id)));
+                            let _ = done_tx.send((id, theirs.create_pending(id, true)));
                         }
                         Job::Retire(thing) => drop(thing),
                     }
@@ -102,7 +112,7 @@ impl Helper {
                 }
             }
         }
-        self.spec.create_pending(id)
+        self.spec.create_pending(id, false)
     }
 
     /// Drops `thing` on the background thread.

@@ -303,7 +303,9 @@ pub(crate) fn recover(
             (1, 0, 0, 0)
         }
     };
-    let mut writer = spec.create_pending(id)?;
+    // Not prefaulted here: opening should not wait for it, and the writer's helper thread
+    // maps pages ahead of the first appends.
+    let mut writer = spec.create_pending(id, false)?;
     writer.link(base, previous, checksum);
     Ok((Active { writer, id }, spec, report))
 }
