@@ -1,8 +1,8 @@
 //! Closing a journal (dropping it) and opening it again continues it seamlessly, over seven
 //! cycles, some with no append at all in between: `next_sequence` (and the open report)
 //! continue where the last session stopped; the open report shows a clean tail (nothing
-//! torn, nothing sealed, nothing removed); the last session's segment ends with an
-//! empty-trailer closing marker after its last record, and the new session's first segment
+//! torn, nothing sealed, nothing removed); the last session's segment ends with a closing
+//! marker naming the next sequence number after its last record, and the new session's first segment
 //! is linked to it (its id, first sequence number, and the marker's checksum, recomputed
 //! here); a reader opened in the first session follows every record across all the closes
 //! and reopens; readers from 0 see everything. Opening a journal that is already open for
@@ -55,11 +55,15 @@ fn check_close_and_link(dir: &Path, new_id: u64, total: u64) {
     else {
         panic!("segment {} was not closed: {:?}", new_id - 1, old.stop);
     };
-    assert!(trailer.is_empty(), "a close leaves an empty trailer");
+    assert_eq!(
+        trailer.as_slice(),
+        total.to_le_bytes(),
+        "a close seals the segment naming the next sequence number"
+    );
     assert_eq!(*position, old.end, "the marker follows the last record");
     assert_eq!(
         *checksum,
-        frame_crc(new_id - 1, *position, KIND_CLOSED << 28, &[]),
+        frame_crc(new_id - 1, *position, (KIND_CLOSED << 28) | 8, trailer),
         "the marker's checksum"
     );
     assert_eq!(old.header.closed_at, position + 1, "closed_at locator");

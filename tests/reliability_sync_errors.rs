@@ -955,12 +955,13 @@ fn journal_sync_failure_at_rollover_poisons() {
     }
 
     // Durability::Never: one sync covers three sealed segments and the active one, oldest
-    // first; the second one's flush fails.
+    // first; the second one's flush fails. A sealed segment takes two flushes (its records,
+    // then its header with a watermark covering the seal), so that is the third flush.
     let root = scratch();
     let dir = root.path().join("journal");
     let plan = Plan::NthOf {
         kind: Kind::FlushRange,
-        n: 2,
+        n: 3,
         always: false,
     };
     let injector = Injector::new(root.path(), plan);
@@ -987,7 +988,8 @@ fn journal_sync_failure_at_rollover_poisons() {
                 .filter(|o| o.kind == Kind::FlushRange)
                 .map(|o| segment_id(&o.path))
                 .collect();
-            tally.check(flushed == [Some(1), Some(2)], || {
+            // Segment 1: its records, then its header; then segment 2's records, failing.
+            tally.check(flushed == [Some(1), Some(1), Some(2)], || {
                 format!("{what}: flushes {flushed:?}")
             });
             tally.check(journal.durable_count() == 0, || {
@@ -1052,10 +1054,11 @@ fn journal_continues_after_a_transient_directory_sync_failure() {
     for preallocate in [false, true] {
         let root = scratch();
         let dir = root.path().join("journal");
-        // Directory sync 1 is segment 1's creation (at open), 2 is segment 2's.
+        // Directory sync 1 makes the new journal directory durable in its parent (at open),
+        // 2 is segment 1's creation (at open), 3 is segment 2's.
         let plan = Plan::NthOf {
             kind: Kind::SyncDir,
-            n: 2,
+            n: 3,
             always: false,
         };
         let injector = Injector::new(root.path(), plan);

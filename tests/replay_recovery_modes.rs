@@ -231,8 +231,8 @@ fn tear_tail(dir: &Path) -> (PathBuf, u64) {
     let written = nonzero_extent(&data_area(&path), 0);
     assert_eq!(
         written,
-        8 * FRAME + 8,
-        "eight records and an empty closing marker"
+        8 * FRAME + 16,
+        "eight records and a closing marker naming the next sequence number"
     );
     let cut = offset + 12;
     write_data(&path, cut, &vec![0; (written - cut) as usize]);
@@ -404,7 +404,7 @@ fn damage_below_the_durable_watermark_of_the_tail_segment() {
             path,
             offset,
             // To the end of the closing marker the drop wrote after record 49.
-            length: 8 * FRAME + 8 - offset,
+            length: 8 * FRAME + 16 - offset,
             first_sequence_lost: 44,
             records_lost: 0,
         },

@@ -47,7 +47,7 @@ pub(crate) fn create_channel(
             path: path.clone(),
             reason,
         })?;
-    fs::create_dir_all(root).map_err(io_err(root, "creating the channel directory"))?;
+    create_dir_durable(root)?;
     if path.exists() {
         return Err(existing(&path));
     }
@@ -165,17 +165,34 @@ pub(crate) fn mark_durable(path: &Path, position: u64) -> Result<(), ChannelErro
         .map_err(io_err(path, "opening the channel to sync it"))?;
     fault::run(IoOp::SyncFile(path), || file.sync_data())
         .map_err(io_err(path, "syncing the channel"))?;
+    // Written and synced even when the page cache already shows it: storage may not.
     let offset = super::header::OFF_DURABLE_WATERMARK as u64;
-    let mut current = [0u8; 8];
-    file.read_exact_at(&mut current, offset)
-        .map_err(io_err(path, "reading the durable watermark"))?;
-    if u64::from_le_bytes(current) >= position {
-        return Ok(());
-    }
     file.write_all_at(&position.to_le_bytes(), offset)
         .map_err(io_err(path, "writing the durable watermark"))?;
     fault::run(IoOp::SyncFile(path), || file.sync_data())
         .map_err(io_err(path, "syncing the durable watermark"))
+}
+
+/// Creates `dir` and its missing parents, then syncs the parent of each directory created,
+/// so that the new directories survive a power loss (a name is durable only once its
+/// directory is synced).
+pub(crate) fn create_dir_durable(dir: &Path) -> Result<(), ChannelError> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(path) = at {
+        if path.as_os_str().is_empty() || path.exists() {
+            break;
+        }
+        missing.push(path.to_path_buf());
+        at = path.parent();
+    }
+    fs::create_dir_all(dir).map_err(io_err(dir, "creating the directory"))?;
+    for created in missing.iter().rev() {
+        if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_directory(parent)?;
+        }
+    }
+    Ok(())
 }
 
 /// Makes the directory's entries (new names, removals) durable.

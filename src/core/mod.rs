@@ -51,7 +51,7 @@ pub use tick::TickUnit;
 pub use timeout::TimeoutReader;
 pub use writer::{shm_writer, ShmWriter, Writer};
 
-pub(crate) use create::{mark_durable, sync_directory};
+pub(crate) use create::{create_dir_durable, mark_durable, sync_directory};
 pub(crate) use frame::frame_len;
 pub(crate) use reader::read_header;
-pub(crate) use writer::{closing_checksum, resume_for_seal, shm_writer_pending, SyncHandle};
+pub(crate) use writer::{resume_for_seal, shm_writer_pending, SyncHandle};

@@ -216,13 +216,6 @@ pub(crate) fn resume_for_seal(
     })
 }
 
-/// The checksum of a closing marker with `trailer` at data-area offset `position` of
-/// channel `channel_id`.
-pub(crate) fn closing_checksum(channel_id: u64, position: u64, trailer: &[u8]) -> u32 {
-    let meta = frame::meta(Kind::Closed, trailer.len() as u32);
-    Binder::new(channel_id).checksum(position, meta, trailer)
-}
-
 /// Syncs a writer's channel from another thread (for group commit).
 pub(crate) struct SyncHandle {
     flusher: Flusher,
@@ -239,6 +232,17 @@ impl SyncHandle {
         })?;
         self.flusher.store_release(OFF_DURABLE_WATERMARK, position);
         Ok(())
+    }
+
+    /// [`sync`](SyncHandle::sync) for a sealed channel (`position` past its closing marker),
+    /// then writes the header back once more so that storage holds a watermark covering the
+    /// seal: recovery then knows, without reading the channel, that it is complete.
+    pub(crate) fn sync_sealed(&self, position: u64) -> std::io::Result<()> {
+        self.sync(position)?;
+        let header = HEADER_LEN as u64;
+        fault::run(IoOp::FlushRange(&self.path, 0, header), || {
+            self.flusher.flush_to(HEADER_LEN)
+        })
     }
 }
 
@@ -265,7 +269,8 @@ impl<H: Handler> ShmWriter<H> {
 
     /// The checksum the closing marker with `trailer` would have if written now.
     pub(crate) fn closing_checksum(&self, trailer: &[u8]) -> u32 {
-        closing_checksum(self.header.channel_id(), self.position, trailer)
+        let meta = frame::meta(Kind::Closed, trailer.len() as u32);
+        self.binder.checksum(self.position, meta, trailer)
     }
 
     /// Writes the closing marker with `trailer` without syncing, and returns its checksum.

@@ -96,6 +96,7 @@ struct Unsynced {
     handle: SyncHandle,
     position: u64,
     path: PathBuf,
+    sealed: bool,
 }
 
 /// Everything appends change, behind one lock.
@@ -193,11 +194,7 @@ impl Journal {
                 reason,
             });
         }
-        std::fs::create_dir_all(dir).map_err(|source| JournalError::Io {
-            path: dir.to_path_buf(),
-            action: "creating the journal directory",
-            source,
-        })?;
+        crate::core::create_dir_durable(dir)?;
         let lock = lock_journal(dir)?;
         let (active, spec, report) = recovery::recover(spec, options.recovery)?;
         let mut helper = Helper::start(spec, options.preallocate);
@@ -497,9 +494,14 @@ impl Shared {
             };
             // Sealed segments first, oldest first, then the active one: a record after a
             // rollover is never durable before the seal that leads to it.
-            let failed = work
-                .iter()
-                .find_map(|u| u.handle.sync(u.position).err().map(|e| (u.path.clone(), e)));
+            let failed = work.iter().find_map(|u| {
+                let synced = if u.sealed {
+                    u.handle.sync_sealed(u.position)
+                } else {
+                    u.handle.sync(u.position)
+                };
+                synced.err().map(|e| (u.path.clone(), e))
+            });
             let mut appender = self.appender();
             if let Some((segment, source)) = failed {
                 appender.poisoned = true;
@@ -556,6 +558,7 @@ impl Appender {
             handle: old.writer.sync_handle(),
             position: old.writer.position(),
             path: old.writer.path().to_path_buf(),
+            sealed: true,
         });
         self.helper.retire(old.writer);
         self.helper.prepare(next_id + 1);
@@ -569,8 +572,19 @@ impl Appender {
             handle: self.active.writer.sync_handle(),
             position: self.active.writer.position(),
             path: self.active.writer.path().to_path_buf(),
+            sealed: false,
         });
         (work, self.next_seq)
+    }
+}
+
+impl Drop for Appender {
+    fn drop(&mut self) {
+        // Seal the active segment naming the next sequence number, as a rollover does (the
+        // writer's own drop would leave a marker without it). Not synced: what was not
+        // durable stays so, and recovery knows where the chain ends either way.
+        let trailer = segment::trailer(self.next_seq);
+        let _ = self.active.writer.seal(&trailer);
     }
 }
 

@@ -10,8 +10,8 @@ use super::helper::SegmentSpec;
 use super::segment::{self, Link};
 use super::{DroppedRange, JournalError, OpenReport, RecoveryMode};
 use crate::core::{
-    closing_checksum, frame_len, mark_durable, resume_for_seal, EncoderHandler, Header, ReadError,
-    Reader, ShmReader, ShmWriter,
+    frame_len, mark_durable, resume_for_seal, EncoderHandler, Header, ReadError, Reader, ShmReader,
+    ShmWriter,
 };
 use crate::fault::{self, IoOp};
 
@@ -115,6 +115,7 @@ fn mode_name(mode: RecoveryMode) -> &'static str {
 
 /// The recovered tail: the last segment, sealed, and what follows it.
 pub(crate) struct Tail {
+    /// The journal's id (0 when no segment was left: a new journal starts).
     pub(crate) journal_id: u64,
     pub(crate) id: u64,
     /// First sequence number of the segment that follows.
@@ -123,142 +124,331 @@ pub(crate) struct Tail {
     pub(crate) checksum: u32,
 }
 
-/// Brings the journal in `dir` to a clean state without creating anything: removes stray
-/// temporaries, pending segments and orphans of an interrupted rollover, and seals a crashed
-/// writer's tail at its last valid record (dropping the torn bytes as `mode` allows). The
-/// caller holds the journal lock. `None` when the journal has no segment.
+/// How the tail ends once recovery is done.
+enum TailEnd {
+    /// Sealed already, with this checksum.
+    Sealed(u32),
+    /// To be sealed at this data-area offset (the end of its valid records).
+    Cut(u64),
+}
+
+/// What recovery will do, decided before anything is changed.
+struct Plan {
+    journal_id: u64,
+    /// (segment, what comes next, how it ends); `None` when no segment remains.
+    tail: Option<(u64, u64, TailEnd)>,
+    /// The segment a fresh chain starts with when no segment remains: (id, base).
+    fresh: (u64, u64),
+    /// Segments to remove, after the cut (highest first), with whether each was linked.
+    remove: Vec<(u64, bool)>,
+    /// Segments read forward (not known durable): made durable once recovery is done.
+    unsynced: Vec<u64>,
+    /// Bytes written after the cut: torn, or damaged if acknowledged.
+    dropped_bytes: u64,
+    /// Acknowledged data lost at the cut: (segment, offset, reason, the damaged record).
+    damage: Option<(u64, u64, String, Option<ReadError>)>,
+    /// Where the valid records end, if the tail is cut: (segment, offset, first lost).
+    cut_at: Option<(u64, u64, u64)>,
+}
+
+/// What the next segment of the chain must say: journal, predecessor, first sequence
+/// number, and the predecessor's seal checksum.
+struct Expected {
+    previous: u64,
+    base: u64,
+    checksum: u32,
+}
+
+/// If segment `id` is sealed and its seal is covered by its durable watermark (so, by the
+/// order of syncs, it and every segment before it are durable), its seal's checksum and
+/// the sequence number it names.
+fn durable_seal(dir: &Path, id: u64) -> Option<(u32, u64)> {
+    let reader = ShmReader::open(segment::segment_path(dir, id)).ok()?;
+    if reader.header().is_pending() || reader.header().channel_id() != id {
+        return None;
+    }
+    let (at, trailer, checksum) = reader.located_closing()?;
+    let next = segment::parse_trailer(&trailer).ok().flatten()?;
+    (reader.durable_position() >= at + frame_len(trailer.len() as u32)).then_some((checksum, next))
+}
+
+/// Bytes written in segment `id` from data-area offset `from` on (0 if unreadable).
+fn written_after(dir: &Path, id: u64, from: u64) -> u64 {
+    ShmReader::open(segment::segment_path(dir, id))
+        .map(|r| r.written_extent(from) - from)
+        .unwrap_or(0)
+}
+
+/// The durable watermark of segment `id` (0 if unreadable).
+fn watermark(dir: &Path, id: u64) -> u64 {
+    ShmReader::open(segment::segment_path(dir, id))
+        .map(|r| r.durable_position())
+        .unwrap_or(0)
+}
+
+/// Decides, without changing anything, how to recover the journal in `dir`.
+///
+/// Walks back from the newest segment to the newest one whose seal is durable: that one and
+/// everything before it reached storage, because a sync writes sealed segments oldest first.
+/// From there it walks forward, checking each segment's link, every record and every seal,
+/// and cuts at the first defect: a pending (never linked) or mislinked segment, a damaged
+/// record, a missing seal. A power loss can leave any mix of the pages written since the last
+/// sync, in any of these segments, so the cut is where the readable chain ends. What lies
+/// beyond it was never acknowledged, unless a durable watermark says otherwise.
+fn plan(dir: &Path) -> Result<Plan, JournalError> {
+    let ids = segment::list(dir)?;
+    let mut plan = Plan {
+        journal_id: 0,
+        tail: None,
+        fresh: (1, 0),
+        remove: Vec::new(),
+        unsynced: Vec::new(),
+        dropped_bytes: 0,
+        damage: None,
+        cut_at: None,
+    };
+    // The journal id: the newest linked segment's.
+    for &id in ids.iter().rev() {
+        if let Ok(h) = segment::header(dir, id) {
+            if !h.is_pending() {
+                plan.journal_id = h.writer_id();
+                break;
+            }
+        }
+    }
+    // Back to the newest durable seal (or to a gap: a missing segment, or the first one).
+    let mut start = 0;
+    let mut expected = None;
+    for index in (0..ids.len()).rev() {
+        let id = ids[index];
+        if index + 1 < ids.len() && ids[index + 1] != id + 1 {
+            start = index + 1;
+            break;
+        }
+        if let Some((checksum, next)) = durable_seal(dir, id) {
+            start = index + 1;
+            expected = Some(Expected {
+                previous: id,
+                base: next,
+                checksum,
+            });
+            plan.tail = Some((id, next, TailEnd::Sealed(checksum)));
+            break;
+        }
+    }
+    // Forward from there, to the first defect.
+    let mut cut = false;
+    for &id in &ids[start..] {
+        if cut {
+            let header = segment::header(dir, id).ok();
+            let linked = header.as_ref().is_some_and(|h| !h.is_pending());
+            plan.dropped_bytes += written_after(dir, id, 0);
+            if linked && watermark(dir, id) > 0 && plan.damage.is_none() {
+                plan.damage = Some((
+                    id,
+                    0,
+                    "segment holds durable records but follows the cut".into(),
+                    None,
+                ));
+            }
+            plan.remove.push((id, linked));
+            continue;
+        }
+        let path = segment::segment_path(dir, id);
+        let header = match segment::header(dir, id) {
+            Ok(h) if !h.is_pending() => h,
+            Ok(_) => {
+                // Prepared ahead, never linked: the chain ends before it.
+                cut = true;
+                plan.remove.push((id, false));
+                continue;
+            }
+            // An unreadable header is damage, never a crash's leftover: a header is written
+            // whole (one sector) and synced before its segment is named.
+            Err(e) => return Err(e),
+        };
+        if header.writer_id() != plan.journal_id {
+            return Err(JournalError::BrokenChain {
+                segment: path,
+                reason: format!(
+                    "segment belongs to journal {:#x}, the journal's newest segment to {:#x}",
+                    header.writer_id(),
+                    plan.journal_id
+                ),
+            });
+        }
+        if let Some(e) = &expected {
+            let link = Link {
+                journal_id: plan.journal_id,
+                previous_id: e.previous,
+                base: e.base,
+                previous_checksum: e.checksum,
+            };
+            if segment::check_link(&header, &link, &path).is_err() {
+                // Linked to a seal that did not reach storage (or to another one).
+                cut = true;
+                plan.dropped_bytes += written_after(dir, id, 0);
+                if watermark(dir, id) > 0 {
+                    plan.damage = Some((
+                        id,
+                        0,
+                        "segment does not follow its predecessor".into(),
+                        None,
+                    ));
+                }
+                plan.remove.push((id, true));
+                continue;
+            }
+        } else if plan.tail.is_none() {
+            plan.fresh = (id, header.base_sequence());
+        }
+        plan.unsynced.push(id);
+        let found = scan(dir, id)?;
+        let next_base = header.base_sequence() + found.records;
+        match found.stop {
+            Stop::Sealed { trailer, checksum } => {
+                check_trailer(&trailer, next_base, dir, id)?;
+                plan.tail = Some((id, next_base, TailEnd::Sealed(checksum)));
+                expected = Some(Expected {
+                    previous: id,
+                    base: next_base,
+                    checksum,
+                });
+            }
+            Stop::Open { position, damage } => {
+                cut = true;
+                plan.dropped_bytes += found.reader.written_extent(position) - position;
+                let durable = found.reader.durable_position();
+                if position < durable {
+                    let reason = match &damage {
+                        Some(e) => e.to_string(),
+                        None => format!(
+                            "records end at offset {position}, below the durable watermark {durable}"
+                        ),
+                    };
+                    plan.damage = Some((id, position, reason, damage));
+                }
+                plan.cut_at = Some((id, position, next_base));
+                plan.tail = Some((id, next_base, TailEnd::Cut(position)));
+            }
+        }
+    }
+    plan.remove.reverse();
+    Ok(plan)
+}
+
+/// Brings the journal in `dir` to a clean state without creating a segment: removes stray
+/// temporaries, segments prepared ahead and never used, and everything after the cut (see
+/// [`plan`]), seals the tail at the end of its valid records, and makes every recovered
+/// record durable, recording it in the watermarks. The caller holds the journal lock.
+/// When no segment is left, the tail returned is the one the first new segment follows:
+/// id one below it, no checksum.
 pub(crate) fn settle(
     dir: &Path,
     mode: RecoveryMode,
     report: &mut OpenReport,
 ) -> Result<Option<Tail>, JournalError> {
-    if mode == RecoveryMode::AbsoluteConsistency {
-        // Refuse before changing anything: the journal is left as it is for inspection.
-        check_untouched_tail(dir)?;
-    }
-    remove_stale_temporaries(dir);
-    let mut ids = segment::list(dir)?;
-    report.segments = ids.len();
-
-    // Segments prepared ahead and never linked hold no acknowledged record: remove them.
-    while let Some(&last) = ids.last() {
-        if !segment::header(dir, last)?.is_pending() {
-            break;
-        }
-        remove(dir, last)?;
-        ids.pop();
-        report.pending_removed += 1;
-    }
-    let Some(&last) = ids.last() else {
+    if segment::list(dir)?.is_empty() {
         return Ok(None);
-    };
-    let journal_id = segment::header(dir, last)?.writer_id();
-
-    let mut tail = last;
-    if ids.len() >= 2 && ids[ids.len() - 2] == last - 1 {
-        tail = settle_rollover(dir, last, mode, report)?;
     }
-    let Scan {
-        header,
-        reader,
-        records,
-        stop,
-    } = scan(dir, tail)?;
-    let next_base = header.base_sequence() + records;
-    let checksum = match stop {
-        Stop::Sealed { trailer, checksum } => {
-            check_trailer(&trailer, next_base, dir, tail)?;
-            checksum
+    report.segments = segment::list(dir)?.len();
+    let plan = plan(dir)?;
+    let drops_linked = plan.remove.iter().any(|&(_, linked)| linked);
+    // Check first, change after: a refused open leaves the journal as it is.
+    if let Some((id, position, reason, record)) = &plan.damage {
+        if mode != RecoveryMode::SkipCorrupt {
+            return Err(match record {
+                Some(source) => JournalError::Corrupt {
+                    source: source.clone(),
+                },
+                None => JournalError::BrokenChain {
+                    segment: segment::segment_path(dir, *id),
+                    reason: format!("acknowledged records are lost at offset {position}: {reason}"),
+                },
+            });
         }
-        Stop::Open { position, damage } => {
-            let extent = reader.written_extent(position);
-            let torn = extent - position;
-            let durable = reader.durable_position();
-            if position < durable && mode != RecoveryMode::SkipCorrupt {
-                return Err(match damage {
-                    Some(source) => JournalError::Corrupt { source },
-                    None => JournalError::BrokenChain {
-                        segment: segment::segment_path(dir, tail),
-                        reason: format!(
-                            "records end at offset {position}, below the durable watermark \
-                             {durable}: acknowledged records are missing"
-                        ),
-                    },
-                });
-            }
-            if torn > 0 && mode == RecoveryMode::AbsoluteConsistency {
-                return Err(JournalError::TornTail {
-                    segment: segment::segment_path(dir, tail),
-                    position,
-                    bytes: torn,
-                    mode: mode_name(mode),
-                });
-            }
-            drop(reader);
-            let path = segment::segment_path(dir, tail);
-            let sealer = resume_for_seal(&path, position)?;
-            let checksum = sealer
+    }
+    if mode == RecoveryMode::AbsoluteConsistency && (plan.dropped_bytes > 0 || drops_linked) {
+        let (segment, position) = plan
+            .cut_at
+            .map(|(id, at, _)| (id, at))
+            .unwrap_or((plan.remove.last().map_or(0, |r| r.0), 0));
+        return Err(JournalError::TornTail {
+            segment: segment::segment_path(dir, segment),
+            position,
+            bytes: plan.dropped_bytes,
+            mode: mode_name(mode),
+        });
+    }
+
+    remove_stale_temporaries(dir);
+    for &(id, linked) in &plan.remove {
+        remove(dir, id)?;
+        if linked {
+            report.orphans_removed += 1;
+        } else {
+            report.pending_removed += 1;
+        }
+    }
+    match &plan.damage {
+        Some((id, position, reason, _)) => report.damage_dropped.push(DroppedRange {
+            segment: *id,
+            path: segment::segment_path(dir, *id),
+            offset: *position,
+            length: plan.dropped_bytes,
+            first_sequence_lost: plan.cut_at.map_or(0, |c| c.2),
+            reason: reason.clone(),
+        }),
+        None => report.torn_bytes_dropped += plan.dropped_bytes,
+    }
+    let Some((id, next_base, end)) = plan.tail else {
+        if !plan.remove.is_empty() {
+            crate::core::sync_directory(dir)?;
+        }
+        report.next_sequence = plan.fresh.1;
+        return Ok(Some(Tail {
+            journal_id: 0,
+            id: plan.fresh.0 - 1,
+            next_base: plan.fresh.1,
+            checksum: 0,
+        }));
+    };
+    let checksum = match end {
+        TailEnd::Sealed(checksum) => checksum,
+        TailEnd::Cut(position) => {
+            let path = segment::segment_path(dir, id);
+            let checksum = resume_for_seal(&path, position)?
                 .close_with_trailer(&segment::trailer(next_base))
                 .map_err(|e| JournalError::Io {
                     path: path.clone(),
                     action: "sealing the recovered tail",
                     source: std::io::Error::other(e),
                 })?;
-            if position < durable {
-                // Only SkipCorrupt gets here: acknowledged records are dropped, which is
-                // damage, not a torn tail.
-                report.damage_dropped.push(DroppedRange {
-                    segment: tail,
-                    path: path.clone(),
-                    offset: position,
-                    length: torn,
-                    first_sequence_lost: next_base,
-                    reason: match &damage {
-                        Some(e) => e.to_string(),
-                        None => format!(
-                            "records end at offset {position}, below the durable watermark {durable}"
-                        ),
-                    },
-                });
-            } else {
-                report.torn_bytes_dropped += torn;
-            }
-            report.sealed_segment = Some(tail);
+            report.sealed_segment = Some(id);
             checksum
         }
     };
-    // Everything recovered is made durable, and recorded so in the watermarks, before
-    // anything follows it.
-    make_recovered_durable(dir, tail)?;
+    // Everything kept is made durable, and recorded so in the watermarks, before anything
+    // follows it; the removals are made durable too.
+    for &unsynced in &plan.unsynced {
+        if unsynced <= id {
+            mark_sealed_durable(dir, unsynced)?;
+        }
+    }
+    if !plan.remove.is_empty() {
+        crate::core::sync_directory(dir)?;
+    }
     report.next_sequence = next_base;
     Ok(Some(Tail {
-        journal_id,
-        id: tail,
+        journal_id: plan.journal_id,
+        id,
         next_base,
         checksum,
     }))
 }
 
-/// Makes every record of the sealed segments up to `tail` durable. The tail is synced
-/// whatever its watermark says (recovery may just have sealed it); then, walking back, each
-/// segment whose watermark does not cover its seal is synced and its watermark advanced,
-/// until one that is already durable: a sync writes sealed segments oldest first, so
-/// everything before a durable seal is durable too.
-fn make_recovered_durable(dir: &Path, tail: u64) -> Result<(), JournalError> {
-    mark_segment_durable(dir, tail)?;
-    let mut id = tail;
-    while id > 1 {
-        id -= 1;
-        if !segment::segment_path(dir, id).exists() || !mark_segment_durable(dir, id)? {
-            break;
-        }
-    }
-    Ok(())
-}
-
-/// Syncs sealed segment `id` and advances its watermark past its seal; `false` if it was
-/// already durable.
-fn mark_segment_durable(dir: &Path, id: u64) -> Result<bool, JournalError> {
+/// Syncs sealed segment `id` and writes a durable watermark that covers its seal.
+fn mark_sealed_durable(dir: &Path, id: u64) -> Result<(), JournalError> {
     let path = segment::segment_path(dir, id);
     let reader = ShmReader::open(&path)?;
     let end = match reader.located_closing() {
@@ -273,17 +463,14 @@ fn mark_segment_durable(dir: &Path, id: u64) -> Result<bool, JournalError> {
                 Stop::Open { .. } => {
                     return Err(JournalError::BrokenChain {
                         segment: path,
-                        reason: "segment is followed by another but is not sealed".into(),
+                        reason: "a recovered segment is not sealed".into(),
                     })
                 }
             }
         }
     };
-    if ShmReader::open(&path)?.durable_position() >= end {
-        return Ok(false);
-    }
     mark_durable(&path, end)?;
-    Ok(true)
+    Ok(())
 }
 
 /// Settles the journal (see [`settle`]) and creates the segment appends continue in: a
@@ -294,9 +481,14 @@ pub(crate) fn recover(
 ) -> Result<(Active, SegmentSpec, OpenReport), JournalError> {
     let mut report = OpenReport::default();
     let (id, base, previous, checksum) = match settle(&spec.dir, mode, &mut report)? {
-        Some(tail) => {
+        Some(tail) if tail.journal_id != 0 => {
             spec.journal_id = tail.journal_id;
             (tail.id + 1, tail.next_base, tail.id, tail.checksum)
+        }
+        // Nothing (left) to continue: a new chain, from where the old one started.
+        Some(tail) => {
+            spec.journal_id = random_id();
+            (tail.id + 1, tail.next_base, 0, 0)
         }
         None => {
             spec.journal_id = random_id();
@@ -308,143 +500,6 @@ pub(crate) fn recover(
     let mut writer = spec.create_pending(id, false)?;
     writer.link(base, previous, checksum);
     Ok((Active { writer, id }, spec, report))
-}
-
-/// For [`RecoveryMode::AbsoluteConsistency`]: fails, without changing anything, if opening
-/// would have to repair the tail: a torn or damaged tail, or a rollover a crash
-/// interrupted (the last segment's predecessor unsealed).
-fn check_untouched_tail(dir: &Path) -> Result<(), JournalError> {
-    let mut ids = segment::list(dir)?;
-    while let Some(&last) = ids.last() {
-        if !segment::header(dir, last)?.is_pending() {
-            break;
-        }
-        ids.pop();
-    }
-    let Some(&tail) = ids.last() else {
-        return Ok(());
-    };
-    if ids.len() >= 2 && ids[ids.len() - 2] == tail - 1 {
-        if let Stop::Open { position, .. } = scan(dir, tail - 1)?.stop {
-            return Err(JournalError::BrokenChain {
-                segment: segment::segment_path(dir, tail - 1),
-                reason: format!(
-                    "segment ends at offset {position} without a seal but segment {tail} \
-                     follows (a rollover was interrupted)"
-                ),
-            });
-        }
-    }
-    let found = scan(dir, tail)?;
-    if let Stop::Open { position, damage } = found.stop {
-        if position < found.reader.durable_position() {
-            if let Some(source) = damage {
-                return Err(JournalError::Corrupt { source });
-            }
-        }
-        let torn = found.reader.written_extent(position) - position;
-        if torn > 0 {
-            return Err(JournalError::TornTail {
-                segment: segment::segment_path(dir, tail),
-                position,
-                bytes: torn,
-                mode: mode_name(RecoveryMode::AbsoluteConsistency),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// After a crash during a rollover the last segment may be linked while its predecessor was
-/// never sealed (the seal did not reach storage). Returns the segment to recover as the
-/// tail: `last` when the chain holds (re-sealing the predecessor exactly as it was), or the
-/// predecessor when `last` is an orphan holding no acknowledged record (it is removed).
-fn settle_rollover(
-    dir: &Path,
-    last: u64,
-    mode: RecoveryMode,
-    report: &mut OpenReport,
-) -> Result<u64, JournalError> {
-    let previous = last - 1;
-    let last_header = segment::header(dir, last)?;
-    // The usual case, without a scan: the predecessor's seal is where its header says, and
-    // it is the one the last segment links to.
-    let prev_reader = ShmReader::open(segment::segment_path(dir, previous))?;
-    let prev_journal = prev_reader.header().writer_id();
-    if prev_journal != last_header.writer_id() {
-        return Err(JournalError::BrokenChain {
-            segment: segment::segment_path(dir, last),
-            reason: format!(
-                "segment belongs to journal {:#x}, its predecessor to {prev_journal:#x}",
-                last_header.writer_id()
-            ),
-        });
-    }
-    let located = prev_reader.located_closing();
-    drop(prev_reader);
-    if let Some((_, trailer, checksum)) = located {
-        // The checksum binds the marker's place and trailer; a marker without a trailer
-        // (closed by dropping its writer) was counted when the last segment was linked.
-        let named = segment::parse_trailer(&trailer);
-        if checksum == last_header.previous_checksum()
-            && last_header.previous_channel_id() == previous
-            && named.is_ok_and(|n| n.is_none_or(|b| b == last_header.base_sequence()))
-        {
-            return Ok(last);
-        }
-    }
-    let prev = scan(dir, previous)?;
-    let next_base = prev.header.base_sequence() + prev.records;
-    let link = |previous_checksum| Link {
-        journal_id: prev.header.writer_id(),
-        previous_id: previous,
-        base: next_base,
-        previous_checksum,
-    };
-    let last_path = segment::segment_path(dir, last);
-    match prev.stop {
-        Stop::Sealed { checksum, .. } => {
-            segment::check_link(&last_header, &link(checksum), &last_path)?;
-            Ok(last)
-        }
-        Stop::Open { position, .. } => {
-            let trailer = segment::trailer(next_base);
-            if last_header.base_sequence() == next_base
-                && closing_checksum(previous, position, &trailer) == last_header.previous_checksum()
-            {
-                // The seal that was lost is rebuilt exactly: same place, same trailer, so the
-                // same checksum the last segment recorded.
-                drop(prev);
-                let path = segment::segment_path(dir, previous);
-                {
-                    resume_for_seal(&path, position)?
-                        .close_with_trailer(&trailer)
-                        .map_err(|e| JournalError::Io {
-                            path: path.clone(),
-                            action: "re-sealing a segment",
-                            source: std::io::Error::other(e),
-                        })?;
-                    sync_file(&path)?;
-                    return Ok(last);
-                }
-            }
-            // The last segment follows a seal that never reached storage, so none of its
-            // records was acknowledged (a sync writes the seal first).
-            let orphan = ShmReader::open(&last_path)?;
-            if orphan.durable_position() > 0 && mode != RecoveryMode::SkipCorrupt {
-                return Err(JournalError::BrokenChain {
-                    segment: last_path,
-                    reason: "segment holds durable records but its predecessor is not sealed"
-                        .into(),
-                });
-            }
-            report.torn_bytes_dropped += orphan.written_extent(0);
-            drop(orphan);
-            remove(dir, last)?;
-            report.orphans_removed += 1;
-            Ok(previous)
-        }
-    }
 }
 
 pub(crate) fn check_trailer(
@@ -465,17 +520,6 @@ pub(crate) fn check_trailer(
             reason,
         }),
     }
-}
-
-fn sync_file(path: &Path) -> Result<(), JournalError> {
-    fault::run(IoOp::SyncFile(path), || {
-        File::open(path).and_then(|f| f.sync_data())
-    })
-    .map_err(|source| JournalError::Io {
-        path: path.to_path_buf(),
-        action: "syncing a recovered segment",
-        source,
-    })
 }
 
 /// A journal id unlikely to repeat: the standard library's randomly keyed hasher over the

@@ -140,7 +140,11 @@ impl SnapshotStore {
     /// ```
     pub fn open(dir: impl AsRef<Path>, keep: usize) -> Result<SnapshotStore, SnapshotError> {
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&dir).map_err(io_err(&dir, "creating the snapshot directory"))?;
+        crate::core::create_dir_durable(&dir).map_err(|e| SnapshotError::Io {
+            path: dir.clone(),
+            action: "creating the snapshot directory",
+            source: std::io::Error::other(e),
+        })?;
         let entries = fs::read_dir(&dir).map_err(io_err(&dir, "listing snapshots"))?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
