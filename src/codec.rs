@@ -96,8 +96,11 @@ pub trait Codec: Send + Sync {
 }
 
 /// The default codec: bincode 2 through serde, in its standard configuration (little-endian,
-/// variable-length integers), refusing trailing bytes and any single allocation larger than
-/// the input could describe.
+/// variable-length integers), refusing trailing bytes. Decoding is given a memory budget
+/// proportional to its input (32 bytes of decoded memory per input byte, at least 4 KiB,
+/// rounded up to a power of two), so a damaged or hostile length prefix cannot make it
+/// allocate far more than the input describes; a value that really expands more than that
+/// in memory is refused.
 ///
 /// ```
 /// use kekbit::codec::{Bincode, Codec};
@@ -110,8 +113,37 @@ pub trait Codec: Send + Sync {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Bincode;
 
-/// Upper bound on what one decode may read (and so allocate): 1 GiB.
-const DECODE_LIMIT: usize = 1 << 30;
+/// Decoded memory allowed per byte of input.
+const EXPANSION: usize = 32;
+/// The smallest decoding budget.
+const MIN_BUDGET: usize = 4 << 10;
+
+/// Decodes with a budget of `LIMIT` bytes of claimed memory.
+fn decode_within<T: DeserializeOwned, const LIMIT: usize>(
+    bytes: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    let config = bincode::config::standard().with_limit::<LIMIT>();
+    bincode::serde::decode_from_slice(bytes, config)
+}
+
+/// Decodes with the smallest power-of-two budget (from 4 KiB to 1 TiB) that covers `budget`.
+fn decode_budgeted<T: DeserializeOwned>(
+    bytes: &[u8],
+    budget: usize,
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    macro_rules! classes {
+        ($($bits:literal),*) => {
+            match budget {
+                $(b if b <= 1usize << $bits => decode_within::<T, { 1usize << $bits }>(bytes),)*
+                _ => decode_within::<T, { 1usize << 40 }>(bytes),
+            }
+        };
+    }
+    classes!(
+        12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34,
+        35, 36, 37, 38, 39
+    )
+}
 
 impl Codec for Bincode {
     fn encode<T: Serialize + ?Sized>(
@@ -125,9 +157,8 @@ impl Codec for Bincode {
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
-        let (value, read) =
-            bincode::serde::decode_from_slice(bytes, config).map_err(CodecError::decoding)?;
+        let budget = bytes.len().saturating_mul(EXPANSION).max(MIN_BUDGET);
+        let (value, read) = decode_budgeted(bytes, budget).map_err(CodecError::decoding)?;
         if read != bytes.len() {
             return Err(CodecError::decoding(format!(
                 "{} trailing bytes after the value",
