@@ -533,6 +533,45 @@ impl JournalReader {
     }
 }
 
+impl JournalReader {
+    /// After an error about a segment that cannot be opened or does not fit the chain (not
+    /// a damaged record inside one), gives up that segment and any unusable ones after it,
+    /// and moves to the start of the next segment that opens, belongs to the journal, is
+    /// named for itself and does not go back in sequence. Returns the first segment given up
+    /// and the next one's first sequence number; `None` for the second when no usable
+    /// segment follows (the reader then stays where it was).
+    pub(crate) fn skip_broken(&mut self) -> Result<(u64, Option<u64>), JournalError> {
+        let ids = segment::list(&self.dir)?;
+        let start = match &self.current {
+            Some(current) => current.id + 1,
+            None => ids.first().copied().unwrap_or(1),
+        };
+        for &id in ids
+            .iter()
+            .filter(|&&id| id > start || (id == start && self.current.is_some()))
+        {
+            let Ok(mut reader) = ShmReader::open(segment::segment_path(&self.dir, id)) else {
+                continue;
+            };
+            let header = reader.header();
+            let fits = !header.is_pending()
+                && header.channel_id() == id
+                && self.journal_id.is_none_or(|j| header.writer_id() == j)
+                && header.base_sequence() >= self.next_seq;
+            if !fits {
+                continue;
+            }
+            let base = header.base_sequence();
+            reader.set_durable_only(self.durable_only);
+            self.next_seq = base;
+            self.skip_until = self.skip_until.max(base);
+            self.current = Some(Current { reader, id });
+            return Ok((start, Some(base)));
+        }
+        Ok((start, None))
+    }
+}
+
 impl Iterator for JournalReader {
     type Item = Result<(u64, Vec<u8>), JournalError>;
 

@@ -195,6 +195,32 @@ pub fn replay<R: Replay>(
                     return Ok(report);
                 }
             }
+            // A segment that cannot be opened, or does not fit the chain: skipped whole.
+            Err(
+                damage @ (JournalError::Channel(_)
+                | JournalError::BrokenChain { .. }
+                | JournalError::MissingSegment { .. }),
+            ) if mode == RecoveryMode::SkipCorrupt => {
+                let first_lost = reader.next_sequence();
+                let (segment, next) = reader.skip_broken()?;
+                let path = crate::core::storage_path(dir, segment);
+                let range = CorruptRange {
+                    segment,
+                    length: std::fs::metadata(&path).map_or(0, |m| m.len()),
+                    path,
+                    offset: 0,
+                    first_sequence_lost: first_lost,
+                    records_lost: next.map_or(0, |base| base - first_lost),
+                    reason: damage.to_string(),
+                };
+                if target.damaged(&range) == Decision::Fail {
+                    return Err(ReplayError::Damaged { range });
+                }
+                report.corrupt_ranges.push(range);
+                if next.is_none() {
+                    return Ok(report);
+                }
+            }
             Err(e) => return Err(e.into()),
         }
     }
