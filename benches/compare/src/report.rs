@@ -1,0 +1,777 @@
+//! The markdown report and the chart, from the samples of one run.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+use crate::machine::Machine;
+use crate::orchestrate::Sample;
+use crate::plan::Plan;
+use crate::svg;
+use crate::util::Spread;
+
+pub struct Context {
+    pub plan: Plan,
+    pub rounds: usize,
+    pub command: String,
+    pub duration: Duration,
+    pub machine: Machine,
+    /// Records of the large and the small O1 journal, and the large one's full segments.
+    pub o1_records: (u64, u64, u64),
+    pub waits: Vec<crate::orchestrate::Wait>,
+    pub quiet: f64,
+    pub settle: Duration,
+    pub wait_budget: Duration,
+    pub priority: String,
+}
+
+const ORDER: [&str; 6] = ["kekbit", "okaywal", "raft-engine", "raw-file", "raw-mmap", "limit"];
+
+/// A number with as many digits as it deserves.
+fn num(v: f64) -> String {
+    let a = v.abs();
+    let s = if a >= 1000.0 {
+        let whole = format!("{:.0}", v);
+        // Thousands separators for readability.
+        let (sign, digits) = whole.split_at(if whole.starts_with('-') { 1 } else { 0 });
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        format!("{sign}{out}")
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    };
+    s
+}
+
+fn find<'a>(
+    samples: &'a [Sample],
+    workload: &'a str,
+    variant: &'a str,
+    system: &'a str,
+) -> impl Iterator<Item = &'a Sample> + 'a {
+    samples.iter().filter(move |s| {
+        s.workload == workload && s.variant == variant && s.system == system && s.round > 0
+    })
+}
+
+fn per_round(samples: &[Sample], w: &str, v: &str, s: &str, metric: &str) -> BTreeMap<usize, f64> {
+    find(samples, w, v, s)
+        .filter_map(|x| x.get(metric).map(|m| (x.round, m)))
+        .collect()
+}
+
+fn spread(samples: &[Sample], w: &str, v: &str, s: &str, metric: &str) -> Option<Spread> {
+    let values: Vec<f64> = per_round(samples, w, v, s, metric).into_values().collect();
+    Spread::of(&values)
+}
+
+/// `a / b` on the medians, and the range of the per-round ratios.
+fn ratio(
+    samples: &[Sample],
+    a: (&str, &str, &str, &str),
+    b: (&str, &str, &str, &str),
+) -> Option<(f64, f64, f64, f64, f64)> {
+    let ra = per_round(samples, a.0, a.1, a.2, a.3);
+    let rb = per_round(samples, b.0, b.1, b.2, b.3);
+    let ma = Spread::of(&ra.values().copied().collect::<Vec<_>>())?.median;
+    let mb = Spread::of(&rb.values().copied().collect::<Vec<_>>())?.median;
+    let rounds: Vec<f64> = ra
+        .iter()
+        .filter_map(|(r, x)| rb.get(r).map(|y| x / y))
+        .collect();
+    let s = Spread::of(&rounds)?;
+    Some((ma / mb, s.min, s.max, ma, mb))
+}
+
+struct TargetRow {
+    name: String,
+    figure: String,
+    met: Option<bool>,
+}
+
+fn ratio_target(
+    samples: &[Sample],
+    name: &str,
+    a: (&str, &str, &str, &str),
+    b: (&str, &str, &str, &str),
+    unit: &str,
+    bound: f64,
+    at_least: bool,
+) -> TargetRow {
+    match ratio(samples, a, b) {
+        Some((r, lo, hi, ma, mb)) => TargetRow {
+            name: name.into(),
+            figure: format!(
+                "**{:.2}×** (per round {:.2}–{:.2}); {} {} vs {} {}",
+                r,
+                lo,
+                hi,
+                num(ma),
+                unit,
+                num(mb),
+                unit
+            ),
+            met: Some(if at_least { r >= bound } else { r <= bound }),
+        },
+        None => TargetRow {
+            name: name.into(),
+            figure: "no data (a run failed; see below)".into(),
+            met: None,
+        },
+    }
+}
+
+fn value_target(
+    samples: &[Sample],
+    name: &str,
+    at: (&str, &str, &str, &str),
+    unit: &str,
+    bound: f64,
+) -> TargetRow {
+    match spread(samples, at.0, at.1, at.2, at.3) {
+        Some(s) => TargetRow {
+            name: name.into(),
+            figure: format!(
+                "**{} {unit}** (rounds {}–{})",
+                num(s.median),
+                num(s.min),
+                num(s.max)
+            ),
+            met: Some(s.median <= bound),
+        },
+        None => TargetRow {
+            name: name.into(),
+            figure: "no data (a run failed; see below)".into(),
+            met: None,
+        },
+    }
+}
+
+fn targets(samples: &[Sample]) -> Vec<TargetRow> {
+    let mut rows = Vec::new();
+    for (w, label) in [("W1", "W1 128 B"), ("W2", "W2 4 KiB")] {
+        for (v, fs) in [("shm", "tmpfs"), ("disk", "ext4")] {
+            rows.push(ratio_target(
+                samples,
+                &format!("{label} {fs}: kekbit ≥ 0.6× limit probe"),
+                (w, v, "kekbit", "mb_s"),
+                (w, "shm", "limit", "mb_s"),
+                "MB/s",
+                0.6,
+                true,
+            ));
+            rows.push(ratio_target(
+                samples,
+                &format!("{label} {fs}: kekbit ≥ 3× okaywal"),
+                (w, v, "kekbit", "mb_s"),
+                (w, v, "okaywal", "mb_s"),
+                "MB/s",
+                3.0,
+                true,
+            ));
+        }
+    }
+    rows.push(ratio_target(
+        samples,
+        "W3 p50: kekbit ≤ 1.1× raw mmap",
+        ("W3", "disk", "kekbit", "p50_us"),
+        ("W3", "disk", "raw-mmap", "p50_us"),
+        "µs",
+        1.1,
+        false,
+    ));
+    rows.push(ratio_target(
+        samples,
+        "W3 p50: kekbit ≤ okaywal",
+        ("W3", "disk", "kekbit", "p50_us"),
+        ("W3", "disk", "okaywal", "p50_us"),
+        "µs",
+        1.0,
+        false,
+    ));
+    rows.push(ratio_target(
+        samples,
+        "W4: kekbit ≥ 2× okaywal (appends/s)",
+        ("W4", "disk", "kekbit", "rec_s"),
+        ("W4", "disk", "okaywal", "rec_s"),
+        "appends/s",
+        2.0,
+        true,
+    ));
+    for (v, fs) in [("shm", "tmpfs"), ("disk", "ext4")] {
+        rows.push(ratio_target(
+            samples,
+            &format!("W5 {fs}: kekbit ≥ 1× raw mmap"),
+            ("W5", v, "kekbit", "mb_s"),
+            ("W5", v, "raw-mmap", "mb_s"),
+            "MB/s",
+            1.0,
+            true,
+        ));
+        rows.push(ratio_target(
+            samples,
+            &format!("W5 {fs}: kekbit ≥ 4× okaywal"),
+            ("W5", v, "kekbit", "mb_s"),
+            ("W5", v, "okaywal", "mb_s"),
+            "MB/s",
+            4.0,
+            true,
+        ));
+    }
+    rows.push(value_target(
+        samples,
+        "L1 busy-poll p50 ≤ 1 µs",
+        ("L1", "busy", "kekbit", "p50_us"),
+        "µs",
+        1.0,
+    ));
+    rows.push(value_target(
+        samples,
+        "L1 busy-poll p99 ≤ 5 µs",
+        ("L1", "busy", "kekbit", "p99_us"),
+        "µs",
+        5.0,
+    ));
+    rows.push(value_target(
+        samples,
+        "L1 blocking wake-up p50 ≤ 50 µs",
+        ("L1", "block", "kekbit", "p50_us"),
+        "µs",
+        50.0,
+    ));
+    for (v, fs) in [("shm", "tmpfs"), ("disk", "ext4")] {
+        rows.push(value_target(
+            samples,
+            &format!("R1 {fs}: kekbit p99.9 ≤ 5× p50"),
+            ("R1", v, "kekbit", "p999_over_p50"),
+            "× p50",
+            5.0,
+        ));
+    }
+    for v in ["warm", "cold"] {
+        let big = format!("{v}-big");
+        let small = format!("{v}-small");
+        rows.push(ratio_target(
+            samples,
+            &format!("O1 {v} cache: kekbit open(2 GB) ≤ 1.5× open(20 MB)"),
+            ("O1", &big, "kekbit", "open_ms"),
+            ("O1", &small, "kekbit", "open_ms"),
+            "ms",
+            1.5,
+            false,
+        ));
+    }
+    rows
+}
+
+struct Table<'a> {
+    workload: &'a str,
+    variant: &'a str,
+    title: String,
+    primary: (&'a str, &'a str),
+    others: Vec<(&'a str, &'a str)>,
+}
+
+fn table(out: &mut String, samples: &[Sample], t: &Table<'_>) {
+    let present: Vec<&str> = ORDER
+        .iter()
+        .copied()
+        .filter(|s| {
+            find(samples, t.workload, t.variant, s).next().is_some()
+                || (*s == "limit" && find(samples, t.workload, "shm", s).next().is_some())
+        })
+        .collect();
+    if present.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "### {}\n", t.title);
+    let mut header = format!(
+        "| system | {} median | min | max | IQR |",
+        t.primary.1
+    );
+    let mut rule = "|---|---:|---:|---:|---:|".to_string();
+    for (_, label) in &t.others {
+        header.push_str(&format!(" {label} |"));
+        rule.push_str("---:|");
+    }
+    let _ = writeln!(out, "{header}\n{rule}");
+    for system in present {
+        let (variant, name) = if find(samples, t.workload, t.variant, system).next().is_some() {
+            (t.variant, system.to_string())
+        } else {
+            ("shm", format!("{system} (memory)"))
+        };
+        let failed: Vec<&Sample> = find(samples, t.workload, variant, system)
+            .filter(|s| s.error.is_some())
+            .collect();
+        let Some(p) = spread(samples, t.workload, variant, system, t.primary.0) else {
+            let _ = writeln!(out, "| {name} | failed ({} run(s)) | | | |", failed.len());
+            continue;
+        };
+        let mut row = format!(
+            "| {name} | **{}** | {} | {} | {}–{} |",
+            num(p.median),
+            num(p.min),
+            num(p.max),
+            num(p.q1),
+            num(p.q3)
+        );
+        for (metric, _) in &t.others {
+            match spread(samples, t.workload, variant, system, metric) {
+                Some(s) => row.push_str(&format!(" {} |", num(s.median))),
+                None => row.push_str(" – |"),
+            }
+        }
+        if !failed.is_empty() {
+            row.push_str(&format!(" ({} failed run(s))", failed.len()));
+        }
+        let _ = writeln!(out, "{row}");
+    }
+    let _ = writeln!(out);
+}
+
+fn count(n: u64) -> String {
+    num(n as f64)
+}
+
+pub fn markdown(samples: &[Sample], ctx: &Context) -> String {
+    let p = &ctx.plan;
+    let mut out = String::new();
+    let _ = writeln!(out, "# kekbit and peer write-ahead logs, side by side\n");
+    let _ = writeln!(
+        out,
+        "{} run: {} round(s), measured in {:.0} s (builds included). Every figure is the median \
+         over the rounds, with the spread across rounds (min, max and interquartile range). \
+         Ratios are computed between systems of this run only.\n",
+        if p.quick { "**Quick**" } else { "**Full**" },
+        ctx.rounds,
+        ctx.duration.as_secs_f64()
+    );
+    let _ = writeln!(out, "## Machine\n\n| | |\n|---|---|");
+    for (k, v) in &ctx.machine.rows {
+        let _ = writeln!(out, "| {k} | {v} |");
+    }
+    let _ = writeln!(out, "\n## Command\n\n```sh\n{}\n```\n", ctx.command);
+    let _ = writeln!(
+        out,
+        "Measurements ran {}.\n",
+        match ctx.priority.as_str() {
+            "normal" => "at normal CPU and I/O priority (`--priority normal`); L1's writer and reader pinned to CPUs 0 and 1",
+            "nice" => "in a session of their own whose scheduler group (autogroup) is at nice -20, at nice -20 themselves, and in the real-time I/O class (level 4), to shield them from other work on the machine; L1's writer and reader pinned to CPUs 0 and 1 (`--priority nice`: no real-time class)",
+            _ => "in a session of their own whose scheduler group (autogroup) is at nice -20, at nice -20 themselves, and in the real-time I/O class (level 4), to shield them from other work on the machine; L1's writer and reader are pinned to CPUs 0 and 1, and in the busy-poll runs both are SCHED_FIFO, priority 10 (`--priority nice` drops the real-time class, `--priority normal` all of it but the pinning)",
+        }
+    );
+
+    let _ = writeln!(out, "## Targets\n\n| target | figure | met? |\n|---|---|---|");
+    for t in targets(samples) {
+        let met = match t.met {
+            Some(true) => "met",
+            Some(false) => "**not met**",
+            None => "n/a",
+        };
+        let _ = writeln!(out, "| {} | {} | {met} |", t.name, t.figure);
+    }
+    let _ = writeln!(
+        out,
+        "\nThe limit probe touches no file, so it is the same figure for both file systems. On \
+         ext4 the W1/W2 time includes the final sync, which the disk's write bandwidth bounds \
+         for every system (see the `final sync s` columns), and W3/W4 are bounded by the \
+         disk's flush latency; other work on the machine shares that disk (last section).\n"
+    );
+
+    let _ = writeln!(out, "{}", SYSTEMS_TEXT);
+
+    let _ = writeln!(out, "## Results\n");
+    let stream_others = vec![
+        ("rec_s", "records/s"),
+        ("append_ns_per_rec", "ns per append"),
+        ("append_secs", "appends s"),
+        ("sync_secs", "final sync s"),
+    ];
+    for (w, n, size) in [("W1", p.w1_records, "128 B"), ("W2", p.w2_records, "4 KiB")] {
+        for (v, fs) in [("shm", "tmpfs (/dev/shm)"), ("disk", "ext4 (real disk)")] {
+            table(
+                &mut out,
+                samples,
+                &Table {
+                    workload: w,
+                    variant: v,
+                    title: format!("{w}: {} appends of {size}, one sync at the end — {fs}", count(n)),
+                    primary: ("mb_s", "MB/s (payload)"),
+                    others: stream_others.clone(),
+                },
+            );
+        }
+    }
+    table(
+        &mut out,
+        samples,
+        &Table {
+            workload: "W3",
+            variant: "disk",
+            title: format!("W3: {} durable appends of 128 B, one at a time — ext4", count(p.w3_records)),
+            primary: ("p50_us", "p50 µs"),
+            others: vec![
+                ("p99_us", "p99 µs"),
+                ("p999_us", "p99.9 µs"),
+                ("mean_us", "mean µs"),
+                ("rec_s", "appends/s"),
+            ],
+        },
+    );
+    table(
+        &mut out,
+        samples,
+        &Table {
+            workload: "W4",
+            variant: "disk",
+            title: format!(
+                "W4: {} threads × {} durable appends of 128 B at once — ext4",
+                p.w4_threads,
+                count(p.w4_per_thread)
+            ),
+            primary: ("rec_s", "appends/s"),
+            others: vec![("p50_us", "p50 µs"), ("p99_us", "p99 µs"), ("secs", "s")],
+        },
+    );
+    for (v, fs) in [("shm", "tmpfs"), ("disk", "ext4, page cache warm")] {
+        table(
+            &mut out,
+            samples,
+            &Table {
+                workload: "W5",
+                variant: v,
+                title: format!("W5: replay of W1's {} records, every record checked — {fs}", count(p.w1_records)),
+                primary: ("mb_s", "MB/s (payload)"),
+                others: vec![("rec_s", "records/s"), ("secs", "s")],
+            },
+        );
+    }
+    table(
+        &mut out,
+        samples,
+        &Table {
+            workload: "L1",
+            variant: "busy",
+            title: format!(
+                "L1: one-way latency writer → reader process, reader busy-polling — {} records, one every {} µs",
+                count(p.l1_busy_records),
+                p.l1_busy_gap_ns / 1000
+            ),
+            primary: ("p50_us", "p50 µs"),
+            others: vec![("p99_us", "p99 µs"), ("p999_us", "p99.9 µs"), ("max_us", "max µs")],
+        },
+    );
+    table(
+        &mut out,
+        samples,
+        &Table {
+            workload: "L1",
+            variant: "block",
+            title: format!(
+                "L1: one-way latency, reader blocking in next_timeout — {} records, one every 0.5–1.5 ms",
+                count(p.l1_block_records)
+            ),
+            primary: ("p50_us", "p50 µs"),
+            others: vec![("p99_us", "p99 µs"), ("p999_us", "p99.9 µs"), ("max_us", "max µs")],
+        },
+    );
+    for (v, fs) in [("shm", "tmpfs"), ("disk", "ext4")] {
+        table(
+            &mut out,
+            samples,
+            &Table {
+                workload: "R1",
+                variant: v,
+                title: format!(
+                    "R1: latency of {} appends of 128 B with 1 MiB segments/files, rollovers included — {fs}",
+                    count(p.r1_records)
+                ),
+                primary: ("p50_ns", "p50 ns"),
+                others: vec![
+                    ("p99_ns", "p99 ns"),
+                    ("p999_ns", "p99.9 ns"),
+                    ("max_ns", "max ns"),
+                    ("p999_over_p50", "p99.9 / p50"),
+                    ("files", "files"),
+                ],
+            },
+        );
+    }
+    o1_section(&mut out, samples, ctx);
+    noise_section(&mut out, samples, ctx);
+    failures(&mut out, samples);
+    let _ = writeln!(out, "{}", METHOD_TEXT);
+    out
+}
+
+fn o1_section(out: &mut String, samples: &[Sample], ctx: &Context) {
+    let systems: Vec<&str> = ORDER
+        .iter()
+        .copied()
+        .filter(|s| samples.iter().any(|x| x.workload == "O1" && x.system == *s))
+        .collect();
+    if systems.is_empty() {
+        return;
+    }
+    let (big, small, full) = ctx.o1_records;
+    let _ = writeln!(
+        out,
+        "### O1: time to open a journal for appending, {} vs {} records of 4 KiB — ext4\n\n\
+         The large kekbit journal is {full} full 64 MiB segments followed by the same tail \
+         ({} records) as the small one, so the two differ only in length. The peers' logs hold \
+         the same records. `warm`: the files' pages are in the page cache; `cold`: dropped \
+         before each open (`posix_fadvise(DONTNEED)`).\n",
+        count(big),
+        count(small),
+        count(small)
+    );
+    let _ = writeln!(
+        out,
+        "| system | cache | open large ms (min–max) | open small ms (min–max) | large / small |\n|---|---|---:|---:|---:|"
+    );
+    for system in systems {
+        for v in ["warm", "cold"] {
+            let b = spread(samples, "O1", &format!("{v}-big"), system, "open_ms");
+            let s = spread(samples, "O1", &format!("{v}-small"), system, "open_ms");
+            let cell = |x: &Option<Spread>| match x {
+                Some(x) => format!("**{}** ({}–{})", num(x.median), num(x.min), num(x.max)),
+                None => "–".into(),
+            };
+            let r = match (&b, &s) {
+                (Some(b), Some(s)) => format!("{:.2}×", b.median / s.median),
+                _ => "–".into(),
+            };
+            let _ = writeln!(out, "| {system} | {v} | {} | {} | {r} |", cell(&b), cell(&s));
+        }
+    }
+    let builds: Vec<&Sample> = samples.iter().filter(|s| s.workload == "O1B").collect();
+    if !builds.is_empty() {
+        let _ = writeln!(out, "\nBuilt once per run (untimed in the comparison):\n\n| system | log | records | bytes on disk | build s |\n|---|---|---:|---:|---:|");
+        for b in builds {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                b.system,
+                b.variant,
+                b.get("records").map(num).unwrap_or_else(|| "–".into()),
+                b.get("disk_bytes").map(num).unwrap_or_else(|| "–".into()),
+                b.get("secs").map(num).unwrap_or_else(|| b.error.clone().unwrap_or_default()),
+            );
+        }
+    }
+    let _ = writeln!(out);
+}
+
+/// How busy the machine was with other work during the run.
+fn noise_section(out: &mut String, samples: &[Sample], ctx: &Context) {
+    let _ = writeln!(
+        out,
+        "### Other work on the machine\n\n\
+         `noise CPU` is the share of the machine's CPU time used by processes other than the \
+         measured one (and its children) while it ran: the machine's busy time from \
+         /proc/stat minus the worker's own, from wait4. Before each group of runs the \
+         comparison waited up to {} s (at most {} s over the whole run) for a one-second \
+         window under {:.0}% busy. Disk traffic \
+         from other processes cannot be told apart and is not shown; it mostly affects W3, W4 \
+         and the ext4 rows.\n",
+        ctx.settle.as_secs(),
+        ctx.wait_budget.as_secs(),
+        ctx.quiet * 100.0
+    );
+    let _ = writeln!(
+        out,
+        "| workload | runs | noise CPU median | noise CPU max | load average (1 min) min–max |\n|---|---:|---:|---:|---:|"
+    );
+    let mut groups: Vec<(String, String)> = Vec::new();
+    for s in samples.iter().filter(|s| s.round > 0) {
+        let key = (s.workload.clone(), s.variant.clone());
+        if !groups.contains(&key) {
+            groups.push(key);
+        }
+    }
+    for (w, v) in groups {
+        let runs: Vec<&Sample> = samples
+            .iter()
+            .filter(|s| s.round > 0 && s.workload == w && s.variant == v)
+            .collect();
+        let noise: Vec<f64> = runs.iter().filter_map(|s| s.get("noise_cpu")).collect();
+        let load: Vec<f64> = runs.iter().filter_map(|s| s.get("loadavg1")).collect();
+        let (Some(n), Some(l)) = (Spread::of(&noise), Spread::of(&load)) else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "| {w} {v} | {} | {:.0}% | {:.0}% | {:.1}–{:.1} |",
+            runs.len(),
+            n.median * 100.0,
+            n.max * 100.0,
+            l.min,
+            l.max
+        );
+    }
+    let waited: f64 = ctx.waits.iter().map(|w| w.waited.as_secs_f64()).sum();
+    let gave_up = ctx
+        .waits
+        .iter()
+        .filter(|w| w.busy >= ctx.quiet)
+        .count();
+    let noisy: Vec<String> = ctx
+        .waits
+        .iter()
+        .filter(|w| w.busy >= ctx.quiet)
+        .map(|w| format!("round {} {} ({:.0}% busy)", w.round, w.group, w.busy * 100.0))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nWaits for a quiet machine: {} in all, {:.0} s in total; {} ended without one \
+         (the group then ran anyway){}{}.\n",
+        ctx.waits.len(),
+        waited,
+        gave_up,
+        if noisy.is_empty() { "" } else { ": " },
+        noisy.join(", ")
+    );
+}
+
+fn failures(out: &mut String, samples: &[Sample]) {
+    let failed: Vec<&Sample> = samples.iter().filter(|s| s.error.is_some()).collect();
+    if failed.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "### Failed runs\n\n| round | workload | variant | system | error |\n|---|---|---|---|---|");
+    for s in failed {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            s.round,
+            s.workload,
+            s.variant,
+            s.system,
+            s.error.as_deref().unwrap_or("").replace('|', "/")
+        );
+    }
+    let _ = writeln!(out);
+}
+
+/// The chart: W1 and W2 throughput per system, on tmpfs and on ext4.
+pub fn throughput_svg(samples: &[Sample]) -> String {
+    let mut groups = Vec::new();
+    for (w, size) in [("W1", "128 B"), ("W2", "4 KiB")] {
+        for (v, fs) in [("shm", "tmpfs"), ("disk", "ext4")] {
+            let mut bars = Vec::new();
+            for system in ORDER {
+                let variant = if system == "limit" { "shm" } else { v };
+                if let Some(s) = spread(samples, w, variant, system, "mb_s") {
+                    bars.push(svg::Bar {
+                        system: system.into(),
+                        median: s.median,
+                        min: s.min,
+                        max: s.max,
+                    });
+                }
+            }
+            groups.push(svg::Group {
+                label: format!("{w}: {size} records, {fs}"),
+                bars,
+            });
+        }
+    }
+    svg::chart(
+        "Append throughput, one sync at the end (W1, W2)",
+        "MB/s of payload",
+        &ORDER,
+        &groups,
+    )
+}
+
+const SYSTEMS_TEXT: &str = "## Systems, and what their sync does
+
+Read from each crate's source (`~/.cargo/registry/src/*/`), versions as resolved in
+`benches/compare/Cargo.lock`:
+
+- **kekbit** (this repository, path dependency): `Journal::options().segment_capacity(64 MiB)
+  .max_record_len(4096)`; `Durability::Never` for W1/W2/R1/L1 with `sync()` at the end,
+  `Durability::EveryRecord` for W3/W4 (its built-in group commit). Records are copied into a
+  shared memory mapping of a file reserved with `fallocate`. **Sync is `msync(MS_SYNC)`** over
+  `[0, header + position)` of each segment not yet known durable (`src/mmap.rs`,
+  `Flusher::flush_to` → memmap2 `flush_range` → `msync`); on Linux `msync(MS_SYNC)` is
+  `vfs_fsync_range(.., datasync=1)`, i.e. an fdatasync of that range. It then stores the
+  durable watermark into the header page (which the next sync writes again). Opening a
+  journal creates a segment with `fsync` of the file and of the folder.
+- **okaywal 0.3.1**: `EntryWriter::commit` flushes its 16 KiB buffer with `write` and calls
+  **`File::sync_data` = `fdatasync`** (`log_file.rs`, `synchronize_locked`), once per
+  commit, with group commit (one thread syncs while the others wait on a condition
+  variable); new files also get a folder `fsync` (`sync_all` on the directory). There is no
+  append without a sync: a commit always syncs. W1/W2 write one chunk per record into one
+  entry and commit once; W3/W4 commit one entry per record. Checkpointing is off
+  (`checkpoint_after_bytes = u64::MAX`) where the data must stay for a replay (W1/W2→W5, O1);
+  W3/W4 use okaywal's defaults. **Opening reads the whole log** (every entry, to find where
+  valid data ends), and the log manager must read every chunk to its end and check its CRC:
+  if it leaves a chunk unread, okaywal 0.3.1 skips it itself but skips the chunk's 4-byte CRC
+  twice (`EntryChunk::skip_remaining_bytes`, then its `Drop`), reads the next chunk header
+  out of place as an aborted entry, ends the valid log there, and the next append overwrites
+  committed entries (reproduced: 1,000 committed chunks, reopen without reading them, append
+  one entry, reopen: the log no longer reads). So W5 and O1 open okaywal with a manager that
+  reads and checks every chunk.
+- **raft-engine 0.4.2** (`default-features = false`, `batch_compression_threshold = 0`):
+  each append is `Engine::write` of a `LogBatch` holding one protobuf entry; the write goes
+  through its write group (group commit: the leader `pwrite`s every member's batch, then syncs
+  once). **Sync is `fdatasync`** (`env/log_fd/unix.rs`, `LogFd::sync` → `nix::unistd::fdatasync`;
+  `fsync` on non-Linux). Rotating to a new file (`target_file_size`, default 128 MiB, 1 MiB in
+  R1) `fdatasync`s the old file, then the new one, then `fsync`s the folder, on the appending
+  thread. **`Engine::sync()` syncs nothing in 0.4.2**: it is `write(&mut LogBatch::default(),
+  true)` and `write` returns early for an empty batch; so the streams make their last record
+  durable with `write(batch, true)` instead, and W3/W4 use `write(batch, true)`.
+  **Opening reads every file** (`Engine::open` rebuilds its in-memory index from each batch's
+  header and item footer, checking the footer's checksum; the entries' own checksum is
+  checked only when they are fetched), so its open time grows with the log; W5 opens the
+  engine and then fetches every entry.
+- **raw file log** (this crate, `src/sys/rawfile.rs`): `File` + 64 KiB `BufWriter`, kekbit's
+  framing (8-byte header: u32 length + u32 CRC32 via crc32fast; payload padded to 8).
+  **Sync = flush + `fdatasync`** (`File::sync_data`). No preallocation.
+- kekbit's open reads only the newest segment(s), back to the newest durable seal (its
+  README: "recovery reads only what was written since the last durable sync"), whatever the
+  journal's length; W5 reads it with `JournalReader::open(dir, 0)` and `try_next`, which
+  checks every record's CRC.
+- **raw mmap log** (`src/sys/rawmmap.rs`): one file reserved in full with `fallocate` at
+  creation and mapped shared, not prefaulted (the first store to each page faults it in);
+  same framing, header word published with a release store. **Sync = `msync(MS_SYNC)`** of
+  the pages written since the last sync.
+- Both raw logs use a **leader-based group commit** for concurrent durable appends (W4): the
+  first waiting thread syncs everything appended so far (taking a snapshot of the count under
+  the append lock, then syncing without it) while later ones wait on a condition variable.
+- **limit probe** (`src/sys/limit.rs`): CRC32 + copy of the framed bytes into a heap buffer
+  whose pages were touched beforehand. No lock, no system call.
+";
+
+const METHOD_TEXT: &str = "## Method
+
+- Each measurement runs in a process of its own (the binary re-executes itself with
+  `--system X --workload Y`), in a folder of its own, removed afterwards. Rounds are
+  interleaved: round 1 runs every system on W1, then W2, ..., then round 2 does it again; the
+  order of the systems rotates by one each round. Between runs touching the disk, the file
+  system is synced (untimed) so that one run's write-back does not land in the next.
+- Opening a log is not timed, except in O1. The W1/W2 time runs from the first append to
+  the return of the final sync (the last record's durable append); `appends s` and `final
+  sync s` split it. Throughput counts payload bytes only.
+- Folders: W3, W4, O1 on the real disk (ext4, the system temporary folder); W1, W2, W5 and R1
+  on both tmpfs (`/dev/shm`) and ext4; L1 on tmpfs (live reading needs no disk). W5 replays
+  the log W1 left in the same round, with its pages still in the page cache.
+- Latencies are measured with `Instant::now()` around each call (W3, W4, R1), or (L1) as
+  CLOCK_MONOTONIC in the reader process minus the writer's CLOCK_MONOTONIC time stamp taken
+  just before `append`, carried in the record. L1's first records are a warm-up, not counted.
+- Percentiles are nearest-rank over all samples of a run; the tables then give the median of
+  those per-run figures over the rounds, their min and max, and their interquartile range.
+";

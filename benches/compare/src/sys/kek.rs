@@ -1,0 +1,121 @@
+//! kekbit's journal, used as its README shows.
+
+use std::io;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use kekbit::core::{RECORD_ALIGN, RECORD_HEADER_LEN, TRAILER_RESERVE};
+use kekbit::journal::{Durability, Journal, JournalReader};
+
+use super::{other, Log};
+use crate::util::{mono_nanos, unstamp, Records};
+
+pub struct Kek {
+    pub journal: Journal,
+    every_record: bool,
+}
+
+/// Opens (or creates) the journal in `dir`: segments of `segment` bytes, records of at most
+/// 4 KiB, syncing every record (`durable`) or only when asked (`Durability::Never`).
+pub fn open(dir: &Path, segment: u64, durable: bool) -> io::Result<Kek> {
+    let durability = if durable {
+        Durability::EveryRecord
+    } else {
+        Durability::Never
+    };
+    let journal = Journal::options()
+        .segment_capacity(segment)
+        .max_record_len(4096)
+        .durability(durability)
+        .open(dir)
+        .map_err(other)?;
+    Ok(Kek {
+        journal,
+        every_record: durable,
+    })
+}
+
+impl Kek {
+    pub fn sync(&self) -> io::Result<()> {
+        self.journal.sync().map(drop).map_err(other)
+    }
+}
+
+impl Log for Kek {
+    #[inline]
+    fn append(&self, record: &[u8]) -> io::Result<()> {
+        self.journal.append(record).map(drop).map_err(other)
+    }
+
+    fn append_durable(&self, _lane: u64, record: &[u8]) -> io::Result<()> {
+        // Under EveryRecord, `append` returns once the record is durable (group commit).
+        self.journal.append(record).map_err(other)?;
+        if !self.every_record {
+            self.sync()?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads the journal from sequence number 0, checking every record; returns the count.
+pub fn replay(dir: &Path, records: &Records) -> io::Result<u64> {
+    let mut reader = JournalReader::open(dir, 0).map_err(other)?;
+    let mut count = 0;
+    while let Some((seq, record)) = reader.try_next().map_err(other)? {
+        if seq != count {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "sequence gap"));
+        }
+        records.check(seq, record)?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// The live reader of L1: reads `total` records as they arrive, busy-polling `try_next`
+/// (`busy`) or blocking in `next_timeout`, and returns the one-way latencies (ns) of those
+/// after the first `warmup`.
+pub fn live_read(dir: &Path, total: u64, warmup: u64, busy: bool, ready: impl FnOnce()) -> io::Result<Vec<u64>> {
+    let mut reader = JournalReader::open(dir, 0).map_err(other)?;
+    ready();
+    let mut latencies = Vec::with_capacity(total as usize);
+    let mut seen = 0;
+    while seen < total {
+        let next = if busy {
+            reader.try_next().map_err(other)?
+        } else {
+            reader.next_timeout(Duration::from_secs(10)).map_err(other)?
+        };
+        let Some((seq, record)) = next else {
+            if busy {
+                std::hint::spin_loop();
+                continue;
+            }
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "no record for 10 s"));
+        };
+        let now = mono_nanos();
+        let (stamped_seq, sent) = unstamp(record);
+        debug_assert_eq!(stamped_seq, seq);
+        if seq >= warmup {
+            latencies.push(now.saturating_sub(sent));
+        }
+        seen += 1;
+    }
+    Ok(latencies)
+}
+
+/// Records of `size` bytes that fill one segment of `segment` bytes exactly.
+pub fn records_per_segment(segment: u64, size: usize) -> u64 {
+    let frame = (RECORD_HEADER_LEN as u64 + size as u64).next_multiple_of(RECORD_ALIGN);
+    (segment - TRAILER_RESERVE) / frame
+}
+
+/// Times opening the journal in `dir` for appending (the journal is closed afterwards,
+/// untimed). Returns the time and the number of segment files it found.
+pub fn time_open(dir: &Path, segment: u64) -> io::Result<(Duration, usize)> {
+    let start = Instant::now();
+    let kek = open(dir, segment, false)?;
+    let took = start.elapsed();
+    let segments = kek.journal.open_report().segments;
+    drop(kek);
+    Ok((took, segments))
+}
