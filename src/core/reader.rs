@@ -78,6 +78,17 @@ pub trait Reader {
     fn move_to(&mut self, position: u64) -> Result<u64, InvalidPosition>;
 }
 
+/// What a reader's position holds (see `ShmReader::peek`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Peek {
+    /// Nothing published (or, for a durable-only reader, nothing durable) yet.
+    Nothing,
+    /// A closing marker.
+    Closing,
+    /// A record (or damage).
+    Record,
+}
+
 /// The mapped channel: what a reader and its iterator share immutably.
 pub(crate) struct Channel {
     map: ReadMap,
@@ -458,16 +469,30 @@ impl ShmReader {
     /// Whether something is published at the reader's position (and, for a durable-only
     /// reader, durable): the next `try_read` will not return `Ok(None)`.
     pub(crate) fn has_next(&mut self) -> bool {
+        self.peek() != Peek::Nothing
+    }
+
+    /// What is at the reader's position, from one acquire load of its header word (two
+    /// loads could see nothing, then a closing marker published in between).
+    pub(crate) fn peek(&mut self) -> Peek {
         if self.cursor.closed.is_some() {
-            return true;
+            return Peek::Closing;
         }
         let position = self.cursor.position;
         let word = self.chan.map.load_acquire(HEADER_LEN + position as usize);
         if word == 0 {
-            return false;
+            return Peek::Nothing;
         }
         let end = position + frame::frame_len(frame::len_of(word));
-        self.cursor.visible(&self.chan, end)
+        if !self.cursor.visible(&self.chan, end) {
+            return Peek::Nothing;
+        }
+        if frame::kind_of(word) == Some(frame::Kind::Closed) {
+            Peek::Closing
+        } else {
+            // A data record, or damage for `try_read` to report.
+            Peek::Record
+        }
     }
 
     /// The verified closing marker the header's `closed_at` locator points to, as (position,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::segment::{self, Link};
 use super::JournalError;
-use crate::core::{ChannelError, ReadError, Reader, ShmReader};
+use crate::core::{ChannelError, Peek, ReadError, Reader, ShmReader};
 
 /// The segment being read.
 struct Current {
@@ -198,11 +198,13 @@ impl JournalReader {
                 return Ok(false);
             };
             // A seal published since `advance` looked is crossed by the next `advance`:
-            // only a record counts as ready.
-            if current.reader.at_closing_marker() {
-                continue;
+            // only a record counts as ready. One load decides (two could see nothing, then
+            // a seal published in between, and report it as a record).
+            match current.reader.peek() {
+                Peek::Closing => continue,
+                Peek::Record => return Ok(true),
+                Peek::Nothing => return Ok(false),
             }
-            return Ok(current.reader.has_next());
         }
     }
 
