@@ -187,10 +187,7 @@ pub fn replay<R: Replay>(
                     records_lost: next.map_or(0, |base| base - first_lost),
                     reason: damage.to_string(),
                 };
-                if target.damaged(&range) == Decision::Fail {
-                    return Err(ReplayError::Damaged { range });
-                }
-                report.corrupt_ranges.push(range);
+                skip(target, &mut report, range)?;
                 if next.is_none() {
                     return Ok(report);
                 }
@@ -213,10 +210,7 @@ pub fn replay<R: Replay>(
                     records_lost: next.map_or(0, |base| base - first_lost),
                     reason: damage.to_string(),
                 };
-                if target.damaged(&range) == Decision::Fail {
-                    return Err(ReplayError::Damaged { range });
-                }
-                report.corrupt_ranges.push(range);
+                skip(target, &mut report, range)?;
                 if next.is_none() {
                     return Ok(report);
                 }
@@ -224,4 +218,18 @@ pub fn replay<R: Replay>(
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Asks the application about a damaged range the replay is about to skip, and records it;
+/// an error when the application refuses to go on.
+fn skip<R: Replay>(
+    target: &mut R,
+    report: &mut RecoveryReport,
+    range: CorruptRange,
+) -> Result<(), ReplayError> {
+    if target.damaged(&range) == Decision::Fail {
+        return Err(ReplayError::Damaged { range });
+    }
+    report.corrupt_ranges.push(range);
+    Ok(())
 }
