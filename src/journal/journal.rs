@@ -484,6 +484,9 @@ impl Shared {
                 }
                 Turn::Lead => {}
             }
+            // Let threads that the last sync woke append again before this one takes the
+            // snapshot of what to sync, so that one sync covers more of them.
+            thread::yield_now();
             let (work, upto) = {
                 let mut appender = self.appender();
                 if appender.poisoned {
@@ -502,15 +505,20 @@ impl Shared {
                 };
                 synced.err().map(|e| (u.path.clone(), e))
             });
-            let mut appender = self.appender();
             if let Some((segment, source)) = failed {
+                let mut appender = self.appender();
                 appender.poisoned = true;
                 self.commit.finish(None);
                 appender.helper.retire(work);
                 return Err(AppendError::SyncFailed { segment, source });
             }
+            // Wake the waiters first; then release the work. Only sealed segments' mappings
+            // are worth handing to the background thread (unmapping costs time); the active
+            // segment's handle is just another reference to a mapping that stays.
             self.commit.finish(Some(upto));
-            appender.helper.retire(work);
+            if work.iter().any(|u| u.sealed) {
+                self.appender().helper.retire(work);
+            }
         }
     }
 }
