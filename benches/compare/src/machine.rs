@@ -26,7 +26,9 @@ fn cpu_model() -> String {
             .map(|v| v.trim().to_string())
     };
     let model = field("model name").unwrap_or_else(|| "unknown".into());
-    let mhz = field("cpu MHz").map(|m| format!(", {m} MHz")).unwrap_or_default();
+    let mhz = field("cpu MHz")
+        .map(|m| format!(", {m} MHz"))
+        .unwrap_or_default();
     let flags = field("flags").unwrap_or_default();
     let has = |f: &str| flags.split_whitespace().any(|x| x == f);
     let features: Vec<&str> = ["sse4_2", "pclmulqdq", "avx2", "avx512f"]
@@ -74,7 +76,10 @@ pub fn describe(disk: &Path, shm: &Path, repo: &Path, started_rev: &str) -> Mach
         "disk folder",
         format!("{} — {}", disk.display(), fs_type(disk)),
     );
-    add("memory folder", format!("{} — {}", shm.display(), fs_type(shm)));
+    add(
+        "memory folder",
+        format!("{} — {}", shm.display(), fs_type(shm)),
+    );
     let rustc = std::env::var("COMPARE_RUSTC")
         .ok()
         .or_else(|| command_output("rustc", &["-V"]))
@@ -99,9 +104,20 @@ pub fn kekbit_revision(repo: &Path) -> String {
     let repo = repo.to_string_lossy();
     let rev = command_output("git", &["-C", &repo, "rev-parse", "--short", "HEAD"])
         .unwrap_or_else(|| "unknown".into());
-    let dirty = command_output("git", &["-C", &repo, "status", "--porcelain", "--", "src", "Cargo.toml"])
-        .map(|s| s.lines().count())
-        .unwrap_or(0);
+    let dirty = command_output(
+        "git",
+        &[
+            "-C",
+            &repo,
+            "status",
+            "--porcelain",
+            "--",
+            "src",
+            "Cargo.toml",
+        ],
+    )
+    .map(|s| s.lines().count())
+    .unwrap_or(0);
     if dirty == 0 {
         format!("git {rev} (clean)")
     } else {

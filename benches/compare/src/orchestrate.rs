@@ -123,7 +123,11 @@ impl Run {
         }
         eprintln!(
             "  [{}] {workload:<3} {variant:<5} {system:<12} {} ({:.1} s)",
-            if round == 0 { "build".to_string() } else { format!("round {round}") },
+            if round == 0 {
+                "build".to_string()
+            } else {
+                format!("round {round}")
+            },
             summary(&sample),
             wall.as_secs_f64()
         );
@@ -164,7 +168,10 @@ fn summary(s: &Sample) -> String {
     for key in pick {
         if let Some(v) = s.get(key) {
             let mut text = format!("{key}={v:.3}");
-            if let Some(p99) = s.get(&key.replace("p50", "p99")).filter(|_| key.starts_with("p50")) {
+            if let Some(p99) = s
+                .get(&key.replace("p50", "p99"))
+                .filter(|_| key.starts_with("p50"))
+            {
                 text.push_str(&format!(" p99={p99:.3}"));
             }
             return text;
@@ -179,7 +186,11 @@ fn cpu_ticks() -> (u64, u64) {
     let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
         return (0, 0);
     };
-    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     let total: u64 = v.iter().take(8).sum();
     let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
     (total - idle, total)
@@ -263,7 +274,10 @@ fn run_worker(exe: &Path, args: &[String]) -> Result<Vec<(String, f64)>, String>
             break;
         }
         if rc < 0 {
-            return Err(format!("waiting for the worker: {}", io::Error::last_os_error()));
+            return Err(format!(
+                "waiting for the worker: {}",
+                io::Error::last_os_error()
+            ));
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -313,11 +327,17 @@ fn rotated<'a>(systems: &[&'a str], round: usize) -> Vec<&'a str> {
 }
 
 pub const W_SYSTEMS: [&str; 5] = ["kekbit", "okaywal", "raft-engine", "raw-file", "raw-mmap"];
+/// Experiments, run after the systems of W1/W2 and W3/W4 respectively, in no target: the raw
+/// mmap log with its pages mapped before the first append, and with a kekbit-like watermark.
+pub const PREFAULT_EXPERIMENT: &str = "raw-mmap+prefault";
+pub const WATERMARK_EXPERIMENT: &str = "raw-mmap+watermark";
 
 pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
     let quick = args.flag("quick");
     let plan = Plan::from_flag(quick);
-    let rounds = args.get("rounds").map_or(plan.rounds, |r| r.parse().expect("--rounds N"));
+    let rounds = args
+        .get("rounds")
+        .map_or(plan.rounds, |r| r.parse().expect("--rounds N"));
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let out_dir = args
         .get("out")
@@ -347,7 +367,10 @@ pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
     let disk = disk_tmp.path().to_path_buf();
     let shm = shm_tmp.path().to_path_buf();
     if fs_type(&disk).starts_with("tmpfs") {
-        eprintln!("warning: {} is on tmpfs: the durability workloads will not touch a disk", disk.display());
+        eprintln!(
+            "warning: {} is on tmpfs: the durability workloads will not touch a disk",
+            disk.display()
+        );
     }
 
     let command = std::env::var("COMPARE_COMMAND").unwrap_or_else(|_| {
@@ -364,10 +387,9 @@ pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
         samples: Vec::new(),
         csv,
         disk: disk.clone(),
-        settle: Duration::from_secs(
-            args.get("settle")
-                .map_or(if quick { 2 } else { 20 }, |v| v.parse().expect("--settle SECONDS")),
-        ),
+        settle: Duration::from_secs(args.get("settle").map_or(if quick { 2 } else { 20 }, |v| {
+            v.parse().expect("--settle SECONDS")
+        })),
         quiet: args
             .get("quiet")
             .map_or(0.3, |v| v.parse().expect("--quiet FRACTION")),
@@ -402,7 +424,14 @@ pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
         for system in &o1_systems {
             for (size, records) in [("big", big_records), ("small", small_records)] {
                 let dir = disk.join(format!("o1-{system}-{size}"));
-                let s = run.measure(0, "O1B", size, system, &dir, &["--records".into(), records.to_string()]);
+                let s = run.measure(
+                    0,
+                    "O1B",
+                    size,
+                    system,
+                    &dir,
+                    &["--records".into(), records.to_string()],
+                );
                 if s.error.is_none() {
                     o1_ready.push((system, size, dir));
                 }
@@ -411,24 +440,31 @@ pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
     }
 
     for round in 1..=rounds {
-        eprintln!("round {round} of {rounds} ({:.0} s so far)", started.elapsed().as_secs_f64());
+        eprintln!(
+            "round {round} of {rounds} ({:.0} s so far)",
+            started.elapsed().as_secs_f64()
+        );
         let mut w1_dirs: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
         let mut stream_systems = vec!["limit"];
         stream_systems.extend(W_SYSTEMS);
         for (workload, keep) in [("W1", true), ("W2", false)] {
-            if !wanted(workload) && !(workload == "W1" && wanted("W5")) {
+            // W5 replays W1's logs: W1 runs whenever either is wanted.
+            let needed = wanted(workload) || (workload == "W1" && wanted("W5"));
+            if !needed {
                 continue;
             }
             for (variant, root) in [("shm", &shm), ("disk", &disk)] {
                 run.settle(round, &format!("{workload} {variant}"));
-                for system in rotated(&stream_systems, round) {
+                let mut systems = rotated(&stream_systems, round);
+                systems.push(PREFAULT_EXPERIMENT);
+                for system in systems {
                     // The limit probe touches no file: run once, reported with tmpfs.
                     if system == "limit" && variant == "disk" {
                         continue;
                     }
                     let dir = root.join(format!("{round}-{workload}-{system}"));
                     let s = run.measure(round, workload, variant, system, &dir, &[]);
-                    if keep && s.error.is_none() {
+                    if keep && s.error.is_none() && system != PREFAULT_EXPERIMENT {
                         w1_dirs.insert((variant.into(), system.into()), dir);
                     } else {
                         let _ = fs::remove_dir_all(&dir);
@@ -441,7 +477,9 @@ pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
                 continue;
             }
             run.settle(round, workload);
-            for system in rotated(&W_SYSTEMS, round) {
+            let mut systems = rotated(&W_SYSTEMS, round);
+            systems.push(WATERMARK_EXPERIMENT);
+            for system in systems {
                 let dir = disk.join(format!("{round}-{workload}-{system}"));
                 run.measure(round, workload, "disk", system, &dir, &[]);
                 let _ = fs::remove_dir_all(&dir);
@@ -470,11 +508,21 @@ pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
             let _ = fs::remove_dir_all(dir);
         }
         if wanted("L1") {
-            for (mode, systems) in [("busy", vec!["kekbit", "raw-mmap"]), ("block", vec!["kekbit"])] {
+            for (mode, systems) in [
+                ("busy", vec!["kekbit", "raw-mmap"]),
+                ("block", vec!["kekbit"]),
+            ] {
                 run.settle(round, &format!("L1 {mode}"));
                 for system in rotated(&systems, round) {
                     let dir = shm.join(format!("{round}-L1-{mode}-{system}"));
-                    run.measure(round, "L1", mode, system, &dir, &["--mode".into(), mode.into()]);
+                    run.measure(
+                        round,
+                        "L1",
+                        mode,
+                        system,
+                        &dir,
+                        &["--mode".into(), mode.into()],
+                    );
                     let _ = fs::remove_dir_all(&dir);
                 }
             }
@@ -516,7 +564,10 @@ pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
         }
     }
     let duration = started.elapsed();
-    eprintln!("measured in {:.0} s; writing the report", duration.as_secs_f64());
+    eprintln!(
+        "measured in {:.0} s; writing the report",
+        duration.as_secs_f64()
+    );
 
     let machine = crate::machine::describe(&disk, &shm, &manifest.join("../.."), &start_rev);
     let context = report::Context {
@@ -534,7 +585,10 @@ pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
     };
     let md = report::markdown(&run.samples, &context);
     fs::write(out_dir.join("REPORT.md"), md)?;
-    fs::write(out_dir.join("throughput.svg"), report::throughput_svg(&run.samples))?;
+    fs::write(
+        out_dir.join("throughput.svg"),
+        report::throughput_svg(&run.samples),
+    )?;
     eprintln!(
         "wrote {}, {} and {}",
         out_dir.join("REPORT.md").display(),

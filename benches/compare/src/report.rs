@@ -25,7 +25,16 @@ pub struct Context {
     pub priority: String,
 }
 
-const ORDER: [&str; 6] = ["kekbit", "okaywal", "raft-engine", "raw-file", "raw-mmap", "limit"];
+const ORDER: [&str; 8] = [
+    "kekbit",
+    "okaywal",
+    "raft-engine",
+    "raw-file",
+    "raw-mmap",
+    "limit",
+    "raw-mmap+prefault",
+    "raw-mmap+watermark",
+];
 
 /// A number with as many digits as it deserves.
 fn num(v: f64) -> String {
@@ -296,10 +305,7 @@ fn table(out: &mut String, samples: &[Sample], t: &Table<'_>) {
         return;
     }
     let _ = writeln!(out, "### {}\n", t.title);
-    let mut header = format!(
-        "| system | {} median | min | max | IQR |",
-        t.primary.1
-    );
+    let mut header = format!("| system | {} median | min | max | IQR |", t.primary.1);
     let mut rule = "|---|---:|---:|---:|---:|".to_string();
     for (_, label) in &t.others {
         header.push_str(&format!(" {label} |"));
@@ -307,11 +313,17 @@ fn table(out: &mut String, samples: &[Sample], t: &Table<'_>) {
     }
     let _ = writeln!(out, "{header}\n{rule}");
     for system in present {
-        let (variant, name) = if find(samples, t.workload, t.variant, system).next().is_some() {
+        let (variant, mut name) = if find(samples, t.workload, t.variant, system)
+            .next()
+            .is_some()
+        {
             (t.variant, system.to_string())
         } else {
             ("shm", format!("{system} (memory)"))
         };
+        if system.contains('+') {
+            name = format!("*{name} (experiment)*");
+        }
         let failed: Vec<&Sample> = find(samples, t.workload, variant, system)
             .filter(|s| s.error.is_some())
             .collect();
@@ -373,7 +385,10 @@ pub fn markdown(samples: &[Sample], ctx: &Context) -> String {
         }
     );
 
-    let _ = writeln!(out, "## Targets\n\n| target | figure | met? |\n|---|---|---|");
+    let _ = writeln!(
+        out,
+        "## Targets\n\n| target | figure | met? |\n|---|---|---|"
+    );
     for t in targets(samples) {
         let met = match t.met {
             Some(true) => "met",
@@ -407,7 +422,10 @@ pub fn markdown(samples: &[Sample], ctx: &Context) -> String {
                 &Table {
                     workload: w,
                     variant: v,
-                    title: format!("{w}: {} appends of {size}, one sync at the end — {fs}", count(n)),
+                    title: format!(
+                        "{w}: {} appends of {size}, one sync at the end — {fs}",
+                        count(n)
+                    ),
                     primary: ("mb_s", "MB/s (payload)"),
                     others: stream_others.clone(),
                 },
@@ -420,7 +438,10 @@ pub fn markdown(samples: &[Sample], ctx: &Context) -> String {
         &Table {
             workload: "W3",
             variant: "disk",
-            title: format!("W3: {} durable appends of 128 B, one at a time — ext4", count(p.w3_records)),
+            title: format!(
+                "W3: {} durable appends of 128 B, one at a time — ext4",
+                count(p.w3_records)
+            ),
             primary: ("p50_us", "p50 µs"),
             others: vec![
                 ("p99_us", "p99 µs"),
@@ -452,7 +473,10 @@ pub fn markdown(samples: &[Sample], ctx: &Context) -> String {
             &Table {
                 workload: "W5",
                 variant: v,
-                title: format!("W5: replay of W1's {} records, every record checked — {fs}", count(p.w1_records)),
+                title: format!(
+                    "W5: replay of W1's {} records, every record checked — {fs}",
+                    count(p.w1_records)
+                ),
                 primary: ("mb_s", "MB/s (payload)"),
                 others: vec![("rec_s", "records/s"), ("secs", "s")],
             },
@@ -553,7 +577,12 @@ fn o1_section(out: &mut String, samples: &[Sample], ctx: &Context) {
                 (Some(b), Some(s)) => format!("{:.2}×", b.median / s.median),
                 _ => "–".into(),
             };
-            let _ = writeln!(out, "| {system} | {v} | {} | {} | {r} |", cell(&b), cell(&s));
+            let _ = writeln!(
+                out,
+                "| {system} | {v} | {} | {} | {r} |",
+                cell(&b),
+                cell(&s)
+            );
         }
     }
     let builds: Vec<&Sample> = samples.iter().filter(|s| s.workload == "O1B").collect();
@@ -567,7 +596,9 @@ fn o1_section(out: &mut String, samples: &[Sample], ctx: &Context) {
                 b.variant,
                 b.get("records").map(num).unwrap_or_else(|| "–".into()),
                 b.get("disk_bytes").map(num).unwrap_or_else(|| "–".into()),
-                b.get("secs").map(num).unwrap_or_else(|| b.error.clone().unwrap_or_default()),
+                b.get("secs")
+                    .map(num)
+                    .unwrap_or_else(|| b.error.clone().unwrap_or_default()),
             );
         }
     }
@@ -622,16 +653,19 @@ fn noise_section(out: &mut String, samples: &[Sample], ctx: &Context) {
         );
     }
     let waited: f64 = ctx.waits.iter().map(|w| w.waited.as_secs_f64()).sum();
-    let gave_up = ctx
-        .waits
-        .iter()
-        .filter(|w| w.busy >= ctx.quiet)
-        .count();
+    let gave_up = ctx.waits.iter().filter(|w| w.busy >= ctx.quiet).count();
     let noisy: Vec<String> = ctx
         .waits
         .iter()
         .filter(|w| w.busy >= ctx.quiet)
-        .map(|w| format!("round {} {} ({:.0}% busy)", w.round, w.group, w.busy * 100.0))
+        .map(|w| {
+            format!(
+                "round {} {} ({:.0}% busy)",
+                w.round,
+                w.group,
+                w.busy * 100.0
+            )
+        })
         .collect();
     let _ = writeln!(
         out,
@@ -650,7 +684,10 @@ fn failures(out: &mut String, samples: &[Sample]) {
     if failed.is_empty() {
         return;
     }
-    let _ = writeln!(out, "### Failed runs\n\n| round | workload | variant | system | error |\n|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "### Failed runs\n\n| round | workload | variant | system | error |\n|---|---|---|---|---|"
+    );
     for s in failed {
         let _ = writeln!(
             out,
@@ -688,10 +725,15 @@ pub fn throughput_svg(samples: &[Sample]) -> String {
             });
         }
     }
+    let shown: Vec<&str> = ORDER
+        .iter()
+        .copied()
+        .filter(|s| groups.iter().any(|g| g.bars.iter().any(|b| b.system == *s)))
+        .collect();
     svg::chart(
         "Append throughput, one sync at the end (W1, W2)",
         "MB/s of payload",
-        &ORDER,
+        &shown,
         &groups,
     )
 }
@@ -742,7 +784,7 @@ Read from each crate's source (`~/.cargo/registry/src/*/`), versions as resolved
   framing (8-byte header: u32 length + u32 CRC32 via crc32fast; payload padded to 8).
   **Sync = flush + `fdatasync`** (`File::sync_data`). No preallocation.
 - kekbit's open reads only the newest segment(s), back to the newest durable seal (its
-  README: "recovery reads only what was written since the last durable sync"), whatever the
+  README: recovery reads only what was written since the last durable sync), whatever the
   journal's length; W5 reads it with `JournalReader::open(dir, 0)` and `try_next`, which
   checks every record's CRC.
 - **raw mmap log** (`src/sys/rawmmap.rs`): one file reserved in full with `fallocate` at
@@ -754,6 +796,13 @@ Read from each crate's source (`~/.cargo/registry/src/*/`), versions as resolved
   the append lock, then syncing without it) while later ones wait on a condition variable.
 - **limit probe** (`src/sys/limit.rs`): CRC32 + copy of the framed bytes into a heap buffer
   whose pages were touched beforehand. No lock, no system call.
+- Two experiments, in no target and marked as such in the tables: **raw-mmap+prefault** (W1,
+  W2), the raw mmap log with every page mapped writable (`MADV_POPULATE_WRITE`, untimed)
+  before the first append, which shows what streaming costs once page population is off the
+  appending path; and **raw-mmap+watermark** (W3, W4), the raw mmap log laid out like a
+  kekbit segment (records after a header page) that syncs from offset 0 and then stores the
+  synced length in the header page, as kekbit does with its durable watermark, so that each
+  sync writes that page again.
 ";
 
 const METHOD_TEXT: &str = "## Method

@@ -15,10 +15,14 @@ pub struct Group {
     pub bars: Vec<Bar>,
 }
 
-const COLORS: [&str; 6] = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#7f7f7f"];
+const COLORS: [&str; 8] = [
+    "#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#7f7f7f", "#c5b0d5", "#bcbd22",
+];
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 pub fn chart(title: &str, unit: &str, systems: &[&str], groups: &[Group]) -> String {
@@ -31,7 +35,11 @@ pub fn chart(title: &str, unit: &str, systems: &[&str], groups: &[Group]) -> Str
         .flat_map(|g| g.bars.iter().flat_map(|b| [b.min, b.max, b.median]))
         .filter(|v| *v > 0.0)
         .collect();
-    let lo = values.iter().cloned().fold(f64::INFINITY, f64::min).max(1e-9);
+    let lo = values
+        .iter()
+        .cloned()
+        .fold(f64::INFINITY, f64::min)
+        .max(1e-9);
     let hi = values.iter().cloned().fold(0.0, f64::max).max(lo * 10.0);
     let (lo_exp, hi_exp) = (lo.log10().floor(), hi.log10().ceil());
     let y = |v: f64| {
@@ -60,7 +68,11 @@ pub fn chart(title: &str, unit: &str, systems: &[&str], groups: &[Group]) -> Str
             r##"<line x1="{left}" y1="{yy:.1}" x2="{}" y2="{yy:.1}" stroke="#ddd"/>"##,
             left + plot_w
         );
-        let label = if v >= 1.0 { format!("{v:.0}") } else { format!("{v}") };
+        let label = if v >= 1.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v}")
+        };
         let _ = writeln!(
             s,
             r#"<text x="{}" y="{:.1}" text-anchor="end">{label}</text>"#,

@@ -60,7 +60,10 @@ pub struct Records {
 
 impl Records {
     pub fn new(size: usize) -> Records {
-        assert!(size >= 16, "records carry a sequence number and a time stamp");
+        assert!(
+            size >= 16,
+            "records carry a sequence number and a time stamp"
+        );
         Records {
             buf: (0..size).map(|k| (k * 31 + 7) as u8).collect(),
         }
@@ -92,7 +95,10 @@ impl Records {
         } else {
             Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("record {i} does not read back as written ({} bytes)", record.len()),
+                format!(
+                    "record {i} does not read back as written ({} bytes)",
+                    record.len()
+                ),
             ))
         }
     }

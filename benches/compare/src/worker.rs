@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use crate::plan::{Plan, LARGE, O1_RECORD, R1_SEGMENT, SEGMENT, SMALL};
 use crate::sys::{kek, limit::Limit, okay, raft, rawfile::RawFile, rawmmap, Log};
 use crate::util::{
-    dir_bytes, drop_cache, fine_timer_slack, mono_nanos, pin_to_cpu, realtime, secs, wait_until, Args, Dist, Records, XorShift,
+    dir_bytes, drop_cache, fine_timer_slack, mono_nanos, pin_to_cpu, realtime, secs, wait_until,
+    Args, Dist, Records, XorShift,
 };
 
 /// raft-engine's default target file size, used everywhere except R1.
@@ -41,7 +42,12 @@ fn raise_priority() {
     unsafe {
         libc::setsid();
         libc::setpriority(libc::PRIO_PROCESS, 0, -20);
-        libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0 as libc::c_long, IOPRIO_RT_LEVEL_4);
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0 as libc::c_long,
+            IOPRIO_RT_LEVEL_4,
+        );
     }
     // The new session's scheduling group (absent without CONFIG_SCHED_AUTOGROUP).
     let _ = std::fs::write("/proc/self/autogroup", "-20");
@@ -82,15 +88,36 @@ fn run(args: &Args) -> io::Result<Out> {
 
 /// A log of `system` in `dir` for appends, syncing on request (`durable = false`) or every
 /// record; `capacity` sizes the raw mmap log.
-fn open_log(system: &str, dir: &Path, durable: bool, count: u64, size: usize) -> io::Result<Box<dyn Log>> {
+fn open_log(
+    system: &str,
+    dir: &Path,
+    durable: bool,
+    count: u64,
+    size: usize,
+) -> io::Result<Box<dyn Log>> {
     Ok(match system {
         "kekbit" => Box::new(kek::open(dir, SEGMENT, durable)?),
         "raft-engine" => Box::new(raft::open(dir, RAFT_FILE)?),
         "raw-file" => Box::new(RawFile::create(dir)?),
-        "raw-mmap" => Box::new(rawmmap::RawMmap::create(dir, rawmmap::capacity_for(count, size), false, false)?),
+        "raw-mmap" => Box::new(rawmmap::RawMmap::create(
+            dir,
+            rawmmap::capacity_for(count, size),
+            false,
+            false,
+        )?),
         // An experiment, not part of the comparison (see `RawMmap::watermark`).
-        "raw-mmap+watermark" => Box::new(rawmmap::RawMmap::create(dir, rawmmap::capacity_for(count, size), true, false)?),
-        "raw-mmap+prefault" => Box::new(rawmmap::RawMmap::create(dir, rawmmap::capacity_for(count, size), false, true)?),
+        "raw-mmap+watermark" => Box::new(rawmmap::RawMmap::create(
+            dir,
+            rawmmap::capacity_for(count, size),
+            true,
+            false,
+        )?),
+        "raw-mmap+prefault" => Box::new(rawmmap::RawMmap::create(
+            dir,
+            rawmmap::capacity_for(count, size),
+            false,
+            true,
+        )?),
         "okaywal" if durable => Box::new(okay::Okay {
             wal: okay::open(dir, false)?,
         }),
@@ -139,7 +166,10 @@ fn stream(system: &str, dir: &Path, count: u64, size: usize) -> io::Result<Out> 
     let mut out = throughput(count, size, total);
     out.push(("append_secs".into(), secs(appended)));
     out.push(("sync_secs".into(), secs(synced)));
-    out.push(("append_ns_per_rec".into(), secs(appended) * 1e9 / count as f64));
+    out.push((
+        "append_ns_per_rec".into(),
+        secs(appended) * 1e9 / count as f64,
+    ));
     out.push(("disk_bytes".into(), dir_bytes(dir) as f64));
     Ok(out)
 }
@@ -202,10 +232,7 @@ fn durable_concurrent(system: &str, dir: &Path, threads: u64, per_thread: u64) -
     }
     let took = secs(start.elapsed());
     let total = threads * per_thread;
-    let mut out = vec![
-        ("rec_s".into(), total as f64 / took),
-        ("secs".into(), took),
-    ];
+    let mut out = vec![("rec_s".into(), total as f64 / took), ("secs".into(), took)];
     out.extend(latency_out(all, 1e3, "us"));
     Ok(out)
 }
@@ -253,7 +280,12 @@ fn live_write(system: &str, dir: &Path, plan: &Plan, args: &Args) -> io::Result<
     let (records_n, busy) = match mode {
         "busy" => (plan.l1_busy_records, true),
         "block" => (plan.l1_block_records, false),
-        _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "mode is busy or block")),
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "mode is busy or block",
+            ))
+        }
     };
     let total = records_n + plan.l1_warmup;
     // Before the log starts its threads, so that they stay off the reader's CPU too; the
@@ -262,14 +294,24 @@ fn live_write(system: &str, dir: &Path, plan: &Plan, args: &Args) -> io::Result<
     let rt = busy && args.get("priority").is_none_or(|p| p == "high") && realtime(10);
     let log: Box<dyn Log> = match system {
         "kekbit" => Box::new(kek::open(dir, SEGMENT, false)?),
-        "raw-mmap" if busy => Box::new(rawmmap::RawMmap::create(dir, rawmmap::capacity_for(total, SMALL), false, false)?),
+        "raw-mmap" if busy => Box::new(rawmmap::RawMmap::create(
+            dir,
+            rawmmap::capacity_for(total, SMALL),
+            false,
+            false,
+        )?),
         _ => return Err(unsupported(system, "L1")),
     };
     let mut child = Command::new(std::env::current_exe()?)
         .args(["--system", system, "--workload", "L1R", "--mode", mode])
         .arg("--dir")
         .arg(dir)
-        .args(["--total", &total.to_string(), "--warmup", &plan.l1_warmup.to_string()])
+        .args([
+            "--total",
+            &total.to_string(),
+            "--warmup",
+            &plan.l1_warmup.to_string(),
+        ])
         .args(["--priority", "normal"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -282,7 +324,11 @@ fn live_write(system: &str, dir: &Path, plan: &Plan, args: &Args) -> io::Result<
                     break;
                 }
             }
-            None => return Err(io::Error::other("the reader process ended before it was ready")),
+            None => {
+                return Err(io::Error::other(
+                    "the reader process ended before it was ready",
+                ))
+            }
         }
     }
     fine_timer_slack();
@@ -307,7 +353,9 @@ fn live_write(system: &str, dir: &Path, plan: &Plan, args: &Args) -> io::Result<
     }
     let status = child.wait()?;
     let Some(result) = result.filter(|_| status.success()) else {
-        return Err(io::Error::other(format!("the reader process failed: {status}")));
+        return Err(io::Error::other(format!(
+            "the reader process failed: {status}"
+        )));
     };
     let mut out = crate::parse_result(&result);
     out.push(("pinned".into(), if pinned { 1.0 } else { 0.0 }));
@@ -415,9 +463,10 @@ fn o1_build(system: &str, dir: &Path, count: u64) -> io::Result<Out> {
     ])
 }
 
-/// O1: times opening the log in `dir` for appending. kekbit opens a fresh folder of hard
-/// links to the built segments (`--farm`), so that every round opens the same journal (an
-/// open adds a segment); the peers are opened in place. `--variant cold` first drops the
+/// O1: times opening the log in `dir` for appending. kekbit opens a fresh folder (`--farm`)
+/// holding hard links to the built segments and a copy of the newest one, so that every
+/// round opens the journal exactly as the build left it (an open adds a segment and may
+/// write to the newest); the peers are opened in place. `--variant cold` first drops the
 /// files' pages from the page cache.
 fn o1_open(system: &str, dir: &Path, args: &Args) -> io::Result<Out> {
     if args.need("variant") == "cold" {
@@ -427,12 +476,28 @@ fn o1_open(system: &str, dir: &Path, args: &Args) -> io::Result<Out> {
         "kekbit" => {
             let farm = PathBuf::from(args.need("farm"));
             std::fs::create_dir_all(&farm)?;
-            for e in std::fs::read_dir(dir)? {
-                let e = e?;
-                let name = e.file_name();
-                if name.to_string_lossy().ends_with(".kekbit") {
-                    std::fs::hard_link(e.path(), farm.join(&name))?;
+            let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(dir)?
+                .filter_map(Result::ok)
+                .map(|e| e.file_name())
+                .filter(|n| n.to_string_lossy().ends_with(".kekbit"))
+                .collect();
+            names.sort();
+            // The older segments are hard links; the newest is copied, because opening may
+            // write to it (recovery records what it made durable), and every round must open
+            // the journal as the build left it.
+            for (i, name) in names.iter().enumerate() {
+                if i + 1 == names.len() {
+                    std::fs::copy(dir.join(name), farm.join(name))?;
+                } else {
+                    std::fs::hard_link(dir.join(name), farm.join(name))?;
                 }
+            }
+            // Commit the copy and the links (link counts, the new folder) to disk now,
+            // untimed: otherwise the first fsync inside the timed open would commit them, and
+            // the large journal (30 files) would pay for the harness.
+            crate::util::syncfs(&farm);
+            if args.need("variant") == "cold" {
+                drop_cache(&farm)?;
             }
             let (took, segments) = kek::time_open(&farm, SEGMENT)?;
             std::fs::remove_dir_all(&farm)?;

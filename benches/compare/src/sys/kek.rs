@@ -74,7 +74,13 @@ pub fn replay(dir: &Path, records: &Records) -> io::Result<u64> {
 /// The live reader of L1: reads `total` records as they arrive, busy-polling `try_next`
 /// (`busy`) or blocking in `next_timeout`, and returns the one-way latencies (ns) of those
 /// after the first `warmup`.
-pub fn live_read(dir: &Path, total: u64, warmup: u64, busy: bool, ready: impl FnOnce()) -> io::Result<Vec<u64>> {
+pub fn live_read(
+    dir: &Path,
+    total: u64,
+    warmup: u64,
+    busy: bool,
+    ready: impl FnOnce(),
+) -> io::Result<Vec<u64>> {
     let mut reader = JournalReader::open(dir, 0).map_err(other)?;
     ready();
     let mut latencies = Vec::with_capacity(total as usize);
@@ -83,14 +89,19 @@ pub fn live_read(dir: &Path, total: u64, warmup: u64, busy: bool, ready: impl Fn
         let next = if busy {
             reader.try_next().map_err(other)?
         } else {
-            reader.next_timeout(Duration::from_secs(10)).map_err(other)?
+            reader
+                .next_timeout(Duration::from_secs(10))
+                .map_err(other)?
         };
         let Some((seq, record)) = next else {
             if busy {
                 std::hint::spin_loop();
                 continue;
             }
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "no record for 10 s"));
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no record for 10 s",
+            ));
         };
         let now = mono_nanos();
         let (stamped_seq, sent) = unstamp(record);

@@ -10,7 +10,14 @@ pub mod rawmmap;
 use std::io;
 
 /// The systems, by their command-line names.
-pub const ALL: [&str; 6] = ["kekbit", "okaywal", "raft-engine", "raw-file", "raw-mmap", "limit"];
+pub const ALL: [&str; 6] = [
+    "kekbit",
+    "okaywal",
+    "raft-engine",
+    "raw-file",
+    "raw-mmap",
+    "limit",
+];
 
 /// Appending as the workloads need it.
 pub trait Log: Send + Sync {

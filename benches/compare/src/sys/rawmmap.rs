@@ -49,7 +49,12 @@ pub fn capacity_for(count: u64, size: usize) -> usize {
 }
 
 impl RawMmap {
-    pub fn create(dir: &Path, capacity: usize, watermark: bool, prefault: bool) -> io::Result<RawMmap> {
+    pub fn create(
+        dir: &Path,
+        capacity: usize,
+        watermark: bool,
+        prefault: bool,
+    ) -> io::Result<RawMmap> {
         std::fs::create_dir_all(dir)?;
         let file = OpenOptions::new()
             .create(true)
@@ -90,7 +95,10 @@ impl RawMmap {
         let mut inner = self.inner.lock().unwrap();
         let at = inner.position;
         if at + frame + 8 > self.map.len() {
-            return Err(io::Error::new(io::ErrorKind::StorageFull, "raw mmap log is full"));
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "raw mmap log is full",
+            ));
         }
         // SAFETY: `[at, at + frame)` is inside the mapping (checked above); only this writer
         // (holding the lock) writes there, and readers look at the payload only after they
@@ -114,7 +122,11 @@ impl RawMmap {
                 (inner.position, inner.appended)
             };
             let mut synced = self.synced.lock().unwrap();
-            let start = if self.watermark { 0 } else { *synced / PAGE * PAGE };
+            let start = if self.watermark {
+                0
+            } else {
+                *synced / PAGE * PAGE
+            };
             if end > start {
                 self.map.flush_range(start, end - start)?;
             }
@@ -165,7 +177,10 @@ impl View {
         let len = (word as u32) as usize;
         let crc = (word >> 32) as u32;
         if at + 8 + len > self.map.len() {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "record past the end"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "record past the end",
+            ));
         }
         // SAFETY: inside the mapping (checked above); published bytes never change again.
         let payload = unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(at + 8), len) };
