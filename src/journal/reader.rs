@@ -40,8 +40,8 @@ pub struct JournalReader {
     skip_until: u64,
     durable_only: bool,
     failed: bool,
-    /// The last end of data checked for a missing seal: (segment, position, when).
-    end_checked: Option<(u64, u64, Instant)>,
+    /// The segment whose end of data was last checked for a missing seal, and when.
+    end_checked: Option<(u64, Instant)>,
     /// The journal's id, from its newest segment, once known.
     journal_id: Option<u64>,
 }
@@ -341,21 +341,25 @@ impl JournalReader {
 
     /// At the end of the current segment's published data: if the next segment already holds
     /// a record, this segment lost its seal, since the writer publishes a segment's seal
-    /// before it appends to the next one. Checked once per end of data, then at most every
-    /// [`END_CHECK_INTERVAL`] while a reader waits there.
+    /// before it appends to the next one. Checked at the first end of data met in a segment,
+    /// then at most every [`END_CHECK_INTERVAL`] while the reader stays in that segment.
     fn check_unsealed_end(&mut self) -> Result<(), JournalError> {
         let current = self.current.as_ref().expect("located");
         if !current.reader.at_end() {
             return Ok(());
         }
         let (id, position) = (current.id, current.reader.position());
+        // Throttled per segment, not per position: a reader at the live tail reaches a new
+        // end of data after every record, and opening the next segment each time would cost
+        // an open, a map and an unmap per record. A check that finds proof reports at once,
+        // and a segment has at most one place where its chain can break.
         let now = Instant::now();
-        if let Some((checked_id, checked_at, when)) = self.end_checked {
-            if (checked_id, checked_at) == (id, position) && now - when < END_CHECK_INTERVAL {
+        if let Some((checked, when)) = self.end_checked {
+            if checked == id && now - when < END_CHECK_INTERVAL {
                 return Ok(());
             }
         }
-        self.end_checked = Some((id, position, now));
+        self.end_checked = Some((id, now));
         let Ok(mut next) = ShmReader::open(segment::segment_path(&self.dir, id + 1)) else {
             return Ok(());
         };
