@@ -34,28 +34,21 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
-use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
 
 use kekbit::core::{
     shm_reader, shm_writer, ChannelError, EncoderHandler, Header, Reader, TickUnit, WriteError,
     Writer,
 };
-use kekbit::journal::{
-    verify, AppendError, JournalError, JournalOptions, JournalReader, VerifyStatus,
-};
+use kekbit::journal::{verify, AppendError, JournalError, JournalOptions, VerifyStatus};
 use kekbit::prevalence::{Command, PrevalentStore, StoreError, StoreOptions};
 use kekbit::snapshot::SnapshotError;
 use serde::{Deserialize, Serialize};
 
+#[path = "common/faults.rs"]
+mod faults;
+use faults::{check_records, names, payload, serial, temporaries, Tally};
+
 const PAGE: u64 = 4096;
-
-/// Serializes the tests of this binary (the I/O observer is process-wide).
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// A tmpfs of a fixed size mounted on a fresh temporary directory; lazily unmounted on drop.
 struct Tmpfs {
@@ -110,67 +103,6 @@ fn small_disk(test: &str) -> Option<Tmpfs> {
     }
 }
 
-/// Failure points covered and invariants broken, printed at the end.
-struct Tally {
-    name: &'static str,
-    covered: u64,
-    violations: Vec<String>,
-    started: Instant,
-}
-
-impl Tally {
-    fn new(name: &'static str) -> Tally {
-        Tally {
-            name,
-            covered: 0,
-            violations: Vec::new(),
-            started: Instant::now(),
-        }
-    }
-
-    fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
-        if !ok {
-            let message = what();
-            eprintln!("VIOLATION [{}]: {message}", self.name);
-            self.violations.push(message);
-        }
-    }
-
-    fn finish(self) {
-        println!(
-            "{}: failure points covered {}, violations {} ({:.1?})",
-            self.name,
-            self.covered,
-            self.violations.len(),
-            self.started.elapsed()
-        );
-        assert!(
-            self.violations.is_empty(),
-            "{}: {} violation(s), first: {}",
-            self.name,
-            self.violations.len(),
-            self.violations[0]
-        );
-    }
-}
-
-/// Record `seq` of a journal: 8 to `max` bytes, starting with `seq`, the rest derived from it.
-fn payload(seq: u64, max: usize) -> Vec<u8> {
-    let mut x = (seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03) | 1;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let len = 8 + (next() % (max as u64 - 7)) as usize;
-    let mut bytes = seq.to_le_bytes().to_vec();
-    while bytes.len() < len {
-        bytes.push(next() as u8);
-    }
-    bytes
-}
-
 /// Bytes a record of `len` bytes occupies in a segment (header and padding).
 fn framed(len: usize) -> u64 {
     (8 + len as u64).div_ceil(8) * 8
@@ -190,28 +122,6 @@ fn append_storage_full(e: &AppendError) -> bool {
 
 fn open_storage_full(e: &JournalError) -> bool {
     matches!(e, JournalError::Channel(c) if channel_storage_full(c))
-}
-
-/// Names in `dir` (not recursive), sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
-/// Temporary files (a creation that did not complete) left in `dir`.
-fn temporaries(dir: &Path) -> Vec<String> {
-    names(dir)
-        .into_iter()
-        .filter(|n| n.starts_with('.'))
-        .collect()
 }
 
 fn segments(dir: &Path) -> usize {
@@ -244,43 +154,6 @@ fn fill_disk(path: &Path) -> u64 {
         }
     }
     len
-}
-
-/// Every record of the journal in `dir`, with its sequence number.
-fn read_all(dir: &Path) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
-    let mut reader = JournalReader::open(dir, 0)?;
-    let mut records = Vec::new();
-    let mut idle = 0;
-    while idle < 3 {
-        match reader.try_next()? {
-            Some((seq, record)) => {
-                records.push((seq, record.to_vec()));
-                idle = 0;
-            }
-            None => idle += 1,
-        }
-    }
-    Ok(records)
-}
-
-/// Checks that the journal in `dir` holds exactly records `0..count` as `payload` makes them.
-fn check_records(tally: &mut Tally, dir: &Path, count: u64, max: usize, when: &str) {
-    match read_all(dir) {
-        Ok(records) => {
-            tally.check(records.len() as u64 == count, || {
-                format!("{when}: {} records read, {count} expected", records.len())
-            });
-            for (i, (seq, record)) in records.iter().enumerate() {
-                if *seq != i as u64 || *record != payload(i as u64, max) {
-                    tally.check(false, || {
-                        format!("{when}: record {i} read as sequence {seq}, wrong or misplaced")
-                    });
-                    break;
-                }
-            }
-        }
-        Err(e) => tally.check(false, || format!("{when}: reading the journal failed: {e}")),
-    }
 }
 
 #[test]

@@ -45,25 +45,20 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier, Mutex, MutexGuard};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kekbit::core::{
     shm_reader, shm_writer, storage_path, ChannelError, EncoderHandler, Header, ReadError, Reader,
     ShmReader, ShmWriter, TickUnit, WriteError, Writer, HEADER_LEN,
 };
 use kekbit::fault::{set_observer, IoObserver, IoOp};
-use kekbit::journal::{
-    AppendError, Durability, Journal, JournalError, JournalOptions, JournalReader,
-};
+use kekbit::journal::{AppendError, Durability, Journal, JournalError, JournalOptions};
 use kekbit::prevalence::{Command, PrevalentStore, StoreError, StoreOptions};
 use serde::{Deserialize, Serialize};
 
-/// Serializes the tests of this binary (the I/O observer is process-wide).
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
+#[path = "common/faults.rs"]
+mod faults;
+use faults::{check_records, names, payload, read_all, serial, temporaries, Tally};
 
 /// The sync-type operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -267,103 +262,12 @@ fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
-/// Failure points covered and invariants broken, printed at the end.
-struct Tally {
-    name: &'static str,
-    covered: u64,
-    violations: Vec<String>,
-    notes: BTreeMap<String, u64>,
-    started: Instant,
-}
-
-impl Tally {
-    fn new(name: &'static str) -> Tally {
-        Tally {
-            name,
-            covered: 0,
-            violations: Vec::new(),
-            notes: BTreeMap::new(),
-            started: Instant::now(),
-        }
-    }
-
-    fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
-        if !ok {
-            let message = what();
-            eprintln!("VIOLATION [{}]: {message}", self.name);
-            self.violations.push(message);
-        }
-    }
-
-    /// Counts an observation that is not a violation (printed at the end).
-    fn note(&mut self, what: &str) {
-        *self.notes.entry(what.to_string()).or_insert(0) += 1;
-    }
-
-    fn finish(self) {
-        println!(
-            "{}: failure points covered {}, violations {} ({:.1?})",
-            self.name,
-            self.covered,
-            self.violations.len(),
-            self.started.elapsed()
-        );
-        for (what, n) in &self.notes {
-            println!("  {what}: {n}");
-        }
-        assert!(
-            self.violations.is_empty(),
-            "{}: {} violation(s), first: {}",
-            self.name,
-            self.violations.len(),
-            self.violations[0]
-        );
-    }
-}
-
-/// Record `seq`: 8 to `max` bytes, starting with `seq`, the rest derived from it.
-fn payload(seq: u64, max: usize) -> Vec<u8> {
-    let mut x = (seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03) | 1;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let len = 8 + (next() % (max as u64 - 7)) as usize;
-    let mut bytes = seq.to_le_bytes().to_vec();
-    while bytes.len() < len {
-        bytes.push(next() as u8);
-    }
-    bytes
-}
-
 fn is_injected(e: &io::Error) -> bool {
     e.to_string().contains("injected EIO")
 }
 
 fn channel_injected(e: &ChannelError) -> bool {
     matches!(e, ChannelError::Io { source, .. } if is_injected(source))
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
-fn temporaries(dir: &Path) -> Vec<String> {
-    names(dir)
-        .into_iter()
-        .filter(|n| n.starts_with('.'))
-        .collect()
 }
 
 /// The segment id a segment file is named for.
@@ -412,43 +316,6 @@ fn really_synced(dir: &Path, injector: &Injector) -> u64 {
         }
     }
     count
-}
-
-/// Every record of the journal in `dir`, with its sequence number.
-fn read_all(dir: &Path) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
-    let mut reader = JournalReader::open(dir, 0)?;
-    let mut records = Vec::new();
-    let mut idle = 0;
-    while idle < 3 {
-        match reader.try_next()? {
-            Some((seq, record)) => {
-                records.push((seq, record.to_vec()));
-                idle = 0;
-            }
-            None => idle += 1,
-        }
-    }
-    Ok(records)
-}
-
-/// Checks that the journal in `dir` holds exactly records `0..count` as `payload` makes them.
-fn check_records(tally: &mut Tally, dir: &Path, count: u64, max: usize, when: &str) {
-    match read_all(dir) {
-        Ok(records) => {
-            tally.check(records.len() as u64 == count, || {
-                format!("{when}: {} records read, {count} expected", records.len())
-            });
-            for (i, (seq, record)) in records.iter().enumerate() {
-                if *seq != i as u64 || *record != payload(i as u64, max) {
-                    tally.check(false, || {
-                        format!("{when}: record {i} read as sequence {seq}, wrong or misplaced")
-                    });
-                    break;
-                }
-            }
-        }
-        Err(e) => tally.check(false, || format!("{when}: reading the journal failed: {e}")),
-    }
 }
 
 /// After `failed` (a `FlushRange`) made an append or sync fail: the journal refuses
