@@ -53,5 +53,6 @@ pub use writer::{shm_writer, ShmWriter, Writer};
 
 pub(crate) use create::{create_dir_durable, mark_durable, sync_directory};
 pub(crate) use frame::frame_len;
+pub(crate) use pretouch::AHEAD as PREFAULT_WINDOW;
 pub(crate) use reader::{read_header, Peek};
-pub(crate) use writer::{resume_for_seal, shm_writer_pending, SyncHandle};
+pub(crate) use writer::{resume_for_seal, shm_writer_pending, Populate, SyncHandle};

@@ -19,12 +19,13 @@ use crate::mmap::Populator;
 
 /// Bytes populated per call, and how far the writer moves between wake-ups of the helper.
 const CHUNK: u64 = 256 << 10;
-/// How far ahead of the writer the window reaches.
-const AHEAD: u64 = 16 << 20;
+/// How far ahead of the writer the window reaches by default.
+pub(crate) const AHEAD: u64 = 16 << 20;
 
 struct Shared {
     writer_at: AtomicU64,
     stop: AtomicBool,
+    armed: AtomicBool,
 }
 
 /// The running helper; stops and joins it when dropped.
@@ -35,24 +36,41 @@ pub(crate) struct Pretoucher {
 }
 
 impl Pretoucher {
-    /// Starts populating `[from, end)` of the mapping, staying up to `AHEAD` bytes ahead of
-    /// the offset last passed to [`advance`](Pretoucher::advance). `None` if no thread could
-    /// be started (the writer then simply takes its own page faults).
-    pub(crate) fn start(populator: Populator, from: u64, end: u64) -> Option<Pretoucher> {
+    /// Starts populating `[from, end)` of the mapping, staying up to `window` bytes ahead of
+    /// the offset last passed to [`advance`](Pretoucher::advance). Unless `armed`, the thread
+    /// waits for [`arm`](Pretoucher::arm) before it populates anything (a segment prepared
+    /// ahead of need gets its thread then, but no pages before it is used). `None` if no
+    /// thread could be started (the writer then simply takes its own page faults).
+    pub(crate) fn start(
+        populator: Populator,
+        from: u64,
+        end: u64,
+        window: u64,
+        armed: bool,
+    ) -> Option<Pretoucher> {
         let shared = Arc::new(Shared {
             writer_at: AtomicU64::new(from),
             stop: AtomicBool::new(false),
+            armed: AtomicBool::new(armed),
         });
         let theirs = Arc::clone(&shared);
         let thread = thread::Builder::new()
             .name("kekbit-pretouch".into())
-            .spawn(move || run(&populator, &theirs, from, end))
+            .spawn(move || run(&populator, &theirs, from, end, window))
             .ok()?;
         Some(Pretoucher {
             shared,
             thread: Some(thread),
             next_signal: from + CHUNK,
         })
+    }
+
+    /// Lets a thread started unarmed begin populating.
+    pub(crate) fn arm(&self) {
+        self.shared.armed.store(true, Ordering::Release);
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
     }
 
     /// Tells the helper the writer reached mapping offset `at`; wakes it once per `CHUNK`.
@@ -68,14 +86,20 @@ impl Pretoucher {
     }
 }
 
-fn run(populator: &Populator, shared: &Shared, from: u64, end: u64) {
+fn run(populator: &Populator, shared: &Shared, from: u64, end: u64, window: u64) {
+    while !shared.armed.load(Ordering::Acquire) {
+        if shared.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        thread::park();
+    }
     let mut done = from - from % 4096;
     while !shared.stop.load(Ordering::Relaxed) {
         let writer_at = shared.writer_at.load(Ordering::Relaxed);
         // A writer that overtook the helper has faulted those pages in itself: skip them, so
         // the two do not fault the same pages and the helper gets back in front.
         done = done.max(writer_at - writer_at % 4096);
-        let want = end.min(writer_at.saturating_add(AHEAD));
+        let want = end.min(writer_at.saturating_add(window));
         while done < want && !shared.stop.load(Ordering::Relaxed) {
             let n = CHUNK.min(want - done);
             if populator.populate(done as usize, n as usize).is_err() {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::create::create_channel;
 use super::frame::{self, Binder, Kind, MAX_TRAILER_LEN, RECORD_HEADER_LEN, TRAILER_RESERVE};
 use super::header::{HEADER_LEN, OFF_CLOSED_AT, OFF_DURABLE_WATERMARK, OFF_HEARTBEAT};
-use super::pretouch::Pretoucher;
+use super::pretouch::{Pretoucher, AHEAD};
 use super::reader::read_header;
 use super::{ChannelError, Encodable, EncoderHandler, Handler, Header, WriteError};
 use crate::fault::{self, IoOp};
@@ -134,6 +134,18 @@ pub fn shm_writer<H: Handler>(
     header: &Header,
     handler: H,
 ) -> Result<ShmWriter<H>, ChannelError> {
+    let mut writer = create_writer(root, header, handler)?;
+    let (from, end) = (HEADER_LEN as u64, header.file_len());
+    writer.pretoucher = Pretoucher::start(writer.map.populator(), from, end, AHEAD, true);
+    Ok(writer)
+}
+
+/// Creates the channel and its writer, without a prefaulting thread.
+fn create_writer<H: Handler>(
+    root: &Path,
+    header: &Header,
+    handler: H,
+) -> Result<ShmWriter<H>, ChannelError> {
     let (file, path) = create_channel(root, header)?;
     let map =
         WriteMap::map(&file, header.file_len() as usize).map_err(|source| ChannelError::Io {
@@ -141,7 +153,6 @@ pub fn shm_writer<H: Handler>(
             action: "mapping the channel",
             source,
         })?;
-    let pretoucher = Pretoucher::start(map.populator(), HEADER_LEN as u64, header.file_len());
     Ok(ShmWriter {
         map,
         _lock: file,
@@ -151,19 +162,54 @@ pub fn shm_writer<H: Handler>(
         synced: 0,
         state: State::Open,
         handler,
-        pretoucher,
+        pretoucher: None,
         path,
         header: header.clone(),
     })
 }
 
+/// How much of a pending channel is mapped writable (prefaulted), and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Populate {
+    /// The first `now` bytes of the data area before the channel is returned; from its
+    /// [`link`](ShmWriter::link) on, a helper thread stays up to `window` bytes ahead of the
+    /// writer.
+    Ahead {
+        /// Bytes mapped at once.
+        now: u64,
+        /// How far ahead of the writer the helper thread maps, once linked.
+        window: u64,
+    },
+    /// The whole data area before the channel is returned; no helper thread (unless the
+    /// kernel refuses to prefault, in which case one maps ahead as with `Ahead`).
+    Whole,
+}
+
 /// Creates a pending channel: a journal segment prepared ahead of need, linked later with
-/// [`ShmWriter::link`].
+/// [`ShmWriter::link`], and prefaulted as `populate` says. Prefaulting is best effort: a
+/// channel that could not be prefaulted still works.
 pub(crate) fn shm_writer_pending(
     root: &Path,
     header: &Header,
+    populate: Populate,
 ) -> Result<ShmWriter<EncoderHandler>, ChannelError> {
-    shm_writer(root, &header.clone().into_pending(), EncoderHandler)
+    let mut writer = create_writer(root, &header.clone().into_pending(), EncoderHandler)?;
+    let (now, window) = match populate {
+        Populate::Whole => {
+            if writer.prefault().is_ok() {
+                return Ok(writer);
+            }
+            (0, AHEAD)
+        }
+        Populate::Ahead { now, window } => match writer.prefault_ahead(now) {
+            Ok(()) => (now, window),
+            Err(_) => (0, window),
+        },
+    };
+    let end = header.file_len();
+    let from = end.min(HEADER_LEN as u64 + now);
+    writer.pretoucher = Pretoucher::start(writer.map.populator(), from, end, window, false);
+    Ok(writer)
 }
 
 /// Takes over the channel at `path`, whose writer is gone, positioned at `position` (the end
@@ -265,6 +311,9 @@ impl<H: Handler> ShmWriter<H> {
             .linked(base, previous_id, previous_checksum);
         let bytes = self.header.encode();
         self.map.overwrite(0, &bytes[..super::header::CHECKED_LEN]);
+        if let Some(p) = &self.pretoucher {
+            p.arm();
+        }
     }
 
     /// The checksum the closing marker with `trailer` would have if written now.

@@ -1,13 +1,18 @@
-//! The journal's background thread: prepares the next segment before it is needed (create,
+//! The journal's background thread: prepares the next segments before they are needed (create,
 //! reserve, prefault) and drops retired segments (unmapping costs time), so that neither
 //! happens on an appending thread.
 
+use std::collections::VecDeque;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::{self, JoinHandle};
 
 use super::segment;
-use crate::core::{shm_writer_pending, ChannelError, EncoderHandler, ShmWriter};
+use super::Prefault;
+use crate::core::{
+    shm_writer_pending, ChannelError, EncoderHandler, Populate, ShmWriter, PREFAULT_WINDOW,
+};
 
 /// What every new segment of a journal looks like.
 #[derive(Debug, Clone)]
@@ -16,30 +21,43 @@ pub(crate) struct SegmentSpec {
     pub(crate) journal_id: u64,
     pub(crate) capacity: u64,
     pub(crate) max_record_len: u32,
+    pub(crate) prefault: Prefault,
 }
 
 impl SegmentSpec {
-    /// Creates pending segment `id`. With `prefault`, also maps the first [`PREFAULT`]
-    /// bytes of its data area, as a segment prepared ahead of need does (the writer's own
-    /// helper thread keeps mapping ahead from there); not the whole segment, since on a
-    /// disk-backed file system every prefaulted page is a dirty page of zeros written back
-    /// unless the writer overwrites it first.
+    /// Creates pending segment `id`, prefaulted as the journal's [`Prefault`] policy asks of
+    /// a segment prepared `ahead` of need, or (`ahead` false) of one needed now, which is
+    /// returned at once and mapped by its helper thread from its first append on. Under
+    /// [`Prefault::Ahead`], a segment prepared ahead gets its first [`PREFAULT`] bytes
+    /// mapped, not all of them: on a disk-backed file system every prefaulted page is a dirty
+    /// page of zeros written back unless the writer overwrites it first.
     pub(crate) fn create_pending(
         &self,
         id: u64,
-        prefault: bool,
+        ahead: bool,
     ) -> Result<ShmWriter<EncoderHandler>, ChannelError> {
         let header = segment::new_header(self.journal_id, id, self.capacity, self.max_record_len);
-        let writer = shm_writer_pending(&self.dir, &header)?;
-        if prefault {
-            // Best effort: a segment that could not be prefaulted still works.
-            let _ = writer.prefault_ahead(PREFAULT);
-        }
-        Ok(writer)
+        let populate = match (self.prefault, ahead) {
+            (Prefault::Whole, true) => Populate::Whole,
+            (Prefault::Whole, false) => Populate::Ahead {
+                now: 0,
+                window: u64::MAX,
+            },
+            (_, true) => Populate::Ahead {
+                now: PREFAULT,
+                window: PREFAULT_WINDOW,
+            },
+            (_, false) => Populate::Ahead {
+                now: 0,
+                window: PREFAULT_WINDOW,
+            },
+        };
+        shm_writer_pending(&self.dir, &header, populate)
     }
 }
 
-/// How much of a segment prepared ahead is prefaulted before it is handed over.
+/// How much of a segment prepared ahead is prefaulted before it is handed over, under
+/// [`Prefault::Ahead`].
 const PREFAULT: u64 = 16 << 20;
 
 type Prepared = (u64, Result<ShmWriter<EncoderHandler>, ChannelError>);
@@ -56,7 +74,10 @@ pub(crate) struct Helper {
     jobs: Option<Sender<Job>>,
     prepared: Receiver<Prepared>,
     thread: Option<JoinHandle<()>>,
-    requested: Option<u64>,
+    /// Segments asked for and not yet received, oldest first.
+    requested: VecDeque<u64>,
+    /// Segments received and not yet taken, oldest first.
+    ready: VecDeque<Prepared>,
 }
 
 impl Helper {
@@ -85,34 +106,83 @@ impl Helper {
             jobs: thread.as_ref().map(|_| jobs),
             prepared,
             thread,
-            requested: None,
+            requested: VecDeque::new(),
+            ready: VecDeque::new(),
         }
     }
 
-    /// Asks for segment `id` to be prepared in the background.
-    pub(crate) fn prepare(&mut self, id: u64) {
-        if !self.preallocate || self.requested.is_some() {
+    /// Asks for each segment of `ids` not yet asked for to be prepared in the background,
+    /// oldest first.
+    pub(crate) fn prepare(&mut self, ids: RangeInclusive<u64>) {
+        if !self.preallocate {
             return;
         }
-        if let Some(jobs) = &self.jobs {
-            if jobs.send(Job::Prepare(id)).is_ok() {
-                self.requested = Some(id);
+        let Some(jobs) = &self.jobs else {
+            return;
+        };
+        let newest = self.requested.back().or(self.ready.back().map(|r| &r.0));
+        let first = match newest {
+            Some(&newest) => (*ids.start()).max(newest + 1),
+            None => *ids.start(),
+        };
+        for id in first..=*ids.end() {
+            if jobs.send(Job::Prepare(id)).is_err() {
+                return;
             }
+            self.requested.push_back(id);
         }
     }
 
     /// Segment `id`, pending and mapped: the one prepared in the background (waiting for it
-    /// if it is not ready yet), or one created now.
+    /// if it is not ready yet), or one created now. Segments prepared ahead with lower ids
+    /// (none, when the journal takes them in order) are removed.
     pub(crate) fn take(&mut self, id: u64) -> Result<ShmWriter<EncoderHandler>, ChannelError> {
-        if self.requested == Some(id) {
-            self.requested = None;
-            if let Ok((got, prepared)) = self.prepared.recv() {
-                if got == id {
+        loop {
+            while self.ready.front().is_some_and(|r| r.0 < id) {
+                if let Some((_, Ok(writer))) = self.ready.pop_front() {
+                    remove_unused(writer);
+                }
+            }
+            if self.ready.front().is_some_and(|r| r.0 == id) {
+                if let Some((_, prepared)) = self.ready.pop_front() {
                     return prepared;
                 }
             }
+            if !self.ready.is_empty() || !self.receive_one() {
+                return self.spec.create_pending(id, false);
+            }
         }
-        self.spec.create_pending(id, false)
+    }
+
+    /// Waits until every segment asked for is prepared. Returns the first error met
+    /// preparing one; that segment is then created when it is needed instead.
+    pub(crate) fn wait_prepared(&mut self) -> Result<(), ChannelError> {
+        while self.receive_one() {}
+        match self.ready.iter().position(|r| r.1.is_err()) {
+            Some(failed) => match self.ready.remove(failed) {
+                Some((_, Err(e))) => Err(e),
+                _ => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// Receives the oldest segment asked for into `ready`; false if none is outstanding.
+    fn receive_one(&mut self) -> bool {
+        if self.requested.pop_front().is_none() {
+            return false;
+        }
+        match self.prepared.recv() {
+            Ok(prepared) => {
+                self.ready.push_back(prepared);
+                true
+            }
+            // The thread is gone: nothing more will come.
+            Err(_) => {
+                self.requested.clear();
+                false
+            }
+        }
     }
 
     /// Drops `thing` on the background thread.
@@ -123,17 +193,22 @@ impl Helper {
         }
     }
 
-    /// Removes the segment prepared ahead, if any: it holds no records.
+    /// Removes the segments prepared ahead, if any: they hold no records.
     pub(crate) fn discard_prepared(&mut self) {
-        if self.requested.take().is_none() {
-            return;
-        }
-        if let Ok((_, Ok(writer))) = self.prepared.recv() {
-            let path = writer.path().to_path_buf();
-            drop(writer);
-            let _ = std::fs::remove_file(path);
+        while self.receive_one() {}
+        for (_, prepared) in self.ready.drain(..) {
+            if let Ok(writer) = prepared {
+                remove_unused(writer);
+            }
         }
     }
+}
+
+/// Unmaps and deletes a segment prepared ahead and never linked.
+fn remove_unused(writer: ShmWriter<EncoderHandler>) {
+    let path = writer.path().to_path_buf();
+    drop(writer);
+    let _ = std::fs::remove_file(path);
 }
 
 impl Drop for Helper {

@@ -11,7 +11,7 @@ use super::helper::{Helper, SegmentSpec};
 use super::recovery::{self, Active};
 use super::segment;
 use super::sync::{GroupCommit, Turn};
-use super::{AppendError, Durability, JournalError, JournalOptions, JournalReader};
+use super::{AppendError, Durability, JournalError, JournalOptions, JournalReader, Prefault};
 use crate::core::{SyncHandle, WriteError, Writer};
 
 /// Name of the file whose OS lock marks the journal's single writer. The lock, not the
@@ -105,6 +105,8 @@ struct Appender {
     next_seq: u64,
     unsynced: Vec<Unsynced>,
     helper: Helper,
+    /// How many segments the helper keeps prepared ahead.
+    ahead: u64,
     poisoned: bool,
 }
 
@@ -186,6 +188,7 @@ impl Journal {
             journal_id: 0,
             capacity: options.segment_capacity,
             max_record_len: options.max_record_len_bytes(),
+            prefault: options.prefault,
         };
         let sample = segment::new_header(0, 1, spec.capacity, spec.max_record_len);
         if let Err(reason) = sample.check_limits() {
@@ -198,7 +201,8 @@ impl Journal {
         let lock = lock_journal(dir)?;
         let (active, spec, report) = recovery::recover(spec, options.recovery)?;
         let mut helper = Helper::start(spec, options.preallocate);
-        helper.prepare(active.id + 1);
+        let ahead = options.segments_ahead as u64;
+        helper.prepare(active.id + 1..=active.id + ahead);
         let next_seq = report.next_sequence;
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
@@ -207,6 +211,7 @@ impl Journal {
                 next_seq,
                 unsynced: Vec::new(),
                 helper,
+                ahead,
                 poisoned: false,
             }),
             commit: GroupCommit::new(next_seq),
@@ -321,6 +326,50 @@ impl Journal {
         let target = self.shared.appender().next_seq;
         let durable = self.shared.sync_through(target)?;
         Ok(durable.checked_sub(1))
+    }
+
+    /// Waits for the work that opening the journal left to background threads: the
+    /// segments to prepare ahead ([`JournalOptions::segments_ahead`]) are created, reserved
+    /// and prefaulted, and under [`Prefault::Whole`] the segment being appended to is mapped
+    /// in full. Appends never need this; call it before a phase where their latency or
+    /// throughput matters, such as before a service accepts traffic. Appends from other
+    /// threads wait meanwhile.
+    ///
+    /// Fails if a segment could not be prepared (a full disk, say); the journal still
+    /// works, and tries again to create that segment when it needs it.
+    ///
+    /// ```
+    /// use kekbit::journal::{Durability, Journal, Prefault};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = Journal::options()
+    ///     .segment_capacity(1 << 20)
+    ///     .segments_ahead(2)
+    ///     .prefault(Prefault::Whole)
+    ///     .durability(Durability::Never)
+    ///     .open(dir.path())
+    ///     .unwrap();
+    /// journal.warm_up().unwrap();
+    /// // The segment being appended to, and the two prepared ahead.
+    /// let segments = std::fs::read_dir(dir.path())
+    ///     .unwrap()
+    ///     .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "kekbit"))
+    ///     .count();
+    /// assert_eq!(segments, 3);
+    /// ```
+    pub fn warm_up(&self) -> Result<(), JournalError> {
+        let mut appender = self.shared.appender();
+        appender.helper.wait_prepared()?;
+        if self.shared.options.prefault == Prefault::Whole {
+            let writer = &appender.active.writer;
+            writer
+                .prefault_ahead(u64::MAX)
+                .map_err(|source| JournalError::Io {
+                    path: writer.path().to_path_buf(),
+                    action: "prefaulting the active segment",
+                    source,
+                })?;
+        }
+        Ok(())
     }
 
     /// The sequence number the next append will get (the number of records ever appended).
@@ -569,7 +618,7 @@ impl Appender {
             sealed: true,
         });
         self.helper.retire(old.writer);
-        self.helper.prepare(next_id + 1);
+        self.helper.prepare(next_id + 1..=next_id + self.ahead);
         Ok(())
     }
 

@@ -43,5 +43,5 @@ pub use journal::{DroppedRange, Journal, OpenReport, PruneReport};
 pub use maintain::{
     prune, repair, stats, verify, JournalStats, Problem, VerifyReport, VerifyStatus,
 };
-pub use options::{Durability, JournalOptions, RecoveryMode};
+pub use options::{Durability, JournalOptions, Prefault, RecoveryMode, MAX_SEGMENTS_AHEAD};
 pub use reader::JournalReader;

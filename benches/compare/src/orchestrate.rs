@@ -330,6 +330,8 @@ pub const W_SYSTEMS: [&str; 5] = ["kekbit", "okaywal", "raft-engine", "raw-file"
 /// Experiments, run after the systems of W1/W2 and W3/W4 respectively, in no target: the raw
 /// mmap log with its pages mapped before the first append, and with a kekbit-like watermark.
 pub const PREFAULT_EXPERIMENT: &str = "raw-mmap+prefault";
+/// kekbit configured for bursts (W1/W2 only): segments prepared ahead and prefaulted in full.
+pub const KEKBIT_AHEAD: &str = "kekbit-ahead";
 pub const WATERMARK_EXPERIMENT: &str = "raw-mmap+watermark";
 
 pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
@@ -455,7 +457,9 @@ pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
             }
             for (variant, root) in [("shm", &shm), ("disk", &disk)] {
                 run.settle(round, &format!("{workload} {variant}"));
-                let mut systems = rotated(&stream_systems, round);
+                let mut with_ahead = stream_systems.clone();
+                with_ahead.push(KEKBIT_AHEAD);
+                let mut systems = rotated(&with_ahead, round);
                 systems.push(PREFAULT_EXPERIMENT);
                 for system in systems {
                     // The limit probe touches no file: run once, reported with tmpfs.
@@ -464,7 +468,8 @@ pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
                     }
                     let dir = root.join(format!("{round}-{workload}-{system}"));
                     let s = run.measure(round, workload, variant, system, &dir, &[]);
-                    if keep && s.error.is_none() && system != PREFAULT_EXPERIMENT {
+                    let replayed = system != PREFAULT_EXPERIMENT && system != KEKBIT_AHEAD;
+                    if keep && s.error.is_none() && replayed {
                         w1_dirs.insert((variant.into(), system.into()), dir);
                     } else {
                         let _ = fs::remove_dir_all(&dir);

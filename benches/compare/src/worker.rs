@@ -97,6 +97,7 @@ fn open_log(
 ) -> io::Result<Box<dyn Log>> {
     Ok(match system {
         "kekbit" => Box::new(kek::open(dir, SEGMENT, durable)?),
+        "kekbit-ahead" if !durable => Box::new(kek::open_prepared(dir, SEGMENT)?),
         "raft-engine" => Box::new(raft::open(dir, RAFT_FILE)?),
         "raw-file" => Box::new(RawFile::create(dir)?),
         "raw-mmap" => Box::new(rawmmap::RawMmap::create(
