@@ -121,8 +121,21 @@ pub(crate) struct Flusher {
 impl Flusher {
     /// Writes back `[0, end)` synchronously (`msync(MS_SYNC)`).
     pub(crate) fn flush_to(&self, end: usize) -> io::Result<()> {
-        check_range(0, end, self.map.len());
-        self.map.flush_range(0, end)
+        self.flush_range(0, end)
+    }
+
+    /// Writes back `[offset, end)` synchronously (`msync(MS_SYNC)`).
+    pub(crate) fn flush_range(&self, offset: usize, end: usize) -> io::Result<()> {
+        check_range(offset, end - offset, self.map.len());
+        self.map.flush_range(offset, end - offset)
+    }
+
+    /// Atomically loads the little-endian `u64` at `offset` (acquire).
+    pub(crate) fn load(&self, offset: usize) -> u64 {
+        check_word(offset, self.map.len());
+        // SAFETY: as in `store_release`: in bounds, 8-aligned, only ever accessed atomically.
+        let word = unsafe { AtomicU64::from_ptr(self.map.as_ptr().add(offset) as *mut u64) };
+        u64::from_le(word.load(Ordering::Acquire))
     }
 
     /// Atomically stores `value` as a little-endian `u64` at `offset` with release ordering.

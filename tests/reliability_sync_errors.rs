@@ -223,10 +223,14 @@ impl IoObserver for Injector {
 
     fn after(&self, op: &IoOp<'_>) {
         if let IoOp::FlushRange(path, offset, len) = op {
-            if path.starts_with(&self.root) && *offset == 0 {
+            if path.starts_with(&self.root) {
+                // A flush extends what is synced when it starts at or before its end (syncs
+                // start at the page of the last durable watermark).
                 let mut log = self.log();
                 let end = log.synced.entry(path.to_path_buf()).or_insert(0);
-                *end = (*end).max(*len);
+                if *offset <= *end {
+                    *end = (*end).max(*offset + *len);
+                }
             }
         }
     }

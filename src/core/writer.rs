@@ -12,6 +12,9 @@ use super::{ChannelError, Encodable, EncoderHandler, Handler, Header, WriteError
 use crate::fault::{self, IoOp};
 use crate::mmap::{Flusher, WriteMap};
 
+/// The page size msync works in (a start offset must be a multiple of it).
+const PAGE: usize = 4096;
+
 /// Writes records into a channel.
 ///
 /// A writer is bound to one channel and is its only writer. [`write`](Writer::write)
@@ -262,6 +265,15 @@ pub(crate) fn resume_for_seal(
     })
 }
 
+/// A journal segment's sync writes the header page back (carrying the watermark of the sync
+/// before) only when the durable position crosses a multiple of this many bytes of the data
+/// area, and while records still share the header page; otherwise it writes only the pages
+/// written since the last sync (one block for a small record instead of two). The durable
+/// watermark on storage therefore trails the acknowledged position by less than this plus
+/// one sync (the kernel may also write the dirty header page back by itself sooner). The
+/// watermark in memory, which live readers see, is updated at every sync.
+const HEADER_REFRESH: u64 = 64 << 10;
+
 /// Syncs a writer's channel from another thread (for group commit).
 pub(crate) struct SyncHandle {
     flusher: Flusher,
@@ -272,10 +284,19 @@ impl SyncHandle {
     /// Makes the records before data-area offset `position` durable and publishes the new
     /// durable watermark.
     pub(crate) fn sync(&self, position: u64) -> std::io::Result<()> {
+        // Everything below the watermark of the last sync is on storage already: start at
+        // its page, and include the header page only now and then (see HEADER_REFRESH).
+        let previous = self.flusher.load(OFF_DURABLE_WATERMARK);
         let end = HEADER_LEN + position as usize;
-        fault::run(IoOp::FlushRange(&self.path, 0, end as u64), || {
-            self.flusher.flush_to(end)
-        })?;
+        let start = if previous / HEADER_REFRESH != position / HEADER_REFRESH {
+            0
+        } else {
+            (HEADER_LEN + previous as usize) / PAGE * PAGE
+        };
+        fault::run(
+            IoOp::FlushRange(&self.path, start as u64, (end - start) as u64),
+            || self.flusher.flush_range(start, end),
+        )?;
         self.flusher.store_release(OFF_DURABLE_WATERMARK, position);
         Ok(())
     }

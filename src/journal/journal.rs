@@ -5,7 +5,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::helper::{Helper, SegmentSpec};
 use super::recovery::{self, Active};
@@ -17,6 +17,10 @@ use crate::core::{SyncHandle, WriteError, Writer};
 /// Name of the file whose OS lock marks the journal's single writer. The lock, not the
 /// file, is what counts: it disappears with the process that held it.
 pub(crate) const LOCK_FILE: &str = "kekbit.lock";
+
+/// How long a sync leader waits at most for the threads its last sync served to append
+/// again (group commit).
+const GATHER_MAX: Duration = Duration::from_micros(50);
 
 /// What opening a journal found and did.
 ///
@@ -533,9 +537,18 @@ impl Shared {
                 }
                 Turn::Lead => {}
             }
-            // Let threads that the last sync woke append again before this one takes the
-            // snapshot of what to sync, so that one sync covers more of them.
-            thread::yield_now();
+            // Let the threads the last sync served append again before this one takes the
+            // snapshot of what to sync (they come back within microseconds), so that this
+            // sync covers as many of them: wait, yielding, until as many records as there
+            // were threads are pending, for at most GATHER_MAX. A leader that appends alone
+            // never waits: its own record is pending.
+            let (durable, group) = self.commit.progress();
+            if group > 1 {
+                let since = Instant::now();
+                while self.appender().next_seq < durable + group && since.elapsed() < GATHER_MAX {
+                    thread::yield_now();
+                }
+            }
             let (work, upto) = {
                 let mut appender = self.appender();
                 if appender.poisoned {

@@ -11,6 +11,10 @@ pub(crate) struct SyncState {
     leader: bool,
     /// Set when a sync failed: no later sync may report success.
     pub(crate) poisoned: bool,
+    /// Threads waiting for the leader now.
+    waiting: u64,
+    /// Threads that the last sync served: its leader and the threads waiting when it ended.
+    last_group: u64,
 }
 
 /// Coordinates syncs: one thread (the leader) syncs everything appended so far while the
@@ -60,7 +64,9 @@ impl GroupCommit {
                 state.leader = true;
                 return Turn::Lead;
             }
+            state.waiting += 1;
             state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
+            state.waiting -= 1;
         }
     }
 
@@ -70,10 +76,23 @@ impl GroupCommit {
         let mut state = self.lock();
         state.leader = false;
         match synced {
-            Some(n) => state.durable = state.durable.max(n),
+            Some(n) => {
+                state.last_group = state.waiting + 1;
+                state.durable = state.durable.max(n);
+            }
             None => state.poisoned = true,
         }
+        // Wake the waiters after unlocking: woken while the lock is held, each would block on
+        // it at once and be woken again (a convoy of context switches on every sync).
+        drop(state);
         self.done.notify_all();
+    }
+
+    /// Records known durable, and how many threads the last sync served (see
+    /// [`SyncState::last_group`]).
+    pub(crate) fn progress(&self) -> (u64, u64) {
+        let state = self.lock();
+        (state.durable, state.last_group)
     }
 
     /// Records known durable.
