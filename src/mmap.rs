@@ -24,20 +24,37 @@ use std::sync::Arc;
 use memmap2::{Advice, Mmap, MmapMut, MmapOptions};
 
 /// Checks that `[offset, offset + len)` is inside a mapping of `map_len` bytes.
+#[inline]
 fn check_range(offset: usize, len: usize, map_len: usize) {
-    let end = offset
-        .checked_add(len)
-        .expect("mapped range overflows usize");
-    assert!(
-        end <= map_len,
-        "range {offset}..{end} outside a mapping of {map_len} bytes"
-    );
+    match offset.checked_add(len) {
+        Some(end) if end <= map_len => {}
+        _ => out_of_range(offset, len, map_len),
+    }
 }
 
 /// Checks that an 8-byte word at `offset` is aligned and inside a mapping of `map_len` bytes.
+#[inline]
 fn check_word(offset: usize, map_len: usize) {
-    assert!(offset.is_multiple_of(8), "unaligned word offset {offset}");
+    if !offset.is_multiple_of(8) {
+        unaligned(offset);
+    }
     check_range(offset, 8, map_len);
+}
+
+// The panics of the checks above, out of line: the checks run on every record, the panics never.
+#[cold]
+#[inline(never)]
+fn out_of_range(offset: usize, len: usize, map_len: usize) -> ! {
+    let end = offset
+        .checked_add(len)
+        .expect("mapped range overflows usize");
+    panic!("range {offset}..{end} outside a mapping of {map_len} bytes")
+}
+
+#[cold]
+#[inline(never)]
+fn unaligned(offset: usize) -> ! {
+    panic!("unaligned word offset {offset}")
 }
 
 /// A read-only shared mapping of a whole channel file.
@@ -69,6 +86,7 @@ impl ReadMap {
     }
 
     /// Atomically loads the little-endian `u64` at `offset` with acquire ordering.
+    #[inline]
     pub(crate) fn load_acquire(&self, offset: usize) -> u64 {
         check_word(offset, self.map.len());
         // SAFETY: the word is inside the mapping (checked above) and 8-aligned (the mapping
@@ -82,6 +100,7 @@ impl ReadMap {
 
     /// Loads the record header word at `offset` (acquire) and, when it is non-zero, returns it
     /// with up to `len_of(word)` payload bytes that follow it.
+    #[inline]
     pub(crate) fn published(&self, offset: usize, len_of: impl Fn(u64) -> usize) -> Published<'_> {
         let word = self.load_acquire(offset);
         if word == 0 {

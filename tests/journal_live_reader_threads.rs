@@ -10,14 +10,14 @@
 #[path = "common/journal.rs"]
 mod journal_common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use journal_common::{assert_sequence, linked_segments, read_journal, record};
-use kekbit::journal::{Durability, Journal, JournalReader};
+use journal_common::{assert_sequence, linked_segments, open_small, read_journal, record};
+use kekbit::journal::JournalReader;
 
 const COUNT: u64 = 20_000;
 
@@ -71,22 +71,13 @@ fn follow(dir: PathBuf, from: u64, appended: Arc<AtomicU64>) -> u64 {
     next - from
 }
 
-fn open(dir: &Path) -> Journal {
-    Journal::options()
-        .segment_capacity(4096)
-        .max_record_len(64)
-        .durability(Durability::Never)
-        .open(dir)
-        .unwrap()
-}
-
 // Regression: next_timeout returned None before its timeout when a seal was published
 // between its readiness check and its read; and a live reader got a false Unsealed error when
 // the writer sealed and appended to the next segment while the reader looked.
 #[test]
 fn reader_threads_follow_the_journal_writer_across_rollovers() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = open(dir.path());
+    let journal = open_small(dir.path());
     let appended = Arc::new(AtomicU64::new(0));
     let early = {
         let (dir, appended) = (dir.path().to_path_buf(), Arc::clone(&appended));

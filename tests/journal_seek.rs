@@ -12,20 +12,11 @@ mod journal_common;
 use std::path::Path;
 
 use journal_common::{
-    assert_sequence, check_chain, linked_segments, read_available, read_journal, record,
+    assert_sequence, check_chain, linked_segments, open_small, read_available, read_journal, record,
 };
-use kekbit::journal::{Durability, Journal, JournalReader};
+use kekbit::journal::{Journal, JournalReader};
 
 const TOTAL: u64 = 2_000;
-
-fn open(dir: &Path) -> Journal {
-    Journal::options()
-        .segment_capacity(4096)
-        .max_record_len(64)
-        .durability(Durability::Never)
-        .open(dir)
-        .unwrap()
-}
 
 /// The journal: 2,000 records over six sessions; the last one is left open.
 fn build(dir: &Path) -> Journal {
@@ -34,7 +25,7 @@ fn build(dir: &Path) -> Journal {
     let mut journal = None;
     for count in sessions {
         drop(journal.take());
-        let open = open(dir);
+        let open = open_small(dir);
         for _ in 0..count {
             assert_eq!(open.append(&record(next)).unwrap(), next);
             next += 1;
@@ -103,14 +94,14 @@ fn a_journal_reader_opened_at_any_sequence_number_starts_there() {
 #[test]
 fn a_reader_of_a_closed_journal_at_its_end_waits_for_the_next_session() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = open(dir.path());
+    let journal = open_small(dir.path());
     for seq in 0..300 {
         journal.append(&record(seq)).unwrap();
     }
     drop(journal);
     let mut reader = JournalReader::open(dir.path(), 300).unwrap();
     assert_eq!(reader.try_next().unwrap(), None);
-    let journal = open(dir.path());
+    let journal = open_small(dir.path());
     assert_eq!(reader.try_next().unwrap(), None);
     journal.append(&record(300)).unwrap();
     let (got, error) = read_available(&mut reader);
@@ -125,7 +116,7 @@ fn a_reader_of_a_journal_not_created_yet_starts_at_its_first_record() {
     let mut from_five = JournalReader::open(dir.path(), 5).unwrap();
     assert_eq!(from_zero.try_next().unwrap(), None);
     assert_eq!(from_five.try_next().unwrap(), None);
-    let journal = open(dir.path());
+    let journal = open_small(dir.path());
     for seq in 0..8 {
         journal.append(&record(seq)).unwrap();
     }

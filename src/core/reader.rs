@@ -455,6 +455,21 @@ impl ShmReader {
         true
     }
 
+    /// Whether something other than a closing marker is published at the reader's position
+    /// (a data record, or damage for `try_read` to report), whatever the durable-only
+    /// setting: from one acquire load of its header word, `!at_closing_marker() && !at_end()`.
+    #[inline]
+    pub(crate) fn at_record(&self) -> bool {
+        if self.cursor.closed.is_some() {
+            return false;
+        }
+        let word = self
+            .chan
+            .map
+            .load_acquire(HEADER_LEN + self.cursor.position as usize);
+        word != 0 && frame::kind_of(word) != Some(frame::Kind::Closed)
+    }
+
     /// Whether nothing at all is published at the reader's position (its header word is
     /// zero), whatever the durable-only setting.
     pub(crate) fn at_end(&self) -> bool {
@@ -581,6 +596,7 @@ impl Channel {
 
 impl Cursor {
     /// Whether the bytes up to `end` may be returned under the durable-only setting.
+    #[inline]
     fn visible(&mut self, chan: &Channel, end: u64) -> bool {
         if !self.durable_only || end <= self.durable {
             return true;
@@ -592,10 +608,32 @@ impl Cursor {
 
 /// One read step, shared by [`ShmReader`], [`TimeoutReader`] and [`Records`]: the record
 /// borrows the channel, not the cursor.
+#[inline(always)]
 pub(crate) fn step<'a>(
     chan: &'a Channel,
     cursor: &mut Cursor,
 ) -> Result<Option<&'a [u8]>, ReadError> {
+    // The common case, checked as `decode` checks it: a verified data record.
+    if cursor.closed.is_none() {
+        let position = cursor.position;
+        let found = frame::data_at(&chan.map, &chan.binder, chan.limits, position);
+        if let Some((payload, len)) = found {
+            if !cursor.visible(chan, position + len) {
+                return Ok(None);
+            }
+            cursor.position = position + len;
+            if let Some(watch) = &mut cursor.watch {
+                watch.progress();
+            }
+            return Ok(Some(payload));
+        }
+    }
+    step_other(chan, cursor)
+}
+
+/// The rest of [`step`]: the end of the data, a closing marker, damage.
+#[inline(never)]
+fn step_other<'a>(chan: &'a Channel, cursor: &mut Cursor) -> Result<Option<&'a [u8]>, ReadError> {
     if let Some((position, _, _)) = cursor.closed {
         return Err(ReadError::Closed {
             path: chan.path.clone(),
@@ -681,6 +719,7 @@ pub(crate) fn seek(
 }
 
 impl Reader for ShmReader {
+    #[inline(always)]
     fn try_read(&mut self) -> Result<Option<&[u8]>, ReadError> {
         step(&self.chan, &mut self.cursor)
     }

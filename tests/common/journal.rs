@@ -18,7 +18,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use kekbit::journal::{JournalError, JournalReader};
+use kekbit::journal::{Durability, Journal, JournalError, JournalReader};
 
 /// Bytes of a segment header; the data area starts right after it.
 pub const HEADER_LEN: u64 = 128;
@@ -86,6 +86,17 @@ pub fn frame_crc(channel_id: u64, position: u64, meta: u32, payload: &[u8]) -> u
         &meta.to_le_bytes(),
         payload,
     ])
+}
+
+/// Opens (or creates) the journal in `dir` with 4 KiB segments, records of at most 64 bytes
+/// and no syncing: a journal that rolls over about every 55 standard records.
+pub fn open_small(dir: &Path) -> Journal {
+    Journal::options()
+        .segment_capacity(4096)
+        .max_record_len(64)
+        .durability(Durability::Never)
+        .open(dir)
+        .unwrap()
 }
 
 /// The file of segment `id` in `dir`: 16 lowercase hex digits and `.kekbit`.
