@@ -1,6 +1,5 @@
 //! The crate's only `unsafe` code: mapping channel files, the publish/acquire protocol on
-//! record headers, the writer's staging area, and two system calls (`fallocate(2)`, and
-//! `sched_setscheduler(2)` for kekbit's background threads).
+//! record headers, the writer's staging area, and the `fallocate(2)` call.
 //!
 //! Invariants the rest of the crate relies on, and that this module enforces itself:
 //! - every access is bounds-checked against the mapping's length (a violation panics, it never
@@ -362,24 +361,4 @@ fn write_zeros(file: &File, len: u64) -> io::Result<()> {
         done += n as u64;
     }
     Ok(())
-}
-
-/// Makes the calling thread, one of kekbit's background threads, an ordinary time-shared
-/// thread (`SCHED_OTHER`) if it inherited a real-time policy (`SCHED_FIFO`, `SCHED_RR`) from
-/// the thread that started it. A thread inherits its creator's policy and CPU affinity: a
-/// writer pinned to a CPU under `SCHED_FIFO` would otherwise share that CPU with helpers of
-/// the same priority, which it cannot preempt, and wait for milliseconds while one reserves
-/// or prefaults a segment. Demoted, they run only when the writer leaves the CPU. Best
-/// effort: a failure leaves the policy as it was.
-pub(crate) fn leave_realtime_scheduling() {
-    // SAFETY: with pid 0 both calls act on the calling thread only; `param` is a valid,
-    // initialized `sched_param` that outlives the call. Neither touches memory of ours
-    // otherwise.
-    unsafe {
-        let policy = libc::sched_getscheduler(0);
-        if policy == libc::SCHED_FIFO || policy == libc::SCHED_RR {
-            let param = libc::sched_param { sched_priority: 0 };
-            libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
-        }
-    }
 }

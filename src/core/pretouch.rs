@@ -87,7 +87,6 @@ impl Pretoucher {
 }
 
 fn run(populator: &Populator, shared: &Shared, from: u64, end: u64, window: u64) {
-    crate::mmap::leave_realtime_scheduling();
     while !shared.armed.load(Ordering::Acquire) {
         if shared.stop.load(Ordering::Relaxed) {
             return;

@@ -90,7 +90,6 @@ impl Helper {
         let thread = thread::Builder::new()
             .name("kekbit-journal".into())
             .spawn(move || {
-                crate::mmap::leave_realtime_scheduling();
                 for job in job_rx {
                     match job {
                         Job::Prepare(id) => {

@@ -672,7 +672,6 @@ impl IntervalFlusher {
         let thread = thread::Builder::new()
             .name("kekbit-flusher".into())
             .spawn(move || {
-                crate::mmap::leave_realtime_scheduling();
                 while !theirs.load(Ordering::Relaxed) {
                     thread::park_timeout(every);
                     if theirs.load(Ordering::Relaxed) {
