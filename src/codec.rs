@@ -55,8 +55,7 @@ impl CodecError {
 /// use kekbit::codec::{Codec, CodecError};
 /// use serde::{de::DeserializeOwned, Serialize};
 ///
-/// /// A codec that stores values as JSON-like debug text would go here; this one wraps bincode
-/// /// with a one-byte version tag.
+/// /// Bincode behind a one-byte version tag.
 /// struct Tagged;
 /// impl Codec for Tagged {
 ///     fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {

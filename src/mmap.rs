@@ -8,7 +8,12 @@
 //! - a payload slice is handed to safe code only after an acquire load of the record header in
 //!   front of it returned a non-zero word. The writer fills the payload before it stores that
 //!   header with release ordering and never writes a published byte again, so the slice cannot
-//!   change for as long as it is borrowed, and its lifetime is tied to the mapping's.
+//!   change for as long as it is borrowed, and its lifetime is tied to the mapping's. One
+//!   exception: sealing a crashed channel at its cut (`resume_for_seal`) writes over bytes
+//!   that were never a valid record but may read as a non-zero word (torn). The word is
+//!   cleared before the seal is staged, which narrows, but cannot close, the window in which
+//!   a reader in the same process holds a slice over them (only while a journal is opened
+//!   for appending after a crash, and only for a reader reading that torn tail meanwhile).
 //!
 //! What no process-local code can rule out: another process truncating or scribbling over the
 //! file while it is mapped. The channel's contract (docs/FORMAT.md) is that only the kekbit
@@ -22,6 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use memmap2::{Advice, Mmap, MmapMut, MmapOptions};
+
+use crate::core::CHECKED_LEN;
 
 /// Checks that `[offset, offset + len)` is inside a mapping of `map_len` bytes.
 #[inline]
@@ -91,9 +98,12 @@ impl ReadMap {
         check_word(offset, self.map.len());
         // SAFETY: the word is inside the mapping (checked above) and 8-aligned (the mapping
         // starts on a page boundary and `offset` is a multiple of 8). The mapping lives as
-        // long as `self`. Every writer of this word (the channel writer, in any process)
-        // stores it atomically, so an atomic load is the correct way to read it; atomic loads
-        // from read-only memory are allowed for lock-free sizes such as `u64`.
+        // long as `self`. Callers load record header words at record boundaries and words
+        // of the live block, which the channel writer (in any process) stores atomically;
+        // they load other words (a scan for written bytes past the records) only when no
+        // writer holds the channel (`ShmReader::written_extent`), or (`skip_unverified`)
+        // where a published length points, so only with damaged lengths anywhere else. Atomic
+        // loads from read-only memory are allowed for lock-free sizes such as `u64`.
         let word = unsafe { AtomicU64::from_ptr(self.map.as_ptr().add(offset) as *mut u64) };
         u64::from_le(word.load(Ordering::Acquire))
     }
@@ -138,15 +148,10 @@ pub(crate) struct Flusher {
 }
 
 impl Flusher {
-    /// Writes back `[0, end)` synchronously (`msync(MS_SYNC)`).
-    pub(crate) fn flush_to(&self, end: usize) -> io::Result<()> {
-        self.flush_range(0, end)
-    }
-
-    /// Writes back `[offset, end)` synchronously (`msync(MS_SYNC)`).
-    pub(crate) fn flush_range(&self, offset: usize, end: usize) -> io::Result<()> {
-        check_range(offset, end - offset, self.map.len());
-        self.map.flush_range(offset, end - offset)
+    /// Writes back `[offset, offset + len)` synchronously (`msync(MS_SYNC)`).
+    pub(crate) fn flush_range(&self, offset: usize, len: usize) -> io::Result<()> {
+        check_range(offset, len, self.map.len());
+        self.map.flush_range(offset, len)
     }
 
     /// Atomically loads the little-endian `u64` at `offset` (acquire).
@@ -159,6 +164,8 @@ impl Flusher {
 
     /// Atomically stores `value` as a little-endian `u64` at `offset` with release ordering.
     pub(crate) fn store_release(&self, offset: usize, value: u64) {
+        // Only into the live block: `overwrite_header` relies on it.
+        assert!(offset >= CHECKED_LEN, "store into the checksummed header");
         check_word(offset, self.map.len());
         // SAFETY: as in `WriteMap::word`: in bounds, 8-aligned, only ever accessed atomically.
         let word = unsafe { AtomicU64::from_ptr(self.map.as_ptr().add(offset) as *mut u64) };
@@ -182,18 +189,27 @@ impl WriteMap {
         }
     }
 
-    /// Overwrites `bytes` at `offset` with plain stores: only for the checksummed part of the
-    /// header, which no one accesses through the mapping (readers copy it with `pread`) and
-    /// which the single writer (`&mut self`) rewrites when it links a pending segment.
-    pub(crate) fn overwrite(&mut self, offset: usize, bytes: &[u8]) {
-        check_range(offset, bytes.len(), self.map.len());
+    /// Overwrites the start of the header with `bytes` (plain stores): only for its
+    /// checksummed part, `[0, CHECKED_LEN)`, which no one accesses through a mapping (readers
+    /// copy it with `pread`) and which the single writer (`&mut self`) rewrites when it links
+    /// a pending segment. Panics if `bytes` reaches into the live block.
+    pub(crate) fn overwrite_header(&mut self, bytes: &[u8]) {
+        assert!(
+            bytes.len() <= CHECKED_LEN,
+            "{} bytes reach past the checksummed header",
+            bytes.len()
+        );
+        check_range(0, bytes.len(), self.map.len());
         // SAFETY: the destination is inside the mapping (checked above); the pointer comes
         // from memmap2's raw pointer (no Rust reference to the mapped bytes exists for this
-        // range), and `&mut self` excludes any other write through this mapping.
+        // range). Nothing else writes `[0, CHECKED_LEN)` through this mapping: `&mut self`
+        // excludes the staging area (which writes only the data area, after the header), and
+        // the `Flusher` and `Populator` handles sharing the mapping store only into the live
+        // block (at `CHECKED_LEN` and after) or do not store at all.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 bytes.as_ptr(),
-                self.map.as_ptr().cast_mut().add(offset),
+                self.map.as_ptr().cast_mut(),
                 bytes.len(),
             )
         };

@@ -197,8 +197,13 @@ pub(crate) fn create_dir_durable(dir: &Path) -> Result<(), ChannelError> {
 
 /// Makes the directory's entries (new names, removals) durable.
 pub(crate) fn sync_directory(dir: &Path) -> Result<(), ChannelError> {
+    fsync_directory(dir).map_err(io_err(dir, "syncing the channel directory"))
+}
+
+/// `fsync` of the directory `dir` (through the I/O seam), so that the names created or
+/// removed in it are durable; the caller names the error.
+pub(crate) fn fsync_directory(dir: &Path) -> std::io::Result<()> {
     fault::run(IoOp::SyncDir(dir), || {
         File::open(dir).and_then(|d| d.sync_all())
     })
-    .map_err(io_err(dir, "syncing the channel directory"))
 }

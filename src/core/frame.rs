@@ -89,6 +89,7 @@ pub(crate) fn meta(kind: Kind, len: u32) -> u32 {
 }
 
 /// Bytes a record with a `len`-byte payload occupies, header and padding included.
+#[inline]
 pub(crate) fn frame_len(len: u32) -> u64 {
     (RECORD_HEADER_LEN as u64 + u64::from(len)).next_multiple_of(RECORD_ALIGN)
 }
@@ -254,10 +255,7 @@ pub(crate) fn data_at<'a>(
     if binder.checksum(position, meta, payload) != (word >> 32) as u32 {
         return None;
     }
-    Some((
-        payload,
-        (u64::from(len) + RECORD_HEADER_LEN as u64 + 7) & !7,
-    ))
+    Some((payload, frame_len(len)))
 }
 
 /// Reads and verifies the record at data-area offset `position` (8-aligned, `<= capacity -

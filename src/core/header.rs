@@ -370,7 +370,7 @@ impl Header {
     /// assert_eq!(header.file_len(), 4096 + HEADER_LEN as u64);
     /// ```
     pub fn file_len(&self) -> u64 {
-        self.capacity + HEADER_LEN as u64
+        self.capacity.saturating_add(HEADER_LEN as u64)
     }
 
     /// Checks the limits; the reason is a sentence fragment for an error message.
@@ -396,6 +396,15 @@ impl Header {
                 "a record of the max record length {} ({largest_frame} bytes framed) plus the \
                  {TRAILER_RESERVE}-byte closing reserve does not fit in capacity {}",
                 self.max_record_len, self.capacity
+            ));
+        }
+        // Every record of the channel gets a sequence number below 2^64: readers and recovery
+        // add record counts to the base without overflow checks.
+        let most_records = self.capacity / super::frame::RECORD_ALIGN;
+        if self.base_sequence.checked_add(most_records).is_none() {
+            return Err(format!(
+                "base sequence {} overflows with the {most_records} records capacity {} holds",
+                self.base_sequence, self.capacity
             ));
         }
         debug_assert!(RECORD_HEADER_LEN as u64 + TRAILER_RESERVE <= MIN_CAPACITY);

@@ -526,8 +526,14 @@ impl ShmReader {
     }
 
     /// End (exclusive, 8-aligned) of the last non-zero word at or after `from`, or `from`
-    /// when all is zero: how far written bytes reach past a channel's valid records.
+    /// when all is zero: how far written bytes reach past a channel's valid records. Also
+    /// `from` while a writer holds the channel: bytes past its records are in flight, not
+    /// left behind, and some of them are being copied in with plain stores, which must not
+    /// be read concurrently.
     pub(crate) fn written_extent(&self, from: u64) -> u64 {
+        if self.writer_alive() {
+            return from;
+        }
         let capacity = self.chan.header.capacity();
         let mut end = from;
         let mut at = from;

@@ -12,7 +12,9 @@ use super::{ChannelError, Encodable, EncoderHandler, Handler, Header, WriteError
 use crate::fault::{self, IoOp};
 use crate::mmap::{Flusher, WriteMap};
 
-/// The page size msync works in (a start offset must be a multiple of it).
+/// The page size syncs are reckoned in: a sync starts at the start of the page holding the
+/// previous watermark (memmap2 aligns the range to the system's real page size itself; the
+/// rounding keeps the range that the I/O seam reports page-aligned too).
 const PAGE: usize = 4096;
 
 /// Writes records into a channel.
@@ -250,6 +252,10 @@ pub(crate) fn resume_for_seal(
     }
     let map = WriteMap::map(&file, header.file_len() as usize)
         .map_err(io_err("mapping the channel for sealing"))?;
+    // The word at the cut may hold torn bytes of a record that never completed: clear it
+    // before the seal's trailer is staged behind it, so that a reader looking now sees the
+    // end of the data rather than a header over bytes being rewritten.
+    map.store_release(HEADER_LEN + position as usize, 0);
     Ok(ShmWriter {
         map,
         _lock: file,
@@ -265,14 +271,29 @@ pub(crate) fn resume_for_seal(
     })
 }
 
-/// A journal segment's sync writes the header page back (carrying the watermark of the sync
-/// before) only when the durable position crosses a multiple of this many bytes of the data
-/// area, and while records still share the header page; otherwise it writes only the pages
-/// written since the last sync (one block for a small record instead of two). The durable
-/// watermark on storage therefore trails the acknowledged position by less than this plus
-/// one sync (the kernel may also write the dirty header page back by itself sooner). The
-/// watermark in memory, which live readers see, is updated at every sync.
+/// A sync writes the header page back (carrying the watermark of the sync before) only when
+/// the durable position crosses a multiple of this many bytes of the data area, and while
+/// records still share the header page; otherwise it writes only the pages written since the
+/// last sync (one block for a small record instead of two). The durable watermark on storage
+/// therefore trails the acknowledged position by less than this plus one sync (the kernel may
+/// also write the dirty header page back by itself sooner). The watermark in memory, which
+/// live readers see, is updated at every sync.
 const HEADER_REFRESH: u64 = 64 << 10;
+
+/// The file range, as `(offset, len)`, that a sync of the records before data-area offset
+/// `position` writes back when an earlier sync made those before `previous` durable: from the
+/// page holding `previous` (everything below it is on storage already), or from offset 0, so
+/// that the header page goes too, when `previous` and `position` lie in different
+/// [`HEADER_REFRESH`] spans. Clean pages in the range cost nothing.
+fn sync_range(previous: u64, position: u64) -> (usize, usize) {
+    let end = HEADER_LEN + position as usize;
+    let start = if previous / HEADER_REFRESH != position / HEADER_REFRESH {
+        0
+    } else {
+        (HEADER_LEN + previous as usize) / PAGE * PAGE
+    };
+    (start, end - start)
+}
 
 /// Syncs a writer's channel from another thread (for group commit).
 pub(crate) struct SyncHandle {
@@ -284,18 +305,11 @@ impl SyncHandle {
     /// Makes the records before data-area offset `position` durable and publishes the new
     /// durable watermark.
     pub(crate) fn sync(&self, position: u64) -> std::io::Result<()> {
-        // Everything below the watermark of the last sync is on storage already: start at
-        // its page, and include the header page only now and then (see HEADER_REFRESH).
         let previous = self.flusher.load(OFF_DURABLE_WATERMARK);
-        let end = HEADER_LEN + position as usize;
-        let start = if previous / HEADER_REFRESH != position / HEADER_REFRESH {
-            0
-        } else {
-            (HEADER_LEN + previous as usize) / PAGE * PAGE
-        };
+        let (start, len) = sync_range(previous, position);
         fault::run(
-            IoOp::FlushRange(&self.path, start as u64, (end - start) as u64),
-            || self.flusher.flush_range(start, end),
+            IoOp::FlushRange(&self.path, start as u64, len as u64),
+            || self.flusher.flush_range(start, len),
         )?;
         self.flusher.store_release(OFF_DURABLE_WATERMARK, position);
         Ok(())
@@ -308,7 +322,7 @@ impl SyncHandle {
         self.sync(position)?;
         let header = HEADER_LEN as u64;
         fault::run(IoOp::FlushRange(&self.path, 0, header), || {
-            self.flusher.flush_to(HEADER_LEN)
+            self.flusher.flush_range(0, HEADER_LEN)
         })
     }
 }
@@ -331,7 +345,8 @@ impl<H: Handler> ShmWriter<H> {
             .clone()
             .linked(base, previous_id, previous_checksum);
         let bytes = self.header.encode();
-        self.map.overwrite(0, &bytes[..super::header::CHECKED_LEN]);
+        self.map
+            .overwrite_header(&bytes[..super::header::CHECKED_LEN]);
         if let Some(p) = &self.pretoucher {
             p.arm();
         }
@@ -480,8 +495,9 @@ impl<H: Handler> ShmWriter<H> {
         }
     }
 
-    /// Writes every published record to storage (`msync(MS_SYNC)` of the written range and
-    /// the header) and returns the durable position. On failure the writer is poisoned: it
+    /// Writes every published record to storage (`msync(MS_SYNC)` of the pages written since
+    /// the last sync, with the header page now and then: see docs/FORMAT.md, "Syncing") and
+    /// returns the durable position. On failure the writer is poisoned: it
     /// never retries a sync and reports success, because the kernel may have dropped the
     /// dirty pages it failed to write.
     ///
@@ -501,11 +517,9 @@ impl<H: Handler> ShmWriter<H> {
         if self.synced == self.position {
             return Ok(self.synced);
         }
-        // One call covers the header page (which carries the previous watermark) and every
-        // page written since the last sync; clean pages in between cost nothing.
-        let end = HEADER_LEN + self.position as usize;
-        let op = IoOp::FlushRange(&self.path, 0, end as u64);
-        if let Err(source) = fault::run(op, || self.map.flush_range(0, end)) {
+        let (start, len) = sync_range(self.synced, self.position);
+        let op = IoOp::FlushRange(&self.path, start as u64, len as u64);
+        if let Err(source) = fault::run(op, || self.map.flush_range(start, len)) {
             self.state = State::Poisoned;
             return Err(WriteError::SyncFailed {
                 path: self.path.clone(),
@@ -672,6 +686,25 @@ impl<H: Handler> std::fmt::Debug for ShmWriter<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sync_writes_back_from_the_previous_watermarks_page_or_from_the_header() {
+        // Records still share the header page: from 0.
+        assert_eq!(sync_range(0, 200), (0, 328));
+        assert_eq!(sync_range(200, 400), (0, 528));
+        // From the page holding the previous watermark (file offset 128 + 5000).
+        assert_eq!(sync_range(5000, 6000), (4096, 128 + 6000 - 4096));
+        // Crossing a multiple of HEADER_REFRESH: from 0 again, header page included.
+        let refresh = HEADER_REFRESH;
+        assert_eq!(
+            sync_range(refresh - 8, refresh + 8),
+            (0, 128 + refresh as usize + 8)
+        );
+        assert_eq!(
+            sync_range(refresh + 8, refresh + 16).0,
+            (128 + refresh as usize + 8) / PAGE * PAGE
+        );
+    }
     use crate::core::{SequenceHandler, TickUnit};
 
     #[test]

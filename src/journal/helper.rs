@@ -27,7 +27,7 @@ pub(crate) struct SegmentSpec {
 impl SegmentSpec {
     /// Creates pending segment `id`, prefaulted as the journal's [`Prefault`] policy asks of
     /// a segment prepared `ahead` of need, or (`ahead` false) of one needed now, which is
-    /// returned at once and mapped by its helper thread from its first append on. Under
+    /// returned at once and mapped by its helper thread once it is linked. Under
     /// [`Prefault::Ahead`], a segment prepared ahead gets its first [`PREFAULT`] bytes
     /// mapped, not all of them: on a disk-backed file system every prefaulted page is a dirty
     /// page of zeros written back unless the writer overwrites it first.

@@ -36,13 +36,14 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<u64>, JournalError> {
     Ok(ids)
 }
 
-/// The segment id a file name stands for, if it is a segment's name.
+/// The segment id a file name stands for, if it is a segment's name. Ids run from 1 to
+/// `u64::MAX - 1`: a journal always names the next id, so `u64::MAX` is no segment's.
 fn parse_name(name: &str) -> Option<u64> {
     let hex = name.strip_suffix(".kekbit")?;
     if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    u64::from_str_radix(hex, 16).ok()
+    u64::from_str_radix(hex, 16).ok().filter(|&id| id < u64::MAX)
 }
 
 /// Reads and validates segment `id`'s header without mapping it.

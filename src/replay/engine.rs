@@ -184,7 +184,7 @@ pub fn replay<R: Replay>(
                     offset: at.offset,
                     length: at.extent.saturating_sub(at.offset),
                     first_sequence_lost: first_lost,
-                    records_lost: next.map_or(0, |base| base - first_lost),
+                    records_lost: records_before(next, first_lost),
                     reason: damage.to_string(),
                 };
                 skip(target, &mut report, range)?;
@@ -207,7 +207,7 @@ pub fn replay<R: Replay>(
                     path,
                     offset: 0,
                     first_sequence_lost: first_lost,
-                    records_lost: next.map_or(0, |base| base - first_lost),
+                    records_lost: records_before(next, first_lost),
                     reason: damage.to_string(),
                 };
                 skip(target, &mut report, range)?;
@@ -218,6 +218,13 @@ pub fn replay<R: Replay>(
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Records from `first_lost` up to `next`, the first sequence number of the segment where
+/// reading resumes (none when nothing follows). The reader resumes only at a segment whose
+/// base is not below `first_lost`; saturating all the same, as `next` was read from disk.
+fn records_before(next: Option<u64>, first_lost: u64) -> u64 {
+    next.map_or(0, |base| base.saturating_sub(first_lost))
 }
 
 /// Asks the application about a damaged range the replay is about to skip, and records it;

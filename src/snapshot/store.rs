@@ -131,7 +131,10 @@ fn parse_name(name: &str) -> Option<u64> {
 
 impl SnapshotStore {
     /// Opens (creating if needed) the store in `dir`, keeping the newest `keep` snapshots
-    /// (at least 1). Removes temporary files of writes that never completed.
+    /// (at least 1). Removes every temporary file in the directory: those of writes that never
+    /// completed, and that of a write in progress in another process, which then fails (one
+    /// process at a time writes to a store; [`PrevalentStore`](crate::prevalence::PrevalentStore)
+    /// holds its journal's writer lock while it does).
     ///
     /// ```
     /// let dir = tempfile::tempdir().unwrap();
@@ -367,9 +370,7 @@ impl SnapshotStore {
     }
 
     fn sync_dir(&self) -> Result<(), SnapshotError> {
-        fault::run(IoOp::SyncDir(&self.dir), || {
-            File::open(&self.dir).and_then(|d| d.sync_all())
-        })
-        .map_err(io_err(&self.dir, "syncing the snapshot directory"))
+        crate::core::fsync_directory(&self.dir)
+            .map_err(io_err(&self.dir, "syncing the snapshot directory"))
     }
 }
