@@ -11,7 +11,7 @@
 #[path = "common/cli.rs"]
 mod cli_common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cli_common::*;
@@ -94,45 +94,58 @@ fn seq_and_rest(line: &[u8]) -> (u64, &[u8]) {
     (seq, &line[tab + 1..])
 }
 
+/// Checks `dump --format FORMAT` output, one line per record, against `expected` records
+/// from `first` on: `check(line, want)` checks one line against its record and returns the
+/// sequence number the line shows.
+fn check_lines(
+    format: &str,
+    stdout: &[u8],
+    first: u64,
+    expected: &[Vec<u8>],
+    check: impl Fn(&[u8], &[u8]) -> u64,
+) {
+    let lines = output_lines(stdout);
+    assert_eq!(lines.len(), expected.len(), "{format}: number of records");
+    for (i, (line, want)) in lines.iter().zip(expected).enumerate() {
+        assert_eq!(
+            check(line, want),
+            first + i as u64,
+            "{format}: sequence number"
+        );
+    }
+}
+
 /// Checks `dump --format text` output against `expected` records from `first` on; only for
 /// records that are UTF-8 without newlines, which text prints unchanged.
 fn check_text(stdout: &[u8], first: u64, expected: &[Vec<u8>]) {
-    let lines = output_lines(stdout);
-    assert_eq!(lines.len(), expected.len(), "text: number of records");
-    for (i, (line, want)) in lines.iter().zip(expected).enumerate() {
+    check_lines("text", stdout, first, expected, |line, want| {
         let (seq, payload) = seq_and_rest(line);
-        assert_eq!(seq, first + i as u64, "text: sequence number");
-        assert_eq!(payload, &want[..], "text: payload of record {seq}");
-    }
+        assert_eq!(payload, want, "text: payload of record {seq}");
+        seq
+    });
 }
 
 /// Checks `dump --format hex` output against `expected` records from `first` on.
 fn check_hex(stdout: &[u8], first: u64, expected: &[Vec<u8>]) {
-    let lines = output_lines(stdout);
-    assert_eq!(lines.len(), expected.len(), "hex: number of records");
-    for (i, (line, want)) in lines.iter().zip(expected).enumerate() {
+    check_lines("hex", stdout, first, expected, |line, want| {
         let (seq, payload) = seq_and_rest(line);
-        assert_eq!(seq, first + i as u64, "hex: sequence number");
         let text = std::str::from_utf8(payload).expect("hex output is ASCII");
         assert_eq!(
             unhex(text).unwrap_or_else(|| panic!("not hexadecimal: {text:?}")),
-            *want,
+            want,
             "hex: payload of record {seq}"
         );
-    }
+        seq
+    });
 }
 
 /// Checks `dump --format json` output against `expected` records from `first` on: one
 /// object per line with `seq`, `len`, the payload as `hex`, and as `text` exactly when the
 /// payload is UTF-8.
 fn check_json(stdout: &[u8], first: u64, expected: &[Vec<u8>]) {
-    let text = std::str::from_utf8(stdout).expect("JSON output is UTF-8");
-    let lines = output_lines(text.as_bytes());
-    assert_eq!(lines.len(), expected.len(), "json: number of records");
-    for (i, (line, want)) in lines.iter().zip(expected).enumerate() {
-        let object = parse_json_line(std::str::from_utf8(line).expect("UTF-8"));
+    check_lines("json", stdout, first, expected, |line, want| {
+        let object = parse_json_line(std::str::from_utf8(line).expect("JSON output is UTF-8"));
         let seq = object.u64_field("seq");
-        assert_eq!(seq, first + i as u64, "json: sequence number");
         assert_eq!(
             object.u64_field("len"),
             want.len() as u64,
@@ -140,7 +153,7 @@ fn check_json(stdout: &[u8], first: u64, expected: &[Vec<u8>]) {
         );
         let hex = object.field("hex").as_str().expect("hex is a string");
         assert_eq!(
-            unhex(hex).as_ref(),
+            unhex(hex).as_deref(),
             Some(want),
             "json: hex payload of {seq}"
         );
@@ -156,19 +169,28 @@ fn check_json(stdout: &[u8], first: u64, expected: &[Vec<u8>]) {
                 object.get("text")
             ),
         }
+        seq
+    });
+}
+
+/// Checks the output of `dump --format FORMAT` with the checker of that format.
+fn check_format(format: &str, stdout: &[u8], first: u64, expected: &[Vec<u8>]) {
+    match format {
+        "text" => check_text(stdout, first, expected),
+        "hex" => check_hex(stdout, first, expected),
+        "json" => check_json(stdout, first, expected),
+        other => panic!("no checker for format {other:?}"),
     }
 }
 
+/// `kekbit dump DIR EXTRA...`, which must succeed; its standard output.
 fn dump(dir: &Path, extra: &[&str]) -> Vec<u8> {
-    let run = run("dump", dir, extra);
-    run.expect_ok();
-    run.stdout
+    run("dump", dir, extra).expect_ok().stdout.clone()
 }
 
 #[test]
 fn line_records_round_trip_in_every_format_across_many_segments() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
+    let (_tmp, dir) = journal_dir();
     let records = line_records(5_000);
     let input = joined(&records, b'\n');
     run_in(
@@ -193,9 +215,9 @@ fn line_records_round_trip_in_every_format_across_many_segments() {
     );
 
     check_text(&dump(&dir, &[]), 0, &records);
-    check_text(&dump(&dir, &["--format", "text"]), 0, &records);
-    check_hex(&dump(&dir, &["--format", "hex"]), 0, &records);
-    check_json(&dump(&dir, &["--format", "json"]), 0, &records);
+    for format in ["text", "hex", "json"] {
+        check_format(format, &dump(&dir, &["--format", format]), 0, &records);
+    }
 
     // Ranges: inside a segment, across segment boundaries, open ends, single records.
     let ranges: &[(Option<u64>, Option<u64>)] = &[
@@ -219,15 +241,11 @@ fn line_records_round_trip_in_every_format_across_many_segments() {
         let start = from.unwrap_or(0) as usize;
         let end = to.map_or(records.len(), |t| (t as usize + 1).min(records.len()));
         let want = &records[start..end];
-        let mut text = extra.clone();
-        text.extend(["--format", "text"]);
-        check_text(&dump(&dir, &text), start as u64, want);
-        let mut hex = extra.clone();
-        hex.extend(["--format", "hex"]);
-        check_hex(&dump(&dir, &hex), start as u64, want);
-        let mut json = extra.clone();
-        json.extend(["--format", "json"]);
-        check_json(&dump(&dir, &json), start as u64, want);
+        for format in ["text", "hex", "json"] {
+            let mut with_format = extra.clone();
+            with_format.extend(["--format", format]);
+            check_format(format, &dump(&dir, &with_format), start as u64, want);
+        }
     }
     // Empty ranges print nothing and succeed.
     assert!(dump(&dir, &["--from", "5000"]).is_empty());
@@ -254,8 +272,7 @@ fn line_records_round_trip_in_every_format_across_many_segments() {
 
 #[test]
 fn input_without_final_newline_and_empty_lines_are_records() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
+    let (_tmp, dir) = journal_dir();
     run_in(
         "append",
         &dir,
@@ -279,8 +296,7 @@ fn input_without_final_newline_and_empty_lines_are_records() {
 
 #[test]
 fn null_separated_binary_records_round_trip() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
+    let (_tmp, dir) = journal_dir();
     let records = binary_records(2_000);
     assert!(records.iter().any(|r| std::str::from_utf8(r).is_err()));
     assert!(records.iter().any(|r| r.contains(&b'\n')));
@@ -313,18 +329,29 @@ fn null_separated_binary_records_round_trip() {
         &records[1999..],
     );
     // Text shows a record unchanged when it is UTF-8 without a newline.
-    let utf8_record = records
+    let seq = records
         .iter()
         .position(|r| !r.is_empty() && !r.contains(&b'\n') && std::str::from_utf8(r).is_ok())
-        .map(|i| i as u64);
-    if let Some(seq) = utf8_record {
-        let s = seq.to_string();
-        check_text(
-            &dump(&dir, &["--from", &s, "--to", &s]),
-            seq,
-            &records[seq as usize..=seq as usize],
-        );
-    }
+        .expect("a binary record that is UTF-8 without a newline") as u64;
+    let s = seq.to_string();
+    check_text(
+        &dump(&dir, &["--from", &s, "--to", &s]),
+        seq,
+        &records[seq as usize..=seq as usize],
+    );
+}
+
+/// `append` options creating a journal of 4096-byte segments, synced under `policy`, that
+/// acknowledges every record.
+fn acking(policy: &str) -> [&str; 6] {
+    [
+        "--create",
+        "--segment-size",
+        "4096",
+        "--sync",
+        policy,
+        "--ack",
+    ]
 }
 
 fn expected_acks(range: std::ops::Range<u64>) -> String {
@@ -338,40 +365,20 @@ fn ack_prints_every_sequence_number_in_order_under_each_policy() {
     let input = joined(&records, b'\n');
     for policy in ["always", "never", "every:7", "interval:5"] {
         let dir = tmp.path().join(policy.replace(':', "-"));
-        let first = run_in(
-            "append",
-            &dir,
-            &[
-                "--create",
-                "--segment-size",
-                "4096",
-                "--sync",
-                policy,
-                "--ack",
-            ],
-            &input,
-        );
-        first.expect_ok();
+        let first = run_in("append", &dir, &acking(policy), &input);
         assert_eq!(
-            first.out(),
+            first.expect_ok().out(),
             expected_acks(0..600),
             "acks under --sync {policy}"
         );
-        // A later session acknowledges the continuing sequence numbers.
-        let second = run_in(
-            "append",
-            &dir,
-            &["--sync", policy, "--ack"],
-            &input[..input.len() / 2],
-        );
-        second.expect_ok();
-        let n = input[..input.len() / 2]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count() as u64;
-        let trailing = u64::from(input[input.len() / 2 - 1] != b'\n');
+        // A later session acknowledges the continuing sequence numbers: one per line of
+        // the first half of the input, and one for a last line cut short.
+        let half = &input[..input.len() / 2];
+        let second = run_in("append", &dir, &["--sync", policy, "--ack"], half);
+        let n = half.iter().filter(|&&b| b == b'\n').count() as u64;
+        let trailing = u64::from(half.last() != Some(&b'\n'));
         assert_eq!(
-            second.out(),
+            second.expect_ok().out(),
             expected_acks(600..600 + n + trailing),
             "acks of a second session under --sync {policy}"
         );
@@ -379,114 +386,76 @@ fn ack_prints_every_sequence_number_in_order_under_each_policy() {
     }
 }
 
+/// The payload of every record `acks_wait_for_durability` appends.
+const DURABLE: &[u8] = b"a durable record";
+
 /// The durable watermark of the (only) linked segment 1 of `dir`.
 fn watermark(dir: &Path) -> u64 {
     read_u64(&segment_path(dir, 1), OFF_DURABLE_WATERMARK)
 }
 
-/// Data-area offset just after record `seq` of segment 1, when every record is `line`.
-fn end_of(seq: u64, line: &[u8]) -> u64 {
-    (seq + 1) * frame_len(line.len())
+/// Data-area offset just after record `seq` of segment 1, when every record is [`DURABLE`].
+fn end_of(seq: u64) -> u64 {
+    (seq + 1) * frame_len(DURABLE.len())
+}
+
+/// `kekbit append --ack` creating the journal `<tmp>/NAME` under `--sync POLICY`.
+fn acking_writer(tmp: &Path, name: &str, policy: &str) -> (PathBuf, Live) {
+    let dir = tmp.join(name);
+    let writer = Live::append(&dir, &acking(policy));
+    (dir, writer)
+}
+
+/// Sends `count` [`DURABLE`] records to `writer` in one write.
+fn send_records(writer: &mut Live, count: usize) {
+    writer.send(&[DURABLE, b"\n"].concat().repeat(count));
 }
 
 #[test]
 fn acks_wait_for_durability() {
     let tmp = tempfile::tempdir().unwrap();
-    let line = b"a durable record";
     let quiet = Duration::from_millis(300);
 
     // always: each record is acknowledged on its own, after its sync.
-    let dir = tmp.path().join("always");
-    let mut writer = Live::append(
-        &dir,
-        &[
-            "--create",
-            "--segment-size",
-            "4096",
-            "--sync",
-            "always",
-            "--ack",
-        ],
-    );
+    let (dir, mut writer) = acking_writer(tmp.path(), "always", "always");
     for seq in 0..3u64 {
-        writer.send(&[&line[..], b"\n"].concat());
+        send_records(&mut writer, 1);
         assert_eq!(writer.line(), seq.to_string());
         assert!(
-            watermark(&dir) >= end_of(seq, line),
+            watermark(&dir) >= end_of(seq),
             "record {seq} acknowledged before the watermark {} covers it",
             watermark(&dir)
         );
     }
-    let (status, rest, stderr) = writer.finish();
-    assert!(status.success() && rest.is_empty() && stderr.is_empty());
+    assert!(writer.finish_ok().is_empty());
 
     // never: nothing is acknowledged before the final sync at the end of input.
-    let dir = tmp.path().join("never");
-    let mut writer = Live::append(
-        &dir,
-        &[
-            "--create",
-            "--segment-size",
-            "4096",
-            "--sync",
-            "never",
-            "--ack",
-        ],
-    );
-    for _ in 0..3 {
-        writer.send(&[&line[..], b"\n"].concat());
-    }
+    let (dir, mut writer) = acking_writer(tmp.path(), "never", "never");
+    send_records(&mut writer, 3);
     writer.expect_silence(quiet);
-    let (status, rest, stderr) = writer.finish();
-    assert!(status.success(), "{stderr}");
-    assert_eq!(rest, ["0", "1", "2"]);
-    assert!(watermark(&dir) >= end_of(2, line));
+    assert_eq!(writer.finish_ok(), ["0", "1", "2"]);
+    assert!(watermark(&dir) >= end_of(2));
 
     // every:3: acknowledged by batches of three.
-    let dir = tmp.path().join("every");
-    let mut writer = Live::append(
-        &dir,
-        &[
-            "--create",
-            "--segment-size",
-            "4096",
-            "--sync",
-            "every:3",
-            "--ack",
-        ],
-    );
-    writer.send(&[&line[..], b"\n", line, b"\n"].concat());
+    let (dir, mut writer) = acking_writer(tmp.path(), "every", "every:3");
+    send_records(&mut writer, 2);
     writer.expect_silence(quiet);
-    writer.send(&[&line[..], b"\n"].concat());
+    send_records(&mut writer, 1);
     for seq in 0..3u64 {
         assert_eq!(writer.line(), seq.to_string());
     }
-    assert!(watermark(&dir) >= end_of(2, line));
-    writer.send(&[&line[..], b"\n"].concat());
+    assert!(watermark(&dir) >= end_of(2));
+    send_records(&mut writer, 1);
     writer.expect_silence(quiet);
-    let (status, rest, stderr) = writer.finish();
-    assert!(status.success(), "{stderr}");
-    assert_eq!(rest, ["3"]);
+    assert_eq!(writer.finish_ok(), ["3"]);
 
     // interval: acknowledged by the background sync while input is idle.
-    let dir = tmp.path().join("interval");
-    let mut writer = Live::append(
-        &dir,
-        &[
-            "--create",
-            "--segment-size",
-            "4096",
-            "--sync",
-            "interval:20",
-            "--ack",
-        ],
-    );
-    writer.send(&[&line[..], b"\n"].concat());
+    let (dir, mut writer) = acking_writer(tmp.path(), "interval", "interval:20");
+    send_records(&mut writer, 1);
     assert_eq!(writer.line(), "0");
-    assert!(watermark(&dir) >= end_of(0, line));
-    writer.send(&[&line[..], b"\n"].concat());
+    assert!(watermark(&dir) >= end_of(0));
+    send_records(&mut writer, 1);
     assert_eq!(writer.line(), "1");
-    assert!(watermark(&dir) >= end_of(1, line));
-    let (status, rest, stderr) = writer.finish();
-    assert!(status.success() && rest.is_empty(), "{rest:?} {stderr}");
+    assert!(watermark(&dir) >= end_of(1));
+    assert!(writer.finish_ok().is_empty());
 }

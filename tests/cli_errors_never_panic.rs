@@ -16,12 +16,15 @@
 #[path = "common/cli.rs"]
 mod cli_common;
 
-use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cli_common::*;
+
+/// Header offset of the header checksum, the CRC32 of the header bytes before it (the
+/// other offsets the cases patch are in docs/FORMAT.md, named by each case).
+const OFF_HEADER_CHECKSUM: u64 = 92;
 
 /// Every subcommand with the extra arguments it is tried with.
 const COMMANDS: &[(&str, &[&str])] = &[
@@ -54,8 +57,8 @@ fn clean_segment(scratch: &Path) -> Vec<u8> {
 fn patched(segment: &[u8], patch: impl Fn(&mut [u8])) -> Vec<u8> {
     let mut bytes = segment.to_vec();
     patch(&mut bytes[..HEADER_LEN as usize]);
-    let checksum = crc32fast::hash(&bytes[..92]);
-    bytes[92..96].copy_from_slice(&checksum.to_le_bytes());
+    let checksum = crc32fast::hash(&bytes[..OFF_HEADER_CHECKSUM as usize]);
+    put_u32(&mut bytes, OFF_HEADER_CHECKSUM, checksum);
     bytes
 }
 
@@ -69,8 +72,9 @@ fn put_u32(header: &mut [u8], offset: u64, value: u32) {
     header[o..o + 4].copy_from_slice(&value.to_le_bytes());
 }
 
-fn put_u16(header: &mut [u8], offset: usize, value: u16) {
-    header[offset..offset + 2].copy_from_slice(&value.to_le_bytes());
+fn put_u16(header: &mut [u8], offset: u64, value: u16) {
+    let o = offset as usize;
+    header[o..o + 2].copy_from_slice(&value.to_le_bytes());
 }
 
 /// Files of a journal directory: (segment id, contents).
@@ -141,7 +145,7 @@ fn hostile_cases(scratch: &Path) -> Vec<(&'static str, Files)> {
         ),
     ];
     let mut bad_checksum = clean.clone();
-    bad_checksum[40] ^= 0x01;
+    bad_checksum[40] ^= 0x01; // a header byte the checksum covers
     cases.push(("bad header checksum", one(bad_checksum)));
     // A valid journal followed by a garbage segment.
     cases.push((
@@ -166,9 +170,11 @@ fn make_case(scratch: &Path, index: usize, files: &[(u64, Vec<u8>)]) -> PathBuf 
 
 /// Runs `kekbit SUB DIR EXTRA...` (a follower gets five seconds; it must fail at once).
 fn attempt(sub: &str, dir: &Path, extra: &[&str]) -> Run {
-    let mut all: Vec<OsString> = args(&[&sub, &dir]);
-    all.extend(extra.iter().map(OsString::from));
-    run_args_limited(all, b"a record\nanother\n", Duration::from_secs(5))
+    run_args_limited(
+        sub_args(sub, dir, extra),
+        b"a record\nanother\n",
+        Duration::from_secs(5),
+    )
 }
 
 /// The contract for a hostile input: no panic; a failure, with one line on stderr naming
@@ -304,23 +310,20 @@ fn options_the_journal_cannot_use_fail_in_one_line() {
 // Regression: AppendError::RecordTooLarge's message named no file or directory.
 #[test]
 fn a_record_too_large_fails_in_one_line_naming_the_journal() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
+    let (_tmp, dir) = journal_dir();
     let mut input = b"small\n".to_vec();
     input.extend(std::iter::repeat_n(b'x', 200));
     input.extend_from_slice(b"\nnever appended\n");
-    let run = run_in(
+    let append = run_in(
         "append",
         &dir,
         &["--create", "--max-record", "100", "--ack"],
         &input,
     );
-    assert_fails_cleanly(&run, "append", &display(&dir), "record too large");
+    assert_fails_cleanly(&append, "append", &display(&dir), "record too large");
     // The record before it was appended and acknowledged; nothing after it.
-    assert_eq!(run.out(), "0\n");
-    let dump = cli_common::run("dump", &dir, &[]);
-    dump.expect_ok();
-    assert_eq!(dump.out(), "0\tsmall\n");
+    assert_eq!(append.out(), "0\n");
+    assert_eq!(run("dump", &dir, &[]).expect_ok().out(), "0\tsmall\n");
 }
 
 #[test]
@@ -363,8 +366,7 @@ fn help_exits_0_and_names_every_option() {
                 );
             }
         }
-        let run = run_args(args(&[&"help", sub]), b"");
-        run.expect_ok();
+        run_args(args(&[&"help", sub]), b"").expect_ok();
     }
 }
 
@@ -372,9 +374,7 @@ fn help_exits_0_and_names_every_option() {
 // output (`| head`) because they printed with println!.
 #[test]
 fn closed_standard_output_never_panics() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    build_journal(&dir, 50, 4096);
+    let (_tmp, dir) = temp_journal(50, 4096);
     let mut panicked = Vec::new();
     for (sub, extra) in [
         ("dump", &[][..]),
@@ -392,32 +392,12 @@ fn closed_standard_output_never_panics() {
         // standard output fails with EPIPE, as under `kekbit ... | head -0`.
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
-        let mut child = command()
-            .arg(sub)
-            .arg(&dir)
-            .args(extra)
-            .stdin(std::process::Stdio::piped())
-            .stdout(writer)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        {
-            use std::io::Write;
-            let mut stdin = child.stdin.take().unwrap();
-            let _ = stdin.write_all(b"record\n");
-        }
-        let mut stderr = child.stderr.take().unwrap();
-        let status = wait_limited(&mut child, RUN_LIMIT).expect("kekbit did not exit");
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
-        let mut all = args(&[&sub, &dir]);
-        all.extend(extra.iter().map(std::ffi::OsString::from));
-        let run = Run {
-            args: all,
-            status,
-            stdout: Vec::new(),
-            stderr: text,
-        };
+        let run = run_with_stdout(
+            sub_args(sub, &dir, extra),
+            b"record\n",
+            RUN_LIMIT,
+            writer.into(),
+        );
         let broken = run.code() < 0
             || run.code() == 101
             || run.stderr.contains("panicked")

@@ -15,7 +15,7 @@ use cli_common::*;
 
 const RECORDS: u64 = 800;
 
-/// (id, first sequence number) of every segment file of `dir`.
+/// (id, first sequence number) of every linked segment of `dir`.
 fn bases(dir: &Path) -> Vec<(u64, u64)> {
     linked_segment_ids(dir)
         .into_iter()
@@ -42,22 +42,18 @@ fn payload(seq: u64) -> String {
     }
 }
 
-fn expected_dump(range: std::ops::Range<u64>) -> String {
-    range.map(|s| format!("{s}\t{}\n", payload(s))).collect()
-}
-
 /// Prunes before `before` and checks the outcome against the model; returns the journal's
 /// new first sequence number.
 fn prune_and_check(dir: &Path, before: u64, last: u64) -> u64 {
     let segments = bases(dir);
     let want = survivors(&segments, before);
     let removed = segments.len() - want.len();
-    let run = run("prune", dir, &["--before", &before.to_string()]);
-    run.expect_ok();
+    let prune = run("prune", dir, &["--before", &before.to_string()]);
+    prune.expect_ok();
     assert!(
-        run.out().contains(&removed.to_string()),
+        prune.out().contains(&format!("removed {removed} segments")),
         "prune reports how many segments it removed ({removed}):\n{}",
-        run.describe()
+        prune.describe()
     );
     assert_eq!(
         bases(dir),
@@ -86,24 +82,18 @@ fn prune_and_check(dir: &Path, before: u64, last: u64) -> u64 {
     assert_eq!(stats.u64_field("first_sequence"), first);
     assert_eq!(stats.u64_field("last_sequence"), last);
     assert_eq!(stats.u64_field("segments"), want.len() as u64);
-    run_verify_clean(dir);
+    run("verify", dir, &[]).expect_ok();
 
     // Dump from the new start, with and without --from.
-    let all = run_dump(dir, &[]);
-    assert_eq!(all, expected_dump(first..last + 1));
-    let from = run_dump(dir, &["--from", &first.to_string()]);
-    assert_eq!(from, expected_dump(first..last + 1));
+    let want = text_lines(first..last + 1, payload);
+    assert_eq!(run_dump(dir, &[]), want);
+    assert_eq!(run_dump(dir, &["--from", &first.to_string()]), want);
     first
 }
 
-fn run_verify_clean(dir: &Path) {
-    run("verify", dir, &[]).expect_ok();
-}
-
+/// `kekbit dump DIR EXTRA...`, which must succeed; its standard output.
 fn run_dump(dir: &Path, extra: &[&str]) -> String {
-    let run = run("dump", dir, extra);
-    run.expect_ok();
-    run.out()
+    run("dump", dir, extra).expect_ok().out()
 }
 
 /// `dump --from` a pruned sequence number: a one-line error naming the directory and the
@@ -121,9 +111,7 @@ fn dump_pruned_fails(dir: &Path, seq: u64) {
 
 #[test]
 fn prune_removes_exactly_the_segments_wholly_below_and_never_the_last() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    build_journal(&dir, RECORDS, 4096);
+    let (_tmp, dir) = temp_journal(RECORDS, 4096);
     let segments = bases(&dir);
     assert!(segments.len() >= 8, "{segments:?}");
     let last = RECORDS - 1;
@@ -153,14 +141,7 @@ fn prune_removes_exactly_the_segments_wholly_below_and_never_the_last() {
     dump_pruned_fails(&dir, first - 1);
 
     // The journal stays appendable; the last segment is kept once more.
-    let append = run_in(
-        "append",
-        &dir,
-        &["--ack", "--segment-size", "4096"],
-        b"after prune\n",
-    );
-    append.expect_ok();
-    assert_eq!(append.out(), format!("{RECORDS}\n"));
+    assert_eq!(append_acked(&dir, b"after prune\n"), format!("{RECORDS}\n"));
     let first = prune_and_check(&dir, u64::MAX, RECORDS);
     assert_eq!(first, RECORDS);
     assert_eq!(run_dump(&dir, &[]), format!("{RECORDS}\tafter prune\n"));

@@ -42,9 +42,7 @@ fn pending_files(dir: &Path) -> Vec<String> {
 
 #[test]
 fn repair_makes_a_torn_tail_unreadable_without_shrinking_files() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    build_journal(&dir, 300, SEGMENT);
+    let (_tmp, dir) = temp_journal(300, SEGMENT);
     killed_writer(&dir, 300, 500, SEGMENT);
     let (torn_segment, torn_at) = add_torn_tail(&dir);
 
@@ -53,8 +51,7 @@ fn repair_makes_a_torn_tail_unreadable_without_shrinking_files() {
     let pending = pending_files(&dir);
     let torn_before = std::fs::read(&torn_segment).unwrap();
 
-    let repair = run("repair", &dir, &[]);
-    repair.expect_ok();
+    run("repair", &dir, &[]).expect_ok();
     assert_nothing_shrank(&dir, &before, &pending);
     // The records before the torn bytes are untouched.
     let torn_after = std::fs::read(&torn_segment).unwrap();
@@ -64,43 +61,35 @@ fn repair_makes_a_torn_tail_unreadable_without_shrinking_files() {
         torn_before[HEADER_LEN as usize..kept]
     );
 
-    let verify = run("verify", &dir, &["--json"]);
-    verify.expect_ok();
-    let report = parse_json_line(verify.out().trim_end());
+    let report = parse_json_line(
+        run("verify", &dir, &["--json"])
+            .expect_ok()
+            .out()
+            .trim_end(),
+    );
     assert_eq!(report.u64_field("torn_tail_bytes"), 0);
     assert_eq!(report.u64_field("records"), 500);
     assert_eq!(report.u64_field("last_sequence"), 499);
 
     // Every record still reads, and a second repair has nothing to do.
-    let dump = run("dump", &dir, &[]);
-    dump.expect_ok();
-    let want: String = (0..500)
-        .map(|s| format!("{s}\t{}\n", numbered(s)))
-        .collect();
-    assert_eq!(dump.out(), want);
+    assert_eq!(
+        run("dump", &dir, &[]).expect_ok().out(),
+        text_lines(0..500, numbered)
+    );
     let before = file_sizes(&dir);
     run("repair", &dir, &[]).expect_ok();
     assert_nothing_shrank(&dir, &before, &[]);
     run("verify", &dir, &[]).expect_ok();
 
     // Appending continues the sequence.
-    let append = run_in(
-        "append",
-        &dir,
-        &["--ack", "--segment-size", "4096"],
-        b"after repair\n",
-    );
-    append.expect_ok();
-    assert_eq!(append.out(), "500\n");
+    assert_eq!(append_acked(&dir, b"after repair\n"), "500\n");
     run("verify", &dir, &[]).expect_ok();
 }
 
 #[test]
 fn repair_refuses_while_a_writer_holds_the_journal() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    build_journal(&dir, 100, SEGMENT);
-    let writer = holding_writer(&dir, &["--segment-size", "4096"], 100);
+    let (_tmp, dir) = temp_journal(100, SEGMENT);
+    let mut writer = holding_writer(&dir, &["--segment-size", "4096"], 100);
     // The linked segments and their bytes (the writer may still be preparing its next
     // segment in the background: pending files are left out).
     let linked = |dir: &Path| -> Vec<(u64, Vec<u8>)> {
@@ -116,11 +105,11 @@ fn repair_refuses_while_a_writer_holds_the_journal() {
     assert!(linked(&dir) == before, "a refused repair changes nothing");
 
     // Once the writer is gone (killed), repair runs.
-    let mut writer = writer;
     writer.kill();
     run("repair", &dir, &[]).expect_ok();
     run("verify", &dir, &[]).expect_ok();
-    let dump = run("dump", &dir, &["--from", "99"]);
-    dump.expect_ok();
-    assert_eq!(dump.out(), format!("99\t{}\n100\theld\n", numbered(99)));
+    assert_eq!(
+        run("dump", &dir, &["--from", "99"]).expect_ok().out(),
+        format!("99\t{}\n100\theld\n", numbered(99))
+    );
 }

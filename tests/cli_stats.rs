@@ -67,10 +67,8 @@ fn check_stats(dir: &Path, records: u64, first: u64, active: bool) -> Json {
 
 #[test]
 fn stats_reports_the_journal_and_whether_a_writer_is_active() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
     let started = now_ms();
-    build_journal(&dir, 700, 4096);
+    let (tmp, dir) = temp_journal(700, 4096);
     assert!(linked_segment_ids(&dir).len() > 5);
 
     let stats = check_stats(&dir, 700, 0, false);
@@ -92,8 +90,7 @@ fn stats_reports_the_journal_and_whether_a_writer_is_active() {
     assert_eq!(writer.line(), "701");
     check_stats(&dir, 702, 0, true);
     // ...and not once it has exited.
-    let (status, rest, stderr) = writer.finish();
-    assert!(status.success() && rest.is_empty(), "{rest:?} {stderr}");
+    assert_eq!(writer.finish_ok(), Vec::<String>::new());
     check_stats(&dir, 702, 0, false);
 
     // Nor once it has been killed.
@@ -117,9 +114,7 @@ fn stats_reports_the_journal_and_whether_a_writer_is_active() {
         b"",
     )
     .expect_ok();
-    let json = run("stats", &empty, &["--json"]);
-    json.expect_ok();
-    let stats = parse_json_line(json.out().trim_end());
+    let stats = stats_json(&empty);
     assert_eq!(stats.u64_field("records"), 0);
     assert_eq!(stats.field("first_sequence"), &Json::Null);
     assert_eq!(stats.field("last_sequence"), &Json::Null);

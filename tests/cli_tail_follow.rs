@@ -12,19 +12,24 @@ use std::time::{Duration, Instant};
 
 use cli_common::*;
 
+/// The payload of record `seq`: of varied length, so that rollovers fall at different
+/// places.
 fn record(seq: u64) -> String {
-    // Varied lengths, so that rollovers fall at different places.
     format!("record {seq} {}", "x".repeat((seq * 37 % 200) as usize))
+}
+
+/// The lines of records `seqs`, each ended by a newline.
+fn input(seqs: std::ops::Range<u64>) -> String {
+    seqs.map(|seq| record(seq) + "\n").collect()
 }
 
 #[test]
 fn follower_prints_every_record_across_rollovers_and_sessions() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
+    let (_tmp, dir) = journal_dir();
     // An empty journal to follow: the first session appends nothing.
     run_in("append", &dir, &["--create", "--segment-size", "4096"], b"").expect_ok();
 
-    let follower = Live::spawn(args(&[&"tail", &dir, &"--follow", &"--from", &"0"]));
+    let mut follower = Live::spawn(sub_args("tail", &dir, &["--follow", "--from", "0"]));
     // Nothing yet: the follower waits.
     follower.expect_silence(Duration::from_millis(200));
 
@@ -37,22 +42,20 @@ fn follower_prints_every_record_across_rollovers_and_sessions() {
             &dir,
             &["--segment-size", "4096", "--sync", "never", "--ack"],
         );
-        let mut input = String::new();
-        for seq in next..next + per_session {
-            input.push_str(&record(seq));
-            input.push('\n');
-        }
         // Send in chunks, reading what the follower printed in between, so that the follower
         // reads while the writer appends.
-        for chunk in input.as_bytes().chunks(8192) {
+        for chunk in input(next..next + per_session).as_bytes().chunks(8192) {
             writer.send(chunk);
             while let Some(line) = follower.line_within(Duration::from_millis(1)) {
                 printed.push(line);
             }
         }
-        let (status, acks, stderr) = writer.finish();
-        assert!(status.success(), "append session {session}: {stderr}");
-        assert_eq!(acks.len() as u64, per_session);
+        let acks = writer.finish_ok();
+        assert_eq!(
+            acks.len() as u64,
+            per_session,
+            "acks of append session {session}"
+        );
         next += per_session;
     }
     let segments = linked_segment_ids(&dir);
@@ -67,7 +70,6 @@ fn follower_prints_every_record_across_rollovers_and_sessions() {
             printed.push(line);
         }
     }
-    let mut follower = follower;
     assert!(
         follower.running(),
         "the follower exited: {}",
@@ -90,8 +92,7 @@ fn follower_prints_every_record_across_rollovers_and_sessions() {
     assert!(follower.running());
 
     // One more session, in a segment of the default size, is still seen.
-    let more = run_in("append", &dir, &[], b"late record\n");
-    more.expect_ok();
+    run_in("append", &dir, &[], b"late record\n").expect_ok();
     assert_eq!(follower.line(), format!("{next}\tlate record"));
 
     follower.kill();
@@ -100,38 +101,25 @@ fn follower_prints_every_record_across_rollovers_and_sessions() {
 
 #[test]
 fn tail_without_follow_prints_the_last_records_and_exits() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    let mut input = String::new();
-    for seq in 0..300 {
-        input.push_str(&record(seq));
-        input.push('\n');
-    }
+    let (_tmp, dir) = journal_dir();
     run_in(
         "append",
         &dir,
         &["--create", "--segment-size", "4096", "--sync", "never"],
-        input.as_bytes(),
+        input(0..300).as_bytes(),
     )
     .expect_ok();
 
-    let last_ten = run("tail", &dir, &[]);
-    last_ten.expect_ok();
-    let want: String = (290..300)
-        .map(|s| format!("{s}\t{}\n", record(s)))
-        .collect();
-    assert_eq!(last_ten.out(), want);
+    let last_ten = run("tail", &dir, &[]).expect_ok().out();
+    assert_eq!(last_ten, text_lines(290..300, record));
 
-    let from = run("tail", &dir, &["--from", "150"]);
-    from.expect_ok();
-    let want: String = (150..300)
-        .map(|s| format!("{s}\t{}\n", record(s)))
-        .collect();
-    assert_eq!(from.out(), want);
+    let from = run("tail", &dir, &["--from", "150"]).expect_ok().out();
+    assert_eq!(from, text_lines(150..300, record));
 
-    let json = run("tail", &dir, &["--from", "298", "--format", "json"]);
-    json.expect_ok();
-    let lines: Vec<Json> = json.out().lines().map(parse_json_line).collect();
+    let json = run("tail", &dir, &["--from", "298", "--format", "json"])
+        .expect_ok()
+        .out();
+    let lines: Vec<Json> = json.lines().map(parse_json_line).collect();
     assert_eq!(lines.len(), 2);
     for (object, seq) in lines.iter().zip(298..) {
         assert_eq!(object.u64_field("seq"), seq);

@@ -15,8 +15,7 @@ use cli_common::*;
 
 #[test]
 fn second_writer_is_refused_until_the_first_is_killed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
+    let (_tmp, dir) = journal_dir();
     let mut first = holding_writer(&dir, &["--create", "--segment-size", "4096"], 0);
     first.send(b"one\n");
     assert_eq!(first.line(), "1");
@@ -47,17 +46,11 @@ fn second_writer_is_refused_until_the_first_is_killed() {
     assert!(first.running());
     first.kill();
 
-    let third = run_in(
-        "append",
-        &dir,
-        &["--ack", "--segment-size", "4096"],
-        b"three\nfour\n",
-    );
-    third.expect_ok();
-    assert_eq!(third.out(), "3\n4\n");
+    assert_eq!(append_acked(&dir, b"three\nfour\n"), "3\n4\n");
 
-    let dump = run("dump", &dir, &[]);
-    dump.expect_ok();
-    assert_eq!(dump.out(), "0\theld\n1\tone\n2\ttwo\n3\tthree\n4\tfour\n");
+    assert_eq!(
+        run("dump", &dir, &[]).expect_ok().out(),
+        "0\theld\n1\tone\n2\ttwo\n3\tthree\n4\tfour\n"
+    );
     run("verify", &dir, &[]).expect_ok();
 }

@@ -57,6 +57,13 @@ fn problems(report: &Json) -> &[Json] {
         .expect("problems is an array")
 }
 
+/// The problem `report` lists in segment `id`, if any.
+fn problem_in(report: &Json, id: u64) -> Option<&Json> {
+    problems(report)
+        .iter()
+        .find(|p| p.get("segment").and_then(Json::as_u64) == Some(id))
+}
+
 /// Bytes of records `0..count` with their framing.
 fn record_bytes(count: u64) -> u64 {
     (0..count).map(|s| frame_len(numbered(s).len())).sum()
@@ -64,9 +71,7 @@ fn record_bytes(count: u64) -> u64 {
 
 #[test]
 fn clean_journal_exits_0_with_a_complete_report() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    build_journal(&dir, RECORDS, SEGMENT);
+    let (_tmp, dir) = temp_journal(RECORDS, SEGMENT);
     let segments = linked_segment_ids(&dir).len() as u64;
     assert!(segments > 3);
 
@@ -78,9 +83,7 @@ fn clean_journal_exits_0_with_a_complete_report() {
     assert_eq!(report.u64_field("last_sequence"), RECORDS - 1);
     assert_eq!(report.u64_field("torn_tail_bytes"), 0);
     assert!(problems(&report).is_empty());
-    if let Some(status) = report.get("status") {
-        assert_eq!(status.as_str(), Some("clean"));
-    }
+    assert_eq!(report.field("status").as_str(), Some("clean"));
     for needle in [
         format!("segments:        {segments}"),
         format!("records:         {RECORDS}"),
@@ -94,9 +97,7 @@ fn clean_journal_exits_0_with_a_complete_report() {
 
 #[test]
 fn torn_tail_only_exits_1_and_counts_the_torn_bytes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    build_journal(&dir, RECORDS, SEGMENT);
+    let (_tmp, dir) = temp_journal(RECORDS, SEGMENT);
     killed_writer(&dir, RECORDS, RECORDS + 150, SEGMENT);
     // A crashed writer that left no garbage is not torn.
     let (report, _) = verify(&dir, 0);
@@ -120,9 +121,7 @@ fn torn_tail_only_exits_1_and_counts_the_torn_bytes() {
 
 #[test]
 fn flipped_byte_in_an_earlier_segment_exits_2_with_the_corrupt_range() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    build_journal(&dir, RECORDS, SEGMENT);
+    let (_tmp, dir) = temp_journal(RECORDS, SEGMENT);
     let path = segment_path(&dir, 1);
     let record = frames(&path)[2];
     assert_eq!(record.kind, KIND_DATA);
@@ -132,11 +131,8 @@ fn flipped_byte_in_an_earlier_segment_exits_2_with_the_corrupt_range() {
     write_at(&path, at, &[byte ^ 0x10]);
 
     let (report, text) = verify(&dir, 2);
-    let found = problems(&report);
-    assert!(!found.is_empty(), "{report:?}");
-    let damaged = found
-        .iter()
-        .find(|p| p.get("segment").and_then(Json::as_u64) == Some(1))
+    assert!(!problems(&report).is_empty(), "{report:?}");
+    let damaged = problem_in(&report, 1)
         .unwrap_or_else(|| panic!("no problem reported in segment 1: {report:?}"));
     assert_eq!(
         damaged.get("offset").and_then(Json::as_u64),
@@ -157,9 +153,7 @@ fn flipped_byte_in_an_earlier_segment_exits_2_with_the_corrupt_range() {
 
 #[test]
 fn missing_middle_segment_exits_2() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    build_journal(&dir, RECORDS, SEGMENT);
+    let (_tmp, dir) = temp_journal(RECORDS, SEGMENT);
     let ids = linked_segment_ids(&dir);
     assert!(ids.len() >= 4);
     let missing = ids[ids.len() / 2];
@@ -167,9 +161,7 @@ fn missing_middle_segment_exits_2() {
 
     let (report, text) = verify(&dir, 2);
     assert!(
-        problems(&report)
-            .iter()
-            .any(|p| p.get("segment").and_then(Json::as_u64) == Some(missing)),
+        problem_in(&report, missing).is_some(),
         "segment {missing} not reported: {report:?}"
     );
     assert!(text.contains("missing"), "{text}");
@@ -190,39 +182,32 @@ fn foreign_segment_copied_in_exits_2() {
         read_u64(&segment_path(&theirs, 1), OFF_WRITER_ID)
     );
 
+    // A new journal directory `name` holding our segments, then segment `id` of theirs.
+    let mixed = |name: &str, id: u64| {
+        let dir = tmp.path().join(name);
+        fs::create_dir(&dir).unwrap();
+        for ours_id in &ids {
+            fs::copy(segment_path(&ours, *ours_id), segment_path(&dir, *ours_id)).unwrap();
+        }
+        fs::copy(segment_path(&theirs, id), segment_path(&dir, id)).unwrap();
+        dir
+    };
+
     // In place of one of ours.
-    let swapped = tmp.path().join("swapped");
-    fs::create_dir(&swapped).unwrap();
-    for id in &ids {
-        fs::copy(segment_path(&ours, *id), segment_path(&swapped, *id)).unwrap();
-    }
-    fs::copy(
-        segment_path(&theirs, middle),
-        segment_path(&swapped, middle),
-    )
-    .unwrap();
+    let swapped = mixed("swapped", middle);
     let (report, _) = verify(&swapped, 2);
     assert!(
-        problems(&report)
-            .iter()
-            .any(|p| p.get("segment").and_then(Json::as_u64) == Some(middle)),
+        problem_in(&report, middle).is_some(),
         "foreign segment {middle} not reported: {report:?}"
     );
 
     // Added after our last one.
-    let appended = tmp.path().join("appended");
-    fs::create_dir(&appended).unwrap();
-    for id in &ids {
-        fs::copy(segment_path(&ours, *id), segment_path(&appended, *id)).unwrap();
-    }
     let next = ids.last().unwrap() + 1;
     assert!(segment_path(&theirs, next).exists());
-    fs::copy(segment_path(&theirs, next), segment_path(&appended, next)).unwrap();
+    let appended = mixed("appended", next);
     let (report, _) = verify(&appended, 2);
     assert!(
-        problems(&report)
-            .iter()
-            .any(|p| p.get("segment").and_then(Json::as_u64) == Some(next)),
+        problem_in(&report, next).is_some(),
         "foreign segment {next} not reported: {report:?}"
     );
 }

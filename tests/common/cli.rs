@@ -33,30 +33,36 @@ pub const OFF_BASE_SEQUENCE: u64 = 72;
 pub const OFF_DURABLE_WATERMARK: u64 = 96;
 /// Record kind of a data record.
 pub const KIND_DATA: u32 = 1;
-/// Record kind of a closing marker.
-pub const KIND_CLOSED: u32 = 2;
 
 /// How long any single `kekbit` run may take before the test fails instead of hanging.
 pub const RUN_LIMIT: Duration = Duration::from_secs(30);
 /// How long a test waits for a line a live child is expected to print.
 pub const LINE_LIMIT: Duration = Duration::from_secs(15);
 
-/// The binary under test.
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_kekbit")
-}
-
-/// A `kekbit` command with backtraces turned on, so that a panic could not hide as a
-/// one-line message.
-pub fn command() -> Command {
-    let mut cmd = Command::new(bin());
-    cmd.env("RUST_BACKTRACE", "1");
-    cmd
+/// Starts the `kekbit` under test with `args`, its standard input and error piped and its
+/// standard output going to `stdout`. Backtraces are turned on, so that a panic could not
+/// hide as a one-line message.
+fn spawn(args: &[OsString], stdout: Stdio) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_kekbit"))
+        .env("RUST_BACKTRACE", "1")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning kekbit")
 }
 
 /// Builds an argument list from strings and paths alike.
 pub fn args(items: &[&dyn AsRef<OsStr>]) -> Vec<OsString> {
     items.iter().map(|a| a.as_ref().to_os_string()).collect()
+}
+
+/// The arguments `SUB DIR EXTRA...`.
+pub fn sub_args(sub: &str, dir: &Path, extra: &[&str]) -> Vec<OsString> {
+    let mut all = args(&[&sub, &dir]);
+    all.extend(extra.iter().map(OsString::from));
+    all
 }
 
 /// What a finished `kekbit` run left.
@@ -177,25 +183,27 @@ pub fn run_args(args: Vec<OsString>, input: &[u8]) -> Run {
 
 /// Like [`run_args`], with its own time limit.
 pub fn run_args_limited(args: Vec<OsString>, input: &[u8], limit: Duration) -> Run {
-    let mut child = command()
-        .args(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning kekbit");
+    run_with_stdout(args, input, limit, Stdio::piped())
+}
+
+/// Like [`run_args_limited`], with standard output going to `stdout`: the run's `stdout`
+/// is what the child printed when that is `Stdio::piped()`, else empty.
+pub fn run_with_stdout(args: Vec<OsString>, input: &[u8], limit: Duration, stdout: Stdio) -> Run {
+    let mut child = spawn(&args, stdout);
     let mut stdin = child.stdin.take().expect("piped stdin");
     let input = input.to_vec();
     // A child that fails early closes its end: a broken pipe here is not the test's concern.
     let feeder = thread::spawn(move || {
         let _ = stdin.write_all(&input);
     });
-    let stdout = drain(child.stdout.take().expect("piped stdout"));
+    let stdout = child.stdout.take().map(drain);
     let stderr = drain(child.stderr.take().expect("piped stderr"));
     let status = wait_limited(&mut child, limit)
         .unwrap_or_else(|| panic!("kekbit {args:?} did not finish within {limit:?}"));
     let _ = feeder.join();
-    let stdout = stdout.join().expect("stdout reader");
+    let stdout = stdout
+        .map(|h| h.join().expect("stdout reader"))
+        .unwrap_or_default();
     let stderr = String::from_utf8_lossy(&stderr.join().expect("stderr reader")).into_owned();
     Run {
         args,
@@ -212,9 +220,16 @@ pub fn run(sub: &str, dir: &Path, extra: &[&str]) -> Run {
 
 /// Runs `kekbit SUB DIR EXTRA...` with `input` on standard input.
 pub fn run_in(sub: &str, dir: &Path, extra: &[&str], input: &[u8]) -> Run {
-    let mut args = args(&[&sub, &dir]);
-    args.extend(extra.iter().map(OsString::from));
-    run_args(args, input)
+    run_args(sub_args(sub, dir, extra), input)
+}
+
+/// Appends `input` to the existing journal `dir` with `kekbit append --ack` (any new
+/// segment of 4096 bytes, like the journals the tests build), which must succeed; returns
+/// the acknowledgements it printed.
+pub fn append_acked(dir: &Path, input: &[u8]) -> String {
+    run_in("append", dir, &["--ack", "--segment-size", "4096"], input)
+        .expect_ok()
+        .out()
 }
 
 /// Reads a pipe to its end on a thread.
@@ -255,13 +270,7 @@ pub struct Live {
 impl Live {
     /// Starts `kekbit` with `args`, its standard input a pipe the test writes to.
     pub fn spawn(args: Vec<OsString>) -> Live {
-        let mut child = command()
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning kekbit");
+        let mut child = spawn(&args, Stdio::piped());
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, lines) = mpsc::channel();
@@ -285,14 +294,7 @@ impl Live {
 
     /// Starts `kekbit append DIR EXTRA...`.
     pub fn append(dir: &Path, extra: &[&str]) -> Live {
-        let mut args = args(&[&"append", &dir]);
-        args.extend(extra.iter().map(OsString::from));
-        Live::spawn(args)
-    }
-
-    /// The child's process id.
-    pub fn id(&self) -> u32 {
-        self.child.id()
+        Live::spawn(sub_args("append", dir, extra))
     }
 
     /// Writes `bytes` to the child's standard input and flushes them.
@@ -300,11 +302,6 @@ impl Live {
         let stdin = self.stdin.as_mut().expect("stdin still open");
         stdin.write_all(bytes).expect("writing to kekbit's stdin");
         stdin.flush().expect("flushing kekbit's stdin");
-    }
-
-    /// Closes the child's standard input (end of records).
-    pub fn close_input(&mut self) {
-        self.stdin = None;
     }
 
     /// The next line of standard output, waiting at most `limit`; `None` on timeout or once
@@ -346,9 +343,9 @@ impl Live {
     }
 
     /// Closes standard input and waits for the child to exit (failing the test after
-    /// [`RUN_LIMIT`]); returns its status, the standard-output lines not read yet and its
-    /// standard error.
-    pub fn finish(mut self) -> (ExitStatus, Vec<String>, String) {
+    /// [`RUN_LIMIT`]); asserts it exited 0 with nothing on standard error and returns the
+    /// standard-output lines not read yet.
+    pub fn finish_ok(mut self) -> Vec<String> {
         self.stdin = None;
         let status = wait_limited(&mut self.child, RUN_LIMIT)
             .unwrap_or_else(|| panic!("kekbit {:?} did not exit", self.args));
@@ -357,7 +354,13 @@ impl Live {
             rest.push(line);
         }
         let stderr = self.take_stderr();
-        (status, rest, stderr)
+        assert!(
+            status.success() && stderr.is_empty(),
+            "kekbit {:?}: status {status:?}\n--- unread stdout ---\n{rest:?}\n--- stderr ---\n{}",
+            self.args,
+            truncate(&stderr, 2_000)
+        );
+        rest
     }
 
     /// Standard error so far, once the child has exited (or was killed).
@@ -562,11 +565,6 @@ impl Rng {
     }
 }
 
-/// Lowercase hexadecimal of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Bytes of a hexadecimal string; `None` if it is not one.
 pub fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
@@ -710,58 +708,62 @@ impl Parser<'_> {
         }
     }
 
-    fn object(&mut self) -> Result<Json, String> {
-        self.expect(b'{')?;
-        let mut members = Vec::new();
+    /// Reads `open`, comma-separated items (each by `item`) and `close`.
+    fn delimited(
+        &mut self,
+        open: u8,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Result<(), String>,
+    ) -> Result<(), String> {
+        self.expect(open)?;
         self.skip_ws();
-        if self.peek() == Some(b'}') {
+        if self.peek() == Some(close) {
             self.at += 1;
-            return Ok(Json::Object(members));
+            return Ok(());
         }
         loop {
             self.skip_ws();
-            let key = self.string()?;
-            if members.iter().any(|(k, _)| *k == key) {
-                return Err(format!("duplicate key {key:?}"));
-            }
-            self.skip_ws();
-            self.expect(b':')?;
-            self.skip_ws();
-            let value = self.value()?;
-            members.push((key, value));
+            item(self)?;
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.at += 1,
-                Some(b'}') => {
+                Some(b) if b == close => {
                     self.at += 1;
-                    return Ok(Json::Object(members));
+                    return Ok(());
                 }
-                other => return Err(format!("unexpected {other:?} in object at {}", self.at)),
+                other => {
+                    return Err(format!(
+                        "unexpected {other:?} before {:?} at byte {}",
+                        close as char, self.at
+                    ))
+                }
             }
         }
     }
 
-    fn array(&mut self) -> Result<Json, String> {
-        self.expect(b'[')?;
-        let mut items = Vec::new();
-        self.skip_ws();
-        if self.peek() == Some(b']') {
-            self.at += 1;
-            return Ok(Json::Array(items));
-        }
-        loop {
-            self.skip_ws();
-            items.push(self.value()?);
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => self.at += 1,
-                Some(b']') => {
-                    self.at += 1;
-                    return Ok(Json::Array(items));
-                }
-                other => return Err(format!("unexpected {other:?} in array at {}", self.at)),
+    fn object(&mut self) -> Result<Json, String> {
+        let mut members: Vec<(String, Json)> = Vec::new();
+        self.delimited(b'{', b'}', |p| {
+            let key = p.string()?;
+            if members.iter().any(|(k, _)| *k == key) {
+                return Err(format!("duplicate key {key:?}"));
             }
-        }
+            p.skip_ws();
+            p.expect(b':')?;
+            p.skip_ws();
+            members.push((key, p.value()?));
+            Ok(())
+        })?;
+        Ok(Json::Object(members))
+    }
+
+    fn array(&mut self) -> Result<Json, String> {
+        let mut items = Vec::new();
+        self.delimited(b'[', b']', |p| {
+            items.push(p.value()?);
+            Ok(())
+        })?;
+        Ok(Json::Array(items))
     }
 
     fn number(&mut self) -> Result<Json, String> {
@@ -906,11 +908,29 @@ pub fn build_journal(dir: &Path, count: u64, segment_size: u64) {
     .expect_ok();
 }
 
+/// A fresh temporary directory and the path `<tmp>/journal` in it, for a journal not
+/// created yet. Keep the `TempDir`: dropping it removes the directory.
+pub fn journal_dir() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let dir = tmp.path().join("journal");
+    (tmp, dir)
+}
+
+/// [`journal_dir`] with the journal of records `0..count` (see [`build_journal`]) in it.
+pub fn temp_journal(count: u64, segment_size: u64) -> (tempfile::TempDir, PathBuf) {
+    let (tmp, dir) = journal_dir();
+    build_journal(&dir, count, segment_size);
+    (tmp, dir)
+}
+
+/// What `dump` and `tail` print in text for records `seqs` with payloads `payload(seq)`.
+pub fn text_lines(seqs: std::ops::Range<u64>, payload: impl Fn(u64) -> String) -> String {
+    seqs.map(|s| format!("{s}\t{}\n", payload(s))).collect()
+}
+
 /// `kekbit stats DIR --json`, parsed.
 pub fn stats_json(dir: &Path) -> Json {
-    let run = run("stats", dir, &["--json"]);
-    run.expect_ok();
-    parse_json_line(run.out().trim_end())
+    parse_json_line(run("stats", dir, &["--json"]).expect_ok().out().trim_end())
 }
 
 /// Appends records `from..to` (see [`numbered`]) with a `kekbit append --sync never` that
