@@ -28,15 +28,17 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use criterion::measurement::WallTime;
-use criterion::{
-    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
-};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kekbit::core::{
     shm_reader, shm_writer, EncoderHandler, Header, Reader, ShmReader, ShmWriter, TickUnit, Writer,
-    RECORD_ALIGN, RECORD_HEADER_LEN, TRAILER_RESERVE,
+    RECORD_HEADER_LEN, TRAILER_RESERVE,
 };
-use tempfile::TempDir;
+
+#[allow(dead_code)] // shared by the benches; this one uses part of it
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{fast_settings, frame_len, payload};
 
 /// Payload sizes measured.
 const SIZES: [usize; 4] = [32, 128, 1024, 4096];
@@ -54,36 +56,8 @@ const PRETOUCH_HEAD_START: Duration = Duration::from_millis(5);
 /// The `meta` word of a data record: kind 1 in the top four bits, the length below.
 const DATA_KIND: u32 = 1 << 28;
 
-fn measured_group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-    let mut group = c.benchmark_group(name);
-    group
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
-    group
-}
-
-/// A temporary folder for channels, in memory when the system has `/dev/shm`.
-fn bench_root() -> TempDir {
-    let builder = tempfile::Builder::new().prefix("kekbit-bench-").clone();
-    let shm = Path::new("/dev/shm");
-    let dir = if shm.is_dir() {
-        builder.tempdir_in(shm)
-    } else {
-        builder.tempdir()
-    };
-    dir.expect("creating the benchmark folder")
-}
-
-/// Bytes a record with a `size`-byte payload occupies in a channel.
-fn frame_len(size: usize) -> u64 {
-    ((RECORD_HEADER_LEN + size) as u64).next_multiple_of(RECORD_ALIGN)
-}
-
-/// A payload whose bytes are not all alike.
-fn payload(size: usize) -> Vec<u8> {
-    (0..size).map(|i| (i * 31 + 7) as u8).collect()
-}
+/// Prefix of the temporary folder the channels live in.
+const DIR_PREFIX: &str = "kekbit-bench-";
 
 fn header(channel_id: u64) -> Header {
     Header::new(
@@ -221,8 +195,9 @@ impl Probe {
 }
 
 fn bench_append(c: &mut Criterion) {
-    let root = bench_root();
-    let mut group = measured_group(c, "channel_append");
+    let root = support::memory_dir(DIR_PREFIX);
+    let mut group = c.benchmark_group("channel_append");
+    fast_settings(&mut group);
     for (n, &size) in SIZES.iter().enumerate() {
         let data = payload(size);
         let frame = frame_len(size);
@@ -243,8 +218,8 @@ fn bench_append(c: &mut Criterion) {
                         |a, n| {
                             let writer = a.writer.as_mut().expect("a channel with room");
                             for _ in 0..n {
-                                if writer.write(black_box(&data[..])).is_err() {
-                                    panic!("append failed with room left");
+                                if let Err(e) = writer.write(black_box(&data[..])) {
+                                    panic!("append failed with room left: {e}");
                                 }
                             }
                         },
@@ -297,8 +272,9 @@ struct ReadState {
 }
 
 fn bench_read(c: &mut Criterion) {
-    let root = bench_root();
-    let mut group = measured_group(c, "channel_read");
+    let root = support::memory_dir(DIR_PREFIX);
+    let mut group = c.benchmark_group("channel_read");
+    fast_settings(&mut group);
     for (n, &size) in SIZES.iter().enumerate() {
         group.throughput(Throughput::Bytes(size as u64));
         let channel_id = 100 + n as u64;

@@ -35,15 +35,18 @@
 
 use std::hint::black_box;
 use std::path::Path;
-use std::sync::Barrier;
-use std::thread;
 use std::time::{Duration, Instant};
 
-use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
-use kekbit::core::{RECORD_ALIGN, RECORD_HEADER_LEN, TRAILER_RESERVE};
+use criterion::{BenchmarkId, Criterion, Throughput};
+use kekbit::core::TRAILER_RESERVE;
 use kekbit::journal::{Durability, Journal};
 use tempfile::TempDir;
+
+#[allow(dead_code)] // shared by the benches; this one uses part of it
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{benchmarking, fast_settings, frame_len, payload, slow_settings, timed_in_threads};
 
 /// Record sizes of the throughput benchmark.
 const SIZES: [usize; 2] = [128, 4096];
@@ -66,100 +69,47 @@ const LATENCY_WARMUP: usize = 100_000;
 /// The same for the 4 KiB runs of the report (400 MB of records).
 const LATENCY_SAMPLES_4K: usize = 100_000;
 const LATENCY_WARMUP_4K: usize = 10_000;
-/// Appends timed one by one per policy in the durability report.
-const DURABLE_SAMPLES: [(&str, usize); 3] = [
-    ("every_record", 1_000),
-    ("every_100", 10_000),
-    ("interval_1ms", 10_000),
+/// The durability policies measured: benchmark name, policy, and appends timed one by one
+/// in the durability report.
+const POLICIES: [(&str, Durability, usize); 3] = [
+    ("every_record", Durability::EveryRecord, 1_000),
+    ("every_100", Durability::EveryN(100), 10_000),
+    (
+        "interval_1ms",
+        Durability::Interval(Duration::from_millis(1)),
+        10_000,
+    ),
 ];
 /// Thread counts of the group commit benchmark.
 const THREADS: [usize; 4] = [1, 2, 4, 8];
 
-/// Whether this is a benchmark run (`cargo bench`), as opposed to a test run (`cargo test
-/// --benches`, or `-- --test`), where criterion runs each benchmark once and the reports
-/// shrink to a smoke test. Same rule as criterion's.
-fn benchmarking() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test")
-}
-
-/// A group with the settings of the in-memory benchmarks.
-fn memory_group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-    let mut group = c.benchmark_group(name);
-    group
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
-    group
-}
-
-/// A group with the settings of the benchmarks that sync to disk: few, long samples.
-fn disk_group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-    let mut group = c.benchmark_group(name);
-    group
-        .sample_size(10)
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
-    group
-}
+/// Prefix of the journals' temporary folders.
+const DIR_PREFIX: &str = "kekbit-journal-bench-";
 
 /// A temporary folder in memory (`/dev/shm`) when the system has one, else in the system
 /// temporary folder.
 fn memory_dir() -> TempDir {
-    let builder = tempfile::Builder::new()
-        .prefix("kekbit-journal-bench-")
-        .clone();
-    let shm = Path::new("/dev/shm");
-    let dir = if shm.is_dir() {
-        builder.tempdir_in(shm)
-    } else {
-        builder.tempdir()
-    };
-    dir.expect("creating a benchmark folder")
+    support::memory_dir(DIR_PREFIX)
 }
 
-/// A temporary folder on the disk Cargo builds on (`target/tmp`), else in the system
-/// temporary folder. A warning is printed if it is in memory after all.
+/// Where the folders of the durable journals go: Cargo's `target/tmp`, on the disk Cargo
+/// builds on.
+fn disk_root() -> &'static Path {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+}
+
+/// A temporary folder under [`disk_root`]. A warning is printed if it is in memory after all.
 fn disk_dir() -> TempDir {
-    let root = option_env!("CARGO_TARGET_TMPDIR")
-        .map(Into::into)
-        .unwrap_or_else(std::env::temp_dir);
-    let dir = tempfile::Builder::new()
-        .prefix("kekbit-journal-bench-")
-        .tempdir_in(&root)
-        .expect("creating a benchmark folder on disk");
-    if is_tmpfs(dir.path()) {
-        eprintln!(
-            "warning: {} is in memory (tmpfs): syncs cost nothing there",
-            dir.path().display()
-        );
-    }
-    dir
-}
-
-/// Whether `path` is on a tmpfs file system.
-fn is_tmpfs(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
-    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: `statfs` writes only into the zeroed struct passed; the path is NUL-terminated.
-    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut stat) };
-    rc == 0 && stat.f_type as i64 == TMPFS_MAGIC
-}
-
-/// A payload whose bytes are not all alike.
-fn payload(size: usize) -> Vec<u8> {
-    (0..size).map(|i| (i * 31 + 7) as u8).collect()
+    support::disk_dir(
+        disk_root(),
+        DIR_PREFIX,
+        "set CARGO_TARGET_DIR to a folder on a disk",
+    )
 }
 
 /// Records of `size` bytes a segment of `capacity` bytes holds.
 fn records_per_segment(capacity: u64, size: usize) -> u64 {
-    let frame = ((RECORD_HEADER_LEN + size) as u64).next_multiple_of(RECORD_ALIGN);
-    (capacity - TRAILER_RESERVE) / frame
+    (capacity - TRAILER_RESERVE) / frame_len(size)
 }
 
 fn open(dir: &Path, segment: u64, durability: Durability, preallocate: bool) -> Journal {
@@ -221,9 +171,7 @@ impl Stream {
     fn append_each_timed(&mut self, data: &[u8], iters: u64) -> Duration {
         let mut spent = Duration::ZERO;
         for _ in 0..iters {
-            if self.unpruned >= PRUNE_EVERY {
-                self.prune_if_due();
-            }
+            self.prune_if_due();
             let start = Instant::now();
             self.journal.append(black_box(data)).expect("appending");
             spent += start.elapsed();
@@ -234,7 +182,8 @@ impl Stream {
 }
 
 fn bench_append(c: &mut Criterion) {
-    let mut group = memory_group(c, "journal_append");
+    let mut group = c.benchmark_group("journal_append");
+    fast_settings(&mut group);
     for size in SIZES {
         let data = payload(size);
         group.throughput(Throughput::Bytes(size as u64));
@@ -256,7 +205,7 @@ fn bench_append(c: &mut Criterion) {
     group.finish();
 }
 
-/// Percentiles of a set of durations, in nanoseconds.
+/// Summary of a set of durations, in nanoseconds: count, mean and percentiles.
 struct Distribution {
     count: usize,
     mean: f64,
@@ -281,6 +230,18 @@ impl Distribution {
             p999: at(0.999),
             max: nanos[count - 1],
         }
+    }
+
+    /// The mean, p50, p99, p99.9 and maximum, as the reports print them.
+    fn columns(&self) -> [String; 5] {
+        [
+            self.mean,
+            self.p50 as f64,
+            self.p99 as f64,
+            self.p999 as f64,
+            self.max as f64,
+        ]
+        .map(human)
     }
 }
 
@@ -386,9 +347,9 @@ fn timer_overhead() -> u64 {
 }
 
 /// Prints the latency report for the runs asked for (`true`: with preallocation): appends
-/// of [`SMALL`] bytes, as the issue asks, then of 4 KiB for contrast. A 1 MiB segment holds
-/// 7,709 records of 128 B, so rollovers are rarer than one append in 1,000 and p99.9 cannot
-/// show them; it holds 255 records of 4 KiB, and then it can.
+/// of [`SMALL`] bytes, then of 4 KiB for contrast. A 1 MiB segment holds 7,709 records of
+/// 128 B, so rollovers are rarer than one append in 1,000 and p99.9 cannot show them; it
+/// holds 255 records of 4 KiB, and then it can.
 fn latency_report(which: &[bool]) {
     if which.is_empty() {
         return;
@@ -427,17 +388,18 @@ fn latency_report(which: &[bool]) {
         for &preallocate in which {
             let run = latency_run(size, preallocate, samples, warmup);
             let a = &run.all;
+            let [mean, p50, p99, p999, max] = a.columns();
             println!(
                 "  {:>5} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9.2} | {:>9} {:>9} {:>9} \
                  | {:>9} {:>14}",
                 size,
                 preallocate,
                 a.count,
-                human(a.mean),
-                human(a.p50 as f64),
-                human(a.p99 as f64),
-                human(a.p999 as f64),
-                human(a.max as f64),
+                mean,
+                p50,
+                p99,
+                p999,
+                max,
                 a.p999 as f64 / a.p50 as f64,
                 run.rollovers.count,
                 human(run.rollovers.p50 as f64),
@@ -460,7 +422,8 @@ fn latency_report(which: &[bool]) {
 fn bench_latency(c: &mut Criterion) {
     let data = payload(SMALL);
     let mut ran = Vec::new();
-    let mut group = memory_group(c, "journal_latency");
+    let mut group = c.benchmark_group("journal_latency");
+    fast_settings(&mut group);
     group.throughput(Throughput::Elements(1));
     for (preallocate, name) in [(true, "1MiB_prealloc"), (false, "1MiB_no_prealloc")] {
         let mut stream = None;
@@ -483,42 +446,24 @@ fn bench_latency(c: &mut Criterion) {
     latency_report(&ran);
 }
 
-/// The durability policies measured, by name.
-fn policies() -> [(&'static str, Durability); 3] {
-    [
-        ("every_record", Durability::EveryRecord),
-        ("every_100", Durability::EveryN(100)),
-        (
-            "interval_1ms",
-            Durability::Interval(Duration::from_millis(1)),
-        ),
-    ]
-}
-
-/// Prints the distribution of durable appends for the policies asked for.
-fn durable_report(which: &[(&'static str, Durability)]) {
+/// Prints the distribution of durable appends for the policies asked for (of [`POLICIES`]).
+fn durable_report(which: &[(&str, Durability, usize)]) {
     if which.is_empty() {
         return;
     }
     let data = payload(SMALL);
-    let probe = disk_dir();
     println!();
     println!(
         "journal_durable report: appends of {SMALL} B timed one by one, segments of {} MiB \
          on disk under {}",
         DURABLE_SEGMENT >> 20,
-        probe.path().parent().unwrap_or(probe.path()).display()
+        disk_root().display()
     );
-    drop(probe);
     println!(
         "  {:<13} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "policy", "appends", "mean", "p50", "p99", "p99.9", "max"
     );
-    for &(name, durability) in which {
-        let samples = DURABLE_SAMPLES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or(1_000, |&(_, n)| n);
+    for &(name, durability, samples) in which {
         let samples = if benchmarking() { samples } else { 20 };
         let dir = disk_dir();
         let journal = open(dir.path(), DURABLE_SEGMENT, durability, true);
@@ -535,15 +480,10 @@ fn durable_report(which: &[(&'static str, Durability)]) {
             .collect();
         drop(journal);
         let d = Distribution::of(&mut nanos);
+        let [mean, p50, p99, p999, max] = d.columns();
         println!(
             "  {:<13} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            name,
-            d.count,
-            human(d.mean),
-            human(d.p50 as f64),
-            human(d.p99 as f64),
-            human(d.p999 as f64),
-            human(d.max as f64)
+            name, d.count, mean, p50, p99, p999, max
         );
     }
     println!();
@@ -552,9 +492,10 @@ fn durable_report(which: &[(&'static str, Durability)]) {
 fn bench_durable(c: &mut Criterion) {
     let data = payload(SMALL);
     let mut ran = Vec::new();
-    let mut group = disk_group(c, "journal_durable");
+    let mut group = c.benchmark_group("journal_durable");
+    slow_settings(&mut group, 500, 2_000);
     group.throughput(Throughput::Elements(1));
-    for (name, durability) in policies() {
+    for policy @ (name, durability, _) in POLICIES {
         let mut stream = None;
         group.bench_function(name, |b| {
             let stream = stream
@@ -562,44 +503,19 @@ fn bench_durable(c: &mut Criterion) {
             b.iter_custom(|iters| stream.append_batched(&data, iters))
         });
         if stream.is_some() {
-            ran.push((name, durability));
+            ran.push(policy);
         }
     }
     group.finish();
     durable_report(&ran);
 }
 
-/// `threads` threads append `iters` records in all to `journal`; returns the time from
-/// their common start until the last one is done.
-fn appends_in_threads(journal: &Journal, data: &[u8], threads: usize, iters: u64) -> Duration {
-    let start_line = Barrier::new(threads + 1);
-    thread::scope(|s| {
-        let workers: Vec<_> = (0..threads as u64)
-            .map(|t| {
-                let share = iters / threads as u64 + u64::from(t < iters % threads as u64);
-                let start_line = &start_line;
-                s.spawn(move || {
-                    start_line.wait();
-                    for _ in 0..share {
-                        journal.append(black_box(data)).expect("appending");
-                    }
-                })
-            })
-            .collect();
-        start_line.wait();
-        let start = Instant::now();
-        for worker in workers {
-            worker.join().expect("an appending thread panicked");
-        }
-        start.elapsed()
-    })
-}
-
 fn bench_group_commit(c: &mut Criterion) {
     let data = payload(SMALL);
     // Per thread count: records appended and time taken over every timed run.
     let mut tally: Vec<(usize, u64, Duration)> = Vec::new();
-    let mut group = disk_group(c, "journal_group_commit");
+    let mut group = c.benchmark_group("journal_group_commit");
+    slow_settings(&mut group, 500, 2_000);
     group.throughput(Throughput::Elements(1));
     for threads in THREADS {
         let mut stream = None;
@@ -609,7 +525,12 @@ fn bench_group_commit(c: &mut Criterion) {
                 Stream::new(disk_dir(), DURABLE_SEGMENT, Durability::EveryRecord, true)
             });
             b.iter_custom(|iters| {
-                let elapsed = appends_in_threads(&stream.journal, &data, threads, iters);
+                // `threads` threads append `iters` records in all.
+                let elapsed = timed_in_threads(threads, iters, |_, share| {
+                    for _ in 0..share {
+                        stream.journal.append(black_box(&data)).expect("appending");
+                    }
+                });
                 records += iters;
                 spent += elapsed;
                 elapsed

@@ -3,7 +3,8 @@
 //!
 //! Run with `cargo bench --bench prevalence` (add a filter such as `-- prevalence_restore` to
 //! run part of it). The state is a bank, one `i64` balance per account; the command is a
-//! transfer between two accounts, as in `examples/ledger.rs`. Three groups:
+//! transfer between two accounts: those of `examples/ledger.rs`, from the module both
+//! include (`examples/support/bank.rs`). Three groups:
 //!
 //! - `prevalence_execute` holds `<policy>/<where>`: [`PrevalentStore::execute`] of one
 //!   transfer between 10,000 accounts, under [`Durability::Never`] (`never`),
@@ -12,7 +13,7 @@
 //!   (a folder under `/dev/shm`, where a sync costs next to nothing, so the durability cost
 //!   does not show) or `disk` (a folder in the system temporary folder, which should be on a
 //!   real file system: the benchmark prints which file system each folder is on).
-//!   `every_record/disk_4_threads` has four threads sharing one store (`Arc`) execute at
+//!   `every_record/disk_4_threads` has four threads sharing one store execute at
 //!   once: concurrent executes share syncs (group commit), so its throughput, counted over
 //!   all threads, should be well above `every_record/disk`. A disk's sync latency drifts
 //!   over seconds, so a report after the group alternates rounds of one thread and of four
@@ -48,20 +49,29 @@ use std::cell::RefCell;
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use kekbit::codec::{Bincode, Codec, CodecError};
-use kekbit::core::{RECORD_ALIGN, RECORD_HEADER_LEN};
 use kekbit::journal::{Durability, JournalOptions, RecoveryMode};
-use kekbit::prevalence::{Command, PrevalentStore, SnapshotTaken, StoreOptions};
+use kekbit::prevalence::{Command, SnapshotTaken, StoreOptions};
 use kekbit::replay::{replay, Replay};
 use kekbit::snapshot::SnapshotStore;
-use serde::{Deserialize, Serialize};
 use tempfile::TempDir;
+
+#[allow(dead_code)] // shared by the benches; this one uses part of it
+#[path = "support/mod.rs"]
+mod support;
+
+/// The application: the bank of `examples/ledger.rs`.
+#[path = "../examples/support/bank.rs"]
+mod bank;
+
+use bank::{Bank, Ledger, Refused, Rng, Transfer};
+use support::{
+    benchmarking, fast_settings, filesystem, frame_len, slow_settings, timed_in_threads,
+};
 
 /// Accounts of the bank the execute and replay benchmarks work on.
 const ACCOUNTS: u32 = 10_000;
@@ -92,92 +102,23 @@ const REPORT_RUNS: usize = 3;
 const SLOW_EXECUTE: Duration = Duration::from_micros(100);
 
 // ---------------------------------------------------------------------------------------
-// The application: a bank.
-
-/// The whole state: one balance per account.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Bank {
-    balances: Vec<i64>,
-}
-
-impl Bank {
-    fn new(accounts: u32) -> Bank {
-        Bank {
-            balances: vec![INITIAL_BALANCE; accounts as usize],
-        }
-    }
-}
-
-/// Why a transfer was refused.
-#[derive(Debug, PartialEq, Eq)]
-enum Refused {
-    NoSuchAccount,
-    InsufficientFunds,
-}
-
-/// Moves `amount` from one account to another, unless the payer cannot cover it.
-#[derive(Debug, Serialize, Deserialize)]
-struct Transfer {
-    from: u32,
-    to: u32,
-    amount: i64,
-}
-
-impl Command<Bank> for Transfer {
-    type Output = Result<(), Refused>;
-
-    fn apply(&self, bank: &mut Bank) -> Self::Output {
-        let (from, to) = (self.from as usize, self.to as usize);
-        if from >= bank.balances.len() || to >= bank.balances.len() {
-            return Err(Refused::NoSuchAccount);
-        }
-        if bank.balances[from] < self.amount {
-            return Err(Refused::InsufficientFunds);
-        }
-        bank.balances[from] -= self.amount;
-        bank.balances[to] += self.amount;
-        Ok(())
-    }
-}
-
-type Ledger = PrevalentStore<Bank, Transfer>;
-
-/// SplitMix64: every run executes the same transfers.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn transfer(&mut self, accounts: u32) -> Transfer {
-        let from = (self.next() % u64::from(accounts)) as u32;
-        let to = (self.next() % u64::from(accounts)) as u32;
-        let amount = 1 + (self.next() % 200) as i64;
-        Transfer { from, to, amount }
-    }
-}
+// The bank, opened and exercised.
 
 fn options(durability: Durability) -> StoreOptions {
     StoreOptions::new().journal(JournalOptions::new().durability(durability))
 }
 
 fn open(dir: &Path, accounts: u32, durability: Durability) -> Ledger {
-    Ledger::open(dir, Bank::new(accounts), options(durability)).expect("opening a store")
+    let initial = Bank::new(accounts, INITIAL_BALANCE);
+    Ledger::open(dir, initial, options(durability)).expect("opening a store")
 }
 
 /// Executes `count` transfers, failing on anything but a refusal for lack of funds.
 fn execute(store: &Ledger, rng: &mut Rng, accounts: u32, count: u64) {
     for _ in 0..count {
         match store.execute(rng.transfer(accounts)) {
+            Ok(Err(Refused::NoSuchAccount)) => panic!("a transfer named a missing account"),
             Ok(outcome) => {
-                if outcome == Err(Refused::NoSuchAccount) {
-                    panic!("a transfer named a missing account");
-                }
                 black_box(outcome).ok();
             }
             Err(e) => panic!("execute failed: {e}"),
@@ -185,100 +126,29 @@ fn execute(store: &Ledger, rng: &mut Rng, accounts: u32, count: u64) {
     }
 }
 
-/// Bytes a record of `len` bytes takes in a journal segment.
-fn frame_len(len: usize) -> u64 {
-    ((RECORD_HEADER_LEN + len) as u64).next_multiple_of(RECORD_ALIGN)
-}
-
 // ---------------------------------------------------------------------------------------
-// Folders, groups, reports.
+// Folders and reports.
 
-/// Whether this is a benchmark run (`cargo bench`), not a test run (`--test`), where
-/// criterion runs each benchmark once: the extra measurements of the reports are skipped.
-fn benchmarking() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test")
-}
+/// Prefix of the stores' temporary folders.
+const DIR_PREFIX: &str = "kekbit-prevalence-bench-";
 
 /// A temporary folder in memory (`/dev/shm`), else in the system temporary folder.
 fn memory_dir() -> TempDir {
-    let builder = tempfile::Builder::new()
-        .prefix("kekbit-prevalence-bench-")
-        .clone();
-    let shm = Path::new("/dev/shm");
-    let dir = if shm.is_dir() {
-        builder.tempdir_in(shm)
-    } else {
-        builder.tempdir()
-    };
-    dir.expect("creating a benchmark folder in memory")
+    support::memory_dir(DIR_PREFIX)
 }
 
 /// A temporary folder in the system temporary folder, which should be on a disk.
 fn disk_dir() -> TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("kekbit-prevalence-bench-")
-        .tempdir()
-        .expect("creating a benchmark folder on disk");
-    if filesystem(dir.path()) == "tmpfs" {
-        eprintln!(
-            "warning: {} is in memory (tmpfs): syncs cost nothing there; set TMPDIR to a \
-             folder on a disk",
-            dir.path().display()
-        );
-    }
-    dir
-}
-
-/// The name of the file system `path` is on, from `statfs(2)`.
-#[cfg(target_os = "linux")]
-fn filesystem(path: &Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return "unknown".into();
-    };
-    // SAFETY: `statfs` only writes into the zeroed struct it is given; the path is a
-    // NUL-terminated string that outlives the call.
-    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c_path.as_ptr(), &mut stat) } != 0 {
-        return "unknown".into();
-    }
-    match stat.f_type as u64 {
-        0x0102_1994 => "tmpfs".into(),
-        0xef53 => "ext4".into(),
-        0x5846_5342 => "xfs".into(),
-        0x9123_683e => "btrfs".into(),
-        0x794c_7630 => "overlayfs".into(),
-        other => format!("statfs type {other:#x}"),
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn filesystem(_path: &Path) -> String {
-    "unknown".into()
+    support::disk_dir(
+        &std::env::temp_dir(),
+        DIR_PREFIX,
+        "set TMPDIR to a folder on a disk",
+    )
 }
 
 /// A folder and its file system, for the reports.
 fn describe(dir: &Path) -> String {
     format!("{} ({})", dir.display(), filesystem(dir))
-}
-
-/// More samples, of growing length: for benchmarks whose iterations take nanoseconds.
-fn fast_settings(group: &mut BenchmarkGroup<'_, WallTime>) {
-    group
-        .sample_size(20)
-        .sampling_mode(SamplingMode::Auto)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
-}
-
-/// Few, flat samples: for benchmarks whose iterations sync, or take milliseconds.
-fn slow_settings(group: &mut BenchmarkGroup<'_, WallTime>, warm_up: u64, measure: u64) {
-    group
-        .sample_size(10)
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_millis(warm_up))
-        .measurement_time(Duration::from_millis(measure));
 }
 
 fn median(mut values: Vec<Duration>) -> Duration {
@@ -316,7 +186,7 @@ fn megabytes_per_second(bytes: u64, d: Duration) -> String {
 
 /// A store under measurement and its folder.
 struct Executing {
-    store: Arc<Ledger>,
+    store: Ledger,
     seed: u64,
     snapshotted_at: u64,
     // Declared last: the store is closed before its folder is deleted.
@@ -326,7 +196,7 @@ struct Executing {
 impl Executing {
     fn new(dir: TempDir, durability: Durability) -> Executing {
         Executing {
-            store: Arc::new(open(dir.path(), ACCOUNTS, durability)),
+            store: open(dir.path(), ACCOUNTS, durability),
             seed: 0x6b65_6b62_6974,
             snapshotted_at: 0,
             dir,
@@ -356,33 +226,19 @@ impl Executing {
         spent
     }
 
+    /// Executes `n` transfers, shared out between `threads` threads; returns the time taken.
     fn run_chunk(&mut self, n: u64, threads: usize) -> Duration {
         self.seed = self.seed.wrapping_add(1 << 32);
+        let (store, seed) = (&self.store, self.seed);
         if threads == 1 {
-            let mut rng = Rng(self.seed);
+            let mut rng = Rng(seed);
             let start = Instant::now();
-            execute(&self.store, &mut rng, ACCOUNTS, n);
+            execute(store, &mut rng, ACCOUNTS, n);
             return start.elapsed();
         }
-        let barrier = Arc::new(Barrier::new(threads + 1));
-        let workers: Vec<_> = (0..threads as u64)
-            .map(|t| {
-                let share = n / threads as u64 + u64::from(t < n % threads as u64);
-                let store = Arc::clone(&self.store);
-                let barrier = Arc::clone(&barrier);
-                let mut rng = Rng(self.seed + t);
-                thread::spawn(move || {
-                    barrier.wait();
-                    execute(&store, &mut rng, ACCOUNTS, share);
-                })
-            })
-            .collect();
-        barrier.wait();
-        let start = Instant::now();
-        for worker in workers {
-            worker.join().expect("an executing thread panicked");
-        }
-        start.elapsed()
+        timed_in_threads(threads, n, |t, share| {
+            execute(store, &mut Rng(seed + t), ACCOUNTS, share)
+        })
     }
 }
 
@@ -580,7 +436,7 @@ impl Plan {
     /// Builds the store (or, with `store` absent, only computes what it would hold) and
     /// returns what restoring it must do.
     fn run(&self, store: Option<&Ledger>) -> Expected {
-        let mut bank = Bank::new(self.accounts);
+        let mut bank = Bank::new(self.accounts, INITIAL_BALANCE);
         let mut rng = Rng(BUILD_SEED);
         let mut encoded = Vec::new();
         let mut expected = Expected {
@@ -718,13 +574,14 @@ fn bench_restore(c: &mut Criterion) {
     let mut group = c.benchmark_group("prevalence_restore");
     slow_settings(&mut group, 1_000, 3_000);
     for plan in PLANS {
-        if let Some(throughput) = plan.throughput(&plan.run(None)) {
+        let expected = plan.run(None);
+        if let Some(throughput) = plan.throughput(&expected) {
             group.throughput(throughput);
         }
         group.bench_function(plan.name, |b| {
             if built.last().is_none_or(|s| s.plan.name != plan.name) {
                 let store = Built::new(plan);
-                assert_eq!(store.expected, plan.run(None), "{}", plan.name);
+                assert_eq!(store.expected, expected, "{}", plan.name);
                 built.push(store);
             }
             let store = built.last().expect("a built store");
@@ -829,7 +686,7 @@ fn restore_report(stores: &[Built], work: &Path) {
             spent
         });
         let replay_apply = median_of(|| {
-            let mut bank = Bank::new(built.plan.accounts);
+            let mut bank = Bank::new(built.plan.accounts, INITIAL_BALANCE);
             let start = Instant::now();
             let report = replay(
                 &journal,

@@ -16,14 +16,15 @@
 //! Piped input works too: `printf 'a\nb\n' | cargo run --example echo_in -- /tmp/k 7`.
 
 use std::io::{self, BufRead};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use kekbit::core::{
     shm_writer, ChannelError, EncoderHandler, Header, TickUnit, WriteError, Writer,
 };
 
-const DEFAULT_CHANNEL_ID: u64 = 42;
+#[path = "support/channel_args.rs"]
+mod channel_args;
+
 const CAPACITY: u64 = 4 << 20;
 const MAX_RECORD_LEN: u32 = 1024;
 const TIMEOUT_MILLIS: u64 = 30_000;
@@ -39,39 +40,10 @@ closes the channel at end of input (Ctrl-D).
 
 Read the channel with: echo_out [DIR] [CHANNEL_ID]";
 
-/// The channel's folder and id, from the command line.
-fn parse_args() -> Result<Option<(PathBuf, u64)>, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        return Ok(None);
-    }
-    if args.len() > 2 {
-        return Err(format!("too many arguments: {}", args.join(" ")));
-    }
-    let dir = args
-        .first()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("kekbit_echo"));
-    let channel_id = match args.get(1) {
-        Some(id) => id
-            .parse()
-            .map_err(|_| format!("channel id {id:?} is not a non-negative integer"))?,
-        None => DEFAULT_CHANNEL_ID,
-    };
-    Ok(Some((dir, channel_id)))
-}
-
 fn main() -> ExitCode {
-    let (dir, channel_id) = match parse_args() {
-        Ok(Some(parsed)) => parsed,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("echo_in: {message}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let (dir, channel_id) = match channel_args::channel_from_args("echo_in", USAGE) {
+        Ok(parsed) => parsed,
+        Err(status) => return status,
     };
     let header = Header::new(
         u64::from(std::process::id()),

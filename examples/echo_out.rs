@@ -15,13 +15,14 @@
 //! -- /tmp/k 7`, then `cargo run --example echo_out -- /tmp/k 7` prints `a` and `b`.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use kekbit::core::{try_shm_reader, ChannelError, ReadError, Reader};
 
-const DEFAULT_CHANNEL_ID: u64 = 42;
+#[path = "support/channel_args.rs"]
+mod channel_args;
+
 /// How long to wait for the channel to appear, and in how many tries.
 const WAIT_MILLIS: u64 = 60_000;
 const WAIT_TRIES: u32 = 600;
@@ -40,39 +41,10 @@ closes it (exit 0) or goes silent for longer than the channel's timeout (exit 1)
 
 Write to the channel with: echo_in [DIR] [CHANNEL_ID]";
 
-/// The channel's folder and id, from the command line.
-fn parse_args() -> Result<Option<(PathBuf, u64)>, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        return Ok(None);
-    }
-    if args.len() > 2 {
-        return Err(format!("too many arguments: {}", args.join(" ")));
-    }
-    let dir = args
-        .first()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("kekbit_echo"));
-    let channel_id = match args.get(1) {
-        Some(id) => id
-            .parse()
-            .map_err(|_| format!("channel id {id:?} is not a non-negative integer"))?,
-        None => DEFAULT_CHANNEL_ID,
-    };
-    Ok(Some((dir, channel_id)))
-}
-
 fn main() -> ExitCode {
-    let (dir, channel_id) = match parse_args() {
-        Ok(Some(parsed)) => parsed,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("echo_out: {message}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let (dir, channel_id) = match channel_args::channel_from_args("echo_out", USAGE) {
+        Ok(parsed) => parsed,
+        Err(status) => return status,
     };
     eprintln!(
         "echo_out: waiting for channel {channel_id} in {}",
@@ -103,8 +75,8 @@ fn main() -> ExitCode {
     let mut out = io::stdout().lock();
     let mut pause = MIN_PAUSE;
     let mut count = 0u64;
-    loop {
-        let error = match reader.try_read() {
+    let error = loop {
+        match reader.try_read() {
             Ok(Some(record)) => {
                 let printed =
                     writeln!(out, "{}", String::from_utf8_lossy(record)).and_then(|()| out.flush());
@@ -114,45 +86,43 @@ fn main() -> ExitCode {
                 }
                 count += 1;
                 pause = MIN_PAUSE;
-                continue;
             }
             Ok(None) => {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(MAX_PAUSE);
-                continue;
             }
-            Err(e) => e,
-        };
-        return match error {
-            ReadError::Closed { .. } => {
-                eprintln!(
-                    "echo_out: {}; the writer closed the channel",
-                    records(count)
-                );
-                ExitCode::SUCCESS
-            }
-            ReadError::Timeout { silent, .. } => {
-                let alive = reader.into_inner().writer_alive();
-                let why = if alive {
-                    "the writer is still running but idle (echo_in sends no heartbeats)"
-                } else {
-                    "the writer is gone without closing the channel (killed or crashed)"
-                };
-                eprintln!(
-                    "echo_out: {}; no news from the writer for {:.1} s: {why}",
-                    records(count),
-                    silent.as_secs_f64()
-                );
-                ExitCode::FAILURE
-            }
-            other => {
-                eprintln!(
-                    "echo_out: {}; stopped at a damaged record: {other}",
-                    records(count)
-                );
-                ExitCode::FAILURE
-            }
-        };
+            Err(e) => break e,
+        }
+    };
+    match error {
+        ReadError::Closed { .. } => {
+            eprintln!(
+                "echo_out: {}; the writer closed the channel",
+                records(count)
+            );
+            ExitCode::SUCCESS
+        }
+        ReadError::Timeout { silent, .. } => {
+            let alive = reader.into_inner().writer_alive();
+            let why = if alive {
+                "the writer is still running but idle (echo_in sends no heartbeats)"
+            } else {
+                "the writer is gone without closing the channel (killed or crashed)"
+            };
+            eprintln!(
+                "echo_out: {}; no news from the writer for {:.1} s: {why}",
+                records(count),
+                silent.as_secs_f64()
+            );
+            ExitCode::FAILURE
+        }
+        other => {
+            eprintln!(
+                "echo_out: {}; stopped at a damaged record: {other}",
+                records(count)
+            );
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -19,73 +19,21 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use kekbit::journal::{Durability, JournalOptions};
-use kekbit::prevalence::{Command, PrevalentStore, StoreOptions};
-use serde::{Deserialize, Serialize};
+use kekbit::prevalence::StoreOptions;
 
+#[path = "support/bank.rs"]
+mod bank;
+
+use bank::{Bank, Ledger, Refused, Rng};
+
+/// Every account's opening balance.
 const INITIAL_BALANCE: i64 = 1_000;
-
-/// The whole application state: one balance per account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Bank {
-    balances: Vec<i64>,
-}
-
-/// Why a transfer was refused. Refusals are deterministic, so replay refuses the same ones.
-#[derive(Debug, PartialEq, Eq)]
-enum Refused {
-    NoSuchAccount,
-    InsufficientFunds,
-}
-
-/// Moves `amount` from one account to another, unless the payer cannot cover it.
-#[derive(Debug, Serialize, Deserialize)]
-struct Transfer {
-    from: u32,
-    to: u32,
-    amount: i64,
-}
-
-impl Command<Bank> for Transfer {
-    type Output = Result<(), Refused>;
-
-    fn apply(&self, bank: &mut Bank) -> Self::Output {
-        let (from, to) = (self.from as usize, self.to as usize);
-        if from >= bank.balances.len() || to >= bank.balances.len() {
-            return Err(Refused::NoSuchAccount);
-        }
-        if bank.balances[from] < self.amount {
-            return Err(Refused::InsufficientFunds);
-        }
-        bank.balances[from] -= self.amount;
-        bank.balances[to] += self.amount;
-        Ok(())
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so every run executes the same transfers.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn transfer(&mut self, accounts: u32) -> Transfer {
-        let from = (self.next() % u64::from(accounts)) as u32;
-        let to = (self.next() % u64::from(accounts)) as u32;
-        let amount = 1 + (self.next() % 200) as i64;
-        Transfer { from, to, amount }
-    }
-}
 
 struct Args {
     commands: u64,
     accounts: u32,
     durability: Durability,
+    /// The policy as given on the command line, for the first line of the report.
     durability_name: String,
     dir: Option<std::path::PathBuf>,
 }
@@ -147,12 +95,8 @@ fn parse_durability(policy: &str) -> Result<Durability, String> {
     }
 }
 
-type Ledger = PrevalentStore<Bank, Transfer>;
-
 fn open(dir: &std::path::Path, args: &Args) -> Result<Ledger, Box<dyn std::error::Error>> {
-    let initial = Bank {
-        balances: vec![INITIAL_BALANCE; args.accounts as usize],
-    };
+    let initial = Bank::new(args.accounts, INITIAL_BALANCE);
     let options = StoreOptions::new().journal(JournalOptions::new().durability(args.durability));
     Ok(Ledger::open(dir, initial, options)?)
 }
