@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs the comparison of kekbit's journal with peer write-ahead logs (issue 7).
 #
-#   benches/compare/run.sh --quick   # short run: 2 rounds, fewer records (under 3 minutes)
-#   benches/compare/run.sh           # full run: 5 rounds (about 25 minutes, see README.md)
+#   benches/compare/run.sh --quick   # short run: 2 rounds, fewer records (1-1.5 minutes)
+#   benches/compare/run.sh           # full run: 5 rounds (4-9 minutes, see README.md)
 #
 # Other arguments are passed on: --rounds N, --only W1,W2,W3,W4,W5,L1,R1,O1, --settle SECONDS,
 # --quiet FRACTION, --out DIR, --disk-dir DIR. Results go to benches/compare/results/.

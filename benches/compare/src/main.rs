@@ -34,6 +34,7 @@ fn main() {
     if args.flag("help") || args.flag("h") {
         eprintln!(
             "usage: kekbit-compare [--quick] [--rounds N] [--only W1,W2,W3,W4,W5,L1,R1,O1] [--out DIR] [--disk-dir DIR]\n\
+             \x20      [--settle SECONDS] [--quiet FRACTION] [--priority high|nice|normal]\n\
              \x20      kekbit-compare --system S --workload W --dir D [...]   (one measurement)\n\
              systems: {}",
             sys::ALL.join(", ")

@@ -81,7 +81,8 @@ impl Run {
         });
     }
 
-    /// Runs one worker process and records what it measured (or how it failed).
+    /// Runs one worker process and records what it measured (or how it failed); returns
+    /// whether it succeeded.
     fn measure(
         &mut self,
         round: usize,
@@ -90,7 +91,7 @@ impl Run {
         system: &str,
         dir: &Path,
         extra: &[String],
-    ) -> Sample {
+    ) -> bool {
         let mut args: Vec<String> = vec![
             "--system".into(),
             system.into(),
@@ -131,15 +132,18 @@ impl Run {
             summary(&sample),
             wall.as_secs_f64()
         );
-        self.write_csv(&sample);
+        if let Err(e) = self.write_csv(&sample) {
+            eprintln!("warning: writing raw.csv: {e}");
+        }
         if dir.starts_with(&self.disk) {
             syncfs(&self.disk);
         }
-        self.samples.push(sample.clone());
-        sample
+        let ok = sample.error.is_none();
+        self.samples.push(sample);
+        ok
     }
 
-    fn write_csv(&mut self, s: &Sample) {
+    fn write_csv(&mut self, s: &Sample) -> io::Result<()> {
         let mut lines = String::new();
         for (metric, value) in &s.metrics {
             lines.push_str(&format!(
@@ -154,8 +158,8 @@ impl Run {
                 s.round, s.workload, s.variant, s.system, e
             ));
         }
-        let _ = self.csv.write_all(lines.as_bytes());
-        let _ = self.csv.flush();
+        self.csv.write_all(lines.as_bytes())?;
+        self.csv.flush()
     }
 }
 
@@ -165,19 +169,18 @@ fn summary(s: &Sample) -> String {
         return format!("FAILED: {e}");
     }
     let pick = ["mb_s", "p50_us", "p50_ns", "open_ms", "rec_s", "secs"];
-    for key in pick {
-        if let Some(v) = s.get(key) {
-            let mut text = format!("{key}={v:.3}");
-            if let Some(p99) = s
-                .get(&key.replace("p50", "p99"))
-                .filter(|_| key.starts_with("p50"))
-            {
-                text.push_str(&format!(" p99={p99:.3}"));
-            }
-            return text;
-        }
+    let Some((key, v)) = pick.into_iter().find_map(|k| Some((k, s.get(k)?))) else {
+        return String::new();
+    };
+    let mut text = format!("{key}={v:.3}");
+    // With a median latency, its p99 in the same unit.
+    if let Some(p99) = key
+        .strip_prefix("p50")
+        .and_then(|unit| s.get(&format!("p99{unit}")))
+    {
+        text.push_str(&format!(" p99={p99:.3}"));
     }
-    String::new()
+    text
 }
 
 /// CPU time (busy, total) in clock ticks of the whole machine, from /proc/stat.
@@ -229,7 +232,7 @@ fn machine_busy(window: Duration) -> f64 {
 /// Waits (at most `max`) for a second in which the machine is less than `threshold` busy:
 /// other work on the machine (this comparison is often not alone) distorts every figure.
 /// Returns the time waited and the last busy share seen.
-pub fn wait_quiet(max: Duration, threshold: f64) -> (Duration, f64) {
+fn wait_quiet(max: Duration, threshold: f64) -> (Duration, f64) {
     let start = Instant::now();
     loop {
         let busy = machine_busy(Duration::from_secs(1));
@@ -315,6 +318,10 @@ fn run_worker(exe: &Path, args: &[String]) -> Result<Vec<(String, f64)>, String>
     }
 }
 
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message)
+}
+
 /// Systems in the order of this round: rotated by one each round, so that no system always
 /// runs first (after a quiet machine) or last.
 fn rotated<'a>(systems: &[&'a str], round: usize) -> Vec<&'a str> {
@@ -326,20 +333,21 @@ fn rotated<'a>(systems: &[&'a str], round: usize) -> Vec<&'a str> {
     v
 }
 
-pub const W_SYSTEMS: [&str; 5] = ["kekbit", "okaywal", "raft-engine", "raw-file", "raw-mmap"];
+/// The workloads `--only` accepts.
+const WORKLOADS: [&str; 8] = ["W1", "W2", "W3", "W4", "W5", "L1", "R1", "O1"];
+/// The systems of W1 to W5 (W1, W2 and W5 also run the limit probe).
+const W_SYSTEMS: [&str; 5] = ["kekbit", "okaywal", "raft-engine", "raw-file", "raw-mmap"];
+/// kekbit configured for bursts (W1/W2 only): segments prepared ahead and prefaulted in full.
+const KEKBIT_AHEAD: &str = "kekbit-ahead";
 /// Experiments, run after the systems of W1/W2 and W3/W4 respectively, in no target: the raw
 /// mmap log with its pages mapped before the first append, and with a kekbit-like watermark.
-pub const PREFAULT_EXPERIMENT: &str = "raw-mmap+prefault";
-/// kekbit configured for bursts (W1/W2 only): segments prepared ahead and prefaulted in full.
-pub const KEKBIT_AHEAD: &str = "kekbit-ahead";
-pub const WATERMARK_EXPERIMENT: &str = "raw-mmap+watermark";
+const PREFAULT_EXPERIMENT: &str = "raw-mmap+prefault";
+const WATERMARK_EXPERIMENT: &str = "raw-mmap+watermark";
 
 pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
     let quick = args.flag("quick");
     let plan = Plan::from_flag(quick);
-    let rounds = args
-        .get("rounds")
-        .map_or(plan.rounds, |r| r.parse().expect("--rounds N"));
+    let rounds = args.parsed("rounds", plan.rounds)?;
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let out_dir = args
         .get("out")
@@ -349,6 +357,20 @@ pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
     let only: Option<Vec<String>> = args
         .get("only")
         .map(|s| s.split(',').map(str::to_string).collect());
+    if let Some(unknown) = only
+        .iter()
+        .flatten()
+        .find(|w| !WORKLOADS.contains(&w.as_str()))
+    {
+        return Err(invalid(format!(
+            "--only: no workload {unknown} (the workloads: {})",
+            WORKLOADS.join(",")
+        )));
+    }
+    let priority = args.get("priority");
+    if priority.is_some_and(|p| !["high", "nice", "normal"].contains(&p)) {
+        return Err(invalid("--priority is high, nice or normal".into()));
+    }
     let wanted = |w: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == w));
 
     let disk_root = args
@@ -389,15 +411,11 @@ pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
         samples: Vec::new(),
         csv,
         disk: disk.clone(),
-        settle: Duration::from_secs(args.get("settle").map_or(if quick { 2 } else { 20 }, |v| {
-            v.parse().expect("--settle SECONDS")
-        })),
-        quiet: args
-            .get("quiet")
-            .map_or(0.3, |v| v.parse().expect("--quiet FRACTION")),
+        settle: Duration::from_secs(args.parsed("settle", if quick { 2 } else { 20 })?),
+        quiet: args.parsed("quiet", 0.3)?,
         waits: Vec::new(),
         wait_budget: Duration::from_secs(if quick { 20 } else { 240 }),
-        priority: args.get("priority").map(str::to_string),
+        priority: priority.map(str::to_string),
     };
     let started = Instant::now();
     // The binary was built from the tree as it is now (run.sh builds right before).
@@ -426,7 +444,7 @@ pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
         for system in &o1_systems {
             for (size, records) in [("big", big_records), ("small", small_records)] {
                 let dir = disk.join(format!("o1-{system}-{size}"));
-                let s = run.measure(
+                let built = run.measure(
                     0,
                     "O1B",
                     size,
@@ -434,21 +452,26 @@ pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
                     &dir,
                     &["--records".into(), records.to_string()],
                 );
-                if s.error.is_none() {
+                if built {
                     o1_ready.push((system, size, dir));
                 }
             }
         }
     }
 
+    // W1 and W2 run the limit probe and kekbit-ahead too (then the prefault experiment); W5
+    // replays the logs of all but kekbit-ahead.
+    let mut stream_systems = vec!["limit"];
+    stream_systems.extend(W_SYSTEMS);
+    let mut with_ahead = stream_systems.clone();
+    with_ahead.push(KEKBIT_AHEAD);
     for round in 1..=rounds {
         eprintln!(
             "round {round} of {rounds} ({:.0} s so far)",
             started.elapsed().as_secs_f64()
         );
-        let mut w1_dirs: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
-        let mut stream_systems = vec!["limit"];
-        stream_systems.extend(W_SYSTEMS);
+        // W1's logs by (variant, system), for W5.
+        let mut w1_dirs: BTreeMap<(&str, &str), PathBuf> = BTreeMap::new();
         for (workload, keep) in [("W1", true), ("W2", false)] {
             // W5 replays W1's logs: W1 runs whenever either is wanted.
             let needed = wanted(workload) || (workload == "W1" && wanted("W5"));
@@ -457,8 +480,6 @@ pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
             }
             for (variant, root) in [("shm", &shm), ("disk", &disk)] {
                 run.settle(round, &format!("{workload} {variant}"));
-                let mut with_ahead = stream_systems.clone();
-                with_ahead.push(KEKBIT_AHEAD);
                 let mut systems = rotated(&with_ahead, round);
                 systems.push(PREFAULT_EXPERIMENT);
                 for system in systems {
@@ -467,10 +488,10 @@ pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
                         continue;
                     }
                     let dir = root.join(format!("{round}-{workload}-{system}"));
-                    let s = run.measure(round, workload, variant, system, &dir, &[]);
+                    let ok = run.measure(round, workload, variant, system, &dir, &[]);
                     let replayed = system != PREFAULT_EXPERIMENT && system != KEKBIT_AHEAD;
-                    if keep && s.error.is_none() && replayed {
-                        w1_dirs.insert((variant.into(), system.into()), dir);
+                    if keep && ok && replayed {
+                        w1_dirs.insert((variant, system), dir);
                     } else {
                         let _ = fs::remove_dir_all(&dir);
                     }
@@ -500,8 +521,7 @@ pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
                         }
                         continue;
                     }
-                    let Some(dir) = w1_dirs.remove(&(variant.to_string(), system.to_string()))
-                    else {
+                    let Some(dir) = w1_dirs.remove(&(variant, system)) else {
                         continue;
                     };
                     run.measure(round, "W5", variant, system, &dir, &[]);
@@ -559,9 +579,8 @@ pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
                             "--farm".to_string(),
                             farm.to_string_lossy().into_owned(),
                         ];
-                        let dir = dir.clone();
                         let label = format!("{variant}-{size}");
-                        run.measure(round, "O1", &label, system, &dir, &extra);
+                        run.measure(round, "O1", &label, system, dir, &extra);
                         let _ = fs::remove_dir_all(&farm);
                     }
                 }
@@ -582,8 +601,8 @@ pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
         duration,
         machine,
         o1_records: (big_records, small_records, full_segments),
-        waits: run.waits.clone(),
-        priority: run.priority.clone().unwrap_or_else(|| "high".into()),
+        waits: run.waits,
+        priority: run.priority.unwrap_or_else(|| "high".into()),
         quiet: run.quiet,
         settle: run.settle,
         wait_budget: run.wait_budget,

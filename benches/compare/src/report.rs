@@ -25,22 +25,19 @@ pub struct Context {
     pub priority: String,
 }
 
-const ORDER: [&str; 9] = [
-    "kekbit",
-    "kekbit-ahead",
-    "okaywal",
-    "raft-engine",
-    "raw-file",
-    "raw-mmap",
-    "limit",
-    "raw-mmap+prefault",
-    "raw-mmap+watermark",
-];
+/// The systems in the order of the tables and of the chart's bars.
+const ORDER: [&str; 9] = crate::sys::ALL;
+
+/// The two file systems of the workloads that run on both: variant and label.
+const FILE_SYSTEMS: [(&str, &str); 2] = [("shm", "tmpfs"), ("disk", "ext4")];
+
+/// Where a figure comes from: workload, variant, system and metric.
+type At<'a> = (&'a str, &'a str, &'a str, &'a str);
 
 /// A number with as many digits as it deserves.
 fn num(v: f64) -> String {
     let a = v.abs();
-    let s = if a >= 1000.0 {
+    if a >= 1000.0 {
         let whole = format!("{:.0}", v);
         // Thousands separators for readability.
         let (sign, digits) = whole.split_at(if whole.starts_with('-') { 1 } else { 0 });
@@ -60,8 +57,7 @@ fn num(v: f64) -> String {
         format!("{v:.2}")
     } else {
         format!("{v:.3}")
-    };
-    s
+    }
 }
 
 fn find<'a>(
@@ -86,12 +82,17 @@ fn spread(samples: &[Sample], w: &str, v: &str, s: &str, metric: &str) -> Option
     Spread::of(&values)
 }
 
-/// `a / b` on the medians, and the range of the per-round ratios.
-fn ratio(
-    samples: &[Sample],
-    a: (&str, &str, &str, &str),
-    b: (&str, &str, &str, &str),
-) -> Option<(f64, f64, f64, f64, f64)> {
+/// `a / b` on the medians over the rounds (`median`), the range of the per-round ratios, and
+/// the two medians.
+struct Ratio {
+    median: f64,
+    min: f64,
+    max: f64,
+    a: f64,
+    b: f64,
+}
+
+fn ratio(samples: &[Sample], a: At<'_>, b: At<'_>) -> Option<Ratio> {
     let ra = per_round(samples, a.0, a.1, a.2, a.3);
     let rb = per_round(samples, b.0, b.1, b.2, b.3);
     let ma = Spread::of(&ra.values().copied().collect::<Vec<_>>())?.median;
@@ -101,237 +102,349 @@ fn ratio(
         .filter_map(|(r, x)| rb.get(r).map(|y| x / y))
         .collect();
     let s = Spread::of(&rounds)?;
-    Some((ma / mb, s.min, s.max, ma, mb))
+    Some(Ratio {
+        median: ma / mb,
+        min: s.min,
+        max: s.max,
+        a: ma,
+        b: mb,
+    })
 }
 
-struct TargetRow {
+/// What a target asks of its figure.
+#[derive(Clone, Copy)]
+enum Bound {
+    AtLeast(f64),
+    AtMost(f64),
+}
+
+impl Bound {
+    fn met(self, figure: f64) -> bool {
+        match self {
+            Bound::AtLeast(b) => figure >= b,
+            Bound::AtMost(b) => figure <= b,
+        }
+    }
+}
+
+/// One target: the median of `at` over the rounds, or (with `over`) the ratio of that median
+/// to the median of `over`, held against `bound`.
+struct Target {
     name: String,
-    figure: String,
-    met: Option<bool>,
+    at: At<'static>,
+    over: Option<At<'static>>,
+    unit: &'static str,
+    bound: Bound,
 }
 
-fn ratio_target(
-    samples: &[Sample],
-    name: &str,
-    a: (&str, &str, &str, &str),
-    b: (&str, &str, &str, &str),
-    unit: &str,
-    bound: f64,
-    at_least: bool,
-) -> TargetRow {
-    match ratio(samples, a, b) {
-        Some((r, lo, hi, ma, mb)) => TargetRow {
-            name: name.into(),
-            figure: format!(
-                "**{:.2}×** (per round {:.2}–{:.2}); {} {} vs {} {}",
-                r,
-                lo,
-                hi,
-                num(ma),
-                unit,
-                num(mb),
-                unit
-            ),
-            met: Some(if at_least { r >= bound } else { r <= bound }),
-        },
-        None => TargetRow {
-            name: name.into(),
-            figure: "no data (a run failed; see below)".into(),
-            met: None,
-        },
+impl Target {
+    fn ratio(
+        name: String,
+        at: At<'static>,
+        over: At<'static>,
+        unit: &'static str,
+        bound: Bound,
+    ) -> Target {
+        Target {
+            name,
+            at,
+            over: Some(over),
+            unit,
+            bound,
+        }
+    }
+
+    fn at_most(name: String, at: At<'static>, unit: &'static str, bound: f64) -> Target {
+        Target {
+            name,
+            at,
+            over: None,
+            unit,
+            bound: Bound::AtMost(bound),
+        }
+    }
+
+    /// The figure the report shows and whether the target is met; `None` without data.
+    fn evaluate(&self, samples: &[Sample]) -> Option<(String, bool)> {
+        let unit = self.unit;
+        match self.over {
+            Some(over) => {
+                let r = ratio(samples, self.at, over)?;
+                let figure = format!(
+                    "**{:.2}×** (per round {:.2}–{:.2}); {} {unit} vs {} {unit}",
+                    r.median,
+                    r.min,
+                    r.max,
+                    num(r.a),
+                    num(r.b)
+                );
+                Some((figure, self.bound.met(r.median)))
+            }
+            None => {
+                let (w, v, system, metric) = self.at;
+                let s = spread(samples, w, v, system, metric)?;
+                let figure = format!(
+                    "**{} {unit}** (rounds {}–{})",
+                    num(s.median),
+                    num(s.min),
+                    num(s.max)
+                );
+                Some((figure, self.bound.met(s.median)))
+            }
+        }
     }
 }
 
-fn value_target(
-    samples: &[Sample],
-    name: &str,
-    at: (&str, &str, &str, &str),
-    unit: &str,
-    bound: f64,
-) -> TargetRow {
-    match spread(samples, at.0, at.1, at.2, at.3) {
-        Some(s) => TargetRow {
-            name: name.into(),
-            figure: format!(
-                "**{} {unit}** (rounds {}–{})",
-                num(s.median),
-                num(s.min),
-                num(s.max)
-            ),
-            met: Some(s.median <= bound),
-        },
-        None => TargetRow {
-            name: name.into(),
-            figure: "no data (a run failed; see below)".into(),
-            met: None,
-        },
-    }
-}
-
-fn targets(samples: &[Sample]) -> Vec<TargetRow> {
-    let mut rows = Vec::new();
+/// The targets, in the order of the report.
+fn targets() -> Vec<Target> {
+    use Bound::{AtLeast, AtMost};
+    let mut list = Vec::new();
     for (w, label) in [("W1", "W1 128 B"), ("W2", "W2 4 KiB")] {
-        for (v, fs) in [("shm", "tmpfs"), ("disk", "ext4")] {
+        for (v, fs) in FILE_SYSTEMS {
             for kek in ["kekbit", "kekbit-ahead"] {
-                rows.push(ratio_target(
-                    samples,
-                    &format!("{label} {fs}: {kek} ≥ 0.6× limit probe"),
+                list.push(Target::ratio(
+                    format!("{label} {fs}: {kek} ≥ 0.6× limit probe"),
                     (w, v, kek, "mb_s"),
                     (w, "shm", "limit", "mb_s"),
                     "MB/s",
-                    0.6,
-                    true,
+                    AtLeast(0.6),
                 ));
-                rows.push(ratio_target(
-                    samples,
-                    &format!("{label} {fs}: {kek} ≥ 3× okaywal"),
+                list.push(Target::ratio(
+                    format!("{label} {fs}: {kek} ≥ 3× okaywal"),
                     (w, v, kek, "mb_s"),
                     (w, v, "okaywal", "mb_s"),
                     "MB/s",
-                    3.0,
-                    true,
+                    AtLeast(3.0),
                 ));
             }
         }
     }
-    rows.push(ratio_target(
-        samples,
-        "W3 p50: kekbit ≤ 1.1× raw mmap",
-        ("W3", "disk", "kekbit", "p50_us"),
-        ("W3", "disk", "raw-mmap", "p50_us"),
-        "µs",
-        1.1,
-        false,
-    ));
-    rows.push(ratio_target(
-        samples,
-        "W3 p50: kekbit ≤ okaywal",
-        ("W3", "disk", "kekbit", "p50_us"),
-        ("W3", "disk", "okaywal", "p50_us"),
-        "µs",
-        1.0,
-        false,
-    ));
-    rows.push(ratio_target(
-        samples,
-        "W4: kekbit ≥ 2× okaywal (appends/s)",
-        ("W4", "disk", "kekbit", "rec_s"),
-        ("W4", "disk", "okaywal", "rec_s"),
-        "appends/s",
-        2.0,
-        true,
-    ));
-    for (v, fs) in [("shm", "tmpfs"), ("disk", "ext4")] {
-        rows.push(ratio_target(
-            samples,
-            &format!("W5 {fs}: kekbit ≥ 1× raw mmap"),
-            ("W5", v, "kekbit", "mb_s"),
-            ("W5", v, "raw-mmap", "mb_s"),
-            "MB/s",
-            1.0,
-            true,
-        ));
-        rows.push(ratio_target(
-            samples,
-            &format!("W5 {fs}: kekbit ≥ 4× okaywal"),
-            ("W5", v, "kekbit", "mb_s"),
-            ("W5", v, "okaywal", "mb_s"),
-            "MB/s",
-            4.0,
-            true,
+    // kekbit against a peer, on ext4.
+    #[rustfmt::skip]
+    let peers = [
+        ("W3 p50: kekbit ≤ 1.1× raw mmap", "W3", "p50_us", "raw-mmap", "µs", AtMost(1.1)),
+        ("W3 p50: kekbit ≤ okaywal", "W3", "p50_us", "okaywal", "µs", AtMost(1.0)),
+        ("W4: kekbit ≥ 2× okaywal (appends/s)", "W4", "rec_s", "okaywal", "appends/s", AtLeast(2.0)),
+    ];
+    for (name, w, metric, peer, unit, bound) in peers {
+        list.push(Target::ratio(
+            name.into(),
+            (w, "disk", "kekbit", metric),
+            (w, "disk", peer, metric),
+            unit,
+            bound,
         ));
     }
-    rows.push(value_target(
-        samples,
-        "L1 busy-poll p50 ≤ 1 µs",
-        ("L1", "busy", "kekbit", "p50_us"),
-        "µs",
-        1.0,
-    ));
-    rows.push(value_target(
-        samples,
-        "L1 busy-poll p99 ≤ 5 µs",
-        ("L1", "busy", "kekbit", "p99_us"),
-        "µs",
-        5.0,
-    ));
-    rows.push(value_target(
-        samples,
-        "L1 blocking wake-up p50 ≤ 50 µs",
-        ("L1", "block", "kekbit", "p50_us"),
-        "µs",
-        50.0,
-    ));
-    for (v, fs) in [("shm", "tmpfs"), ("disk", "ext4")] {
-        rows.push(value_target(
-            samples,
-            &format!("R1 {fs}: kekbit p99.9 ≤ 5× p50"),
+    for (v, fs) in FILE_SYSTEMS {
+        for (peer, label, bound) in [
+            ("raw-mmap", "1× raw mmap", 1.0),
+            ("okaywal", "4× okaywal", 4.0),
+        ] {
+            list.push(Target::ratio(
+                format!("W5 {fs}: kekbit ≥ {label}"),
+                ("W5", v, "kekbit", "mb_s"),
+                ("W5", v, peer, "mb_s"),
+                "MB/s",
+                AtLeast(bound),
+            ));
+        }
+    }
+    for (name, v, metric, bound) in [
+        ("L1 busy-poll p50 ≤ 1 µs", "busy", "p50_us", 1.0),
+        ("L1 busy-poll p99 ≤ 5 µs", "busy", "p99_us", 5.0),
+        ("L1 blocking wake-up p50 ≤ 50 µs", "block", "p50_us", 50.0),
+    ] {
+        list.push(Target::at_most(
+            name.into(),
+            ("L1", v, "kekbit", metric),
+            "µs",
+            bound,
+        ));
+    }
+    for (v, fs) in FILE_SYSTEMS {
+        list.push(Target::at_most(
+            format!("R1 {fs}: kekbit p99.9 ≤ 5× p50"),
             ("R1", v, "kekbit", "p999_over_p50"),
             "× p50",
             5.0,
         ));
     }
-    for v in ["warm", "cold"] {
-        let big = format!("{v}-big");
-        let small = format!("{v}-small");
-        rows.push(ratio_target(
-            samples,
-            &format!("O1 {v} cache: kekbit open(2 GB) ≤ 1.5× open(20 MB)"),
-            ("O1", &big, "kekbit", "open_ms"),
-            ("O1", &small, "kekbit", "open_ms"),
+    for (cache, big, small) in [
+        ("warm", "warm-big", "warm-small"),
+        ("cold", "cold-big", "cold-small"),
+    ] {
+        list.push(Target::ratio(
+            format!("O1 {cache} cache: kekbit open(2 GB) ≤ 1.5× open(20 MB)"),
+            ("O1", big, "kekbit", "open_ms"),
+            ("O1", small, "kekbit", "open_ms"),
             "ms",
-            1.5,
-            false,
+            AtMost(1.5),
         ));
     }
-    rows
+    list
 }
 
-struct Table<'a> {
-    workload: &'a str,
-    variant: &'a str,
+/// One table of the results: a row per system with data for `workload` and `variant`, the
+/// spread of the `primary` metric, and the medians of the `others` (metric, column label).
+struct Table {
+    workload: &'static str,
+    variant: &'static str,
     title: String,
-    primary: (&'a str, &'a str),
-    others: Vec<(&'a str, &'a str)>,
+    primary: (&'static str, &'static str),
+    others: &'static [(&'static str, &'static str)],
 }
 
-fn table(out: &mut String, samples: &[Sample], t: &Table<'_>) {
-    let present: Vec<&str> = ORDER
+const STREAM_OTHERS: [(&str, &str); 4] = [
+    ("rec_s", "records/s"),
+    ("append_ns_per_rec", "ns per append"),
+    ("append_secs", "appends s"),
+    ("sync_secs", "final sync s"),
+];
+
+const L1_OTHERS: [(&str, &str); 3] = [
+    ("p99_us", "p99 µs"),
+    ("p999_us", "p99.9 µs"),
+    ("max_us", "max µs"),
+];
+
+/// The tables of the results section, in order (O1 has a section of its own).
+fn result_tables(p: &Plan) -> Vec<Table> {
+    let mut tables = Vec::new();
+    for (w, n, size) in [("W1", p.w1_records, "128 B"), ("W2", p.w2_records, "4 KiB")] {
+        for (v, fs) in [("shm", "tmpfs (/dev/shm)"), ("disk", "ext4 (real disk)")] {
+            tables.push(Table {
+                workload: w,
+                variant: v,
+                title: format!(
+                    "{w}: {} appends of {size}, one sync at the end — {fs}",
+                    count(n)
+                ),
+                primary: ("mb_s", "MB/s (payload)"),
+                others: &STREAM_OTHERS,
+            });
+        }
+    }
+    tables.push(Table {
+        workload: "W3",
+        variant: "disk",
+        title: format!(
+            "W3: {} durable appends of 128 B, one at a time — ext4",
+            count(p.w3_records)
+        ),
+        primary: ("p50_us", "p50 µs"),
+        others: &[
+            ("p99_us", "p99 µs"),
+            ("p999_us", "p99.9 µs"),
+            ("mean_us", "mean µs"),
+            ("rec_s", "appends/s"),
+        ],
+    });
+    tables.push(Table {
+        workload: "W4",
+        variant: "disk",
+        title: format!(
+            "W4: {} threads × {} durable appends of 128 B at once — ext4",
+            p.w4_threads,
+            count(p.w4_per_thread)
+        ),
+        primary: ("rec_s", "appends/s"),
+        others: &[("p50_us", "p50 µs"), ("p99_us", "p99 µs"), ("secs", "s")],
+    });
+    for (v, fs) in [("shm", "tmpfs"), ("disk", "ext4, page cache warm")] {
+        tables.push(Table {
+            workload: "W5",
+            variant: v,
+            title: format!(
+                "W5: replay of W1's {} records, every record checked — {fs}",
+                count(p.w1_records)
+            ),
+            primary: ("mb_s", "MB/s (payload)"),
+            others: &[("rec_s", "records/s"), ("secs", "s")],
+        });
+    }
+    tables.push(Table {
+        workload: "L1",
+        variant: "busy",
+        title: format!(
+            "L1: one-way latency writer → reader process, reader busy-polling — {} records, one every {} µs",
+            count(p.l1_busy_records),
+            p.l1_busy_gap_ns / 1000
+        ),
+        primary: ("p50_us", "p50 µs"),
+        others: &L1_OTHERS,
+    });
+    tables.push(Table {
+        workload: "L1",
+        variant: "block",
+        title: format!(
+            "L1: one-way latency, reader blocking in next_timeout — {} records, one every 0.5–1.5 ms",
+            count(p.l1_block_records)
+        ),
+        primary: ("p50_us", "p50 µs"),
+        others: &L1_OTHERS,
+    });
+    for (v, fs) in FILE_SYSTEMS {
+        tables.push(Table {
+            workload: "R1",
+            variant: v,
+            title: format!(
+                "R1: latency of {} appends of 128 B with 1 MiB segments/files, rollovers included — {fs}",
+                count(p.r1_records)
+            ),
+            primary: ("p50_ns", "p50 ns"),
+            others: &[
+                ("p99_ns", "p99 ns"),
+                ("p999_ns", "p99.9 ns"),
+                ("max_ns", "max ns"),
+                ("p999_over_p50", "p99.9 / p50"),
+                ("files", "files"),
+            ],
+        });
+    }
+    tables
+}
+
+fn table(out: &mut String, samples: &[Sample], t: &Table) {
+    // The systems with data, each with the variant its row shows: the limit probe touches no
+    // file, so its tmpfs runs stand in for the other file system.
+    let rows: Vec<(&str, &str)> = ORDER
         .iter()
-        .copied()
-        .filter(|s| {
-            find(samples, t.workload, t.variant, s).next().is_some()
-                || (*s == "limit" && find(samples, t.workload, "shm", s).next().is_some())
+        .filter_map(|&system| {
+            let has = |variant| find(samples, t.workload, variant, system).next().is_some();
+            if has(t.variant) {
+                Some((system, t.variant))
+            } else if system == "limit" && has("shm") {
+                Some((system, "shm"))
+            } else {
+                None
+            }
         })
         .collect();
-    if present.is_empty() {
+    if rows.is_empty() {
         return;
     }
     let _ = writeln!(out, "### {}\n", t.title);
     let mut header = format!("| system | {} median | min | max | IQR |", t.primary.1);
     let mut rule = "|---|---:|---:|---:|---:|".to_string();
-    for (_, label) in &t.others {
+    for (_, label) in t.others {
         header.push_str(&format!(" {label} |"));
         rule.push_str("---:|");
     }
     let _ = writeln!(out, "{header}\n{rule}");
-    for system in present {
-        let (variant, mut name) = if find(samples, t.workload, t.variant, system)
-            .next()
-            .is_some()
-        {
-            (t.variant, system.to_string())
+    for (system, variant) in rows {
+        let mut name = if variant == t.variant {
+            system.to_string()
         } else {
-            ("shm", format!("{system} (memory)"))
+            format!("{system} (memory)")
         };
         if system.contains('+') {
             name = format!("*{name} (experiment)*");
         }
-        let failed: Vec<&Sample> = find(samples, t.workload, variant, system)
+        let failed = find(samples, t.workload, variant, system)
             .filter(|s| s.error.is_some())
-            .collect();
+            .count();
         let Some(p) = spread(samples, t.workload, variant, system, t.primary.0) else {
-            let _ = writeln!(out, "| {name} | failed ({} run(s)) | | | |", failed.len());
+            let _ = writeln!(out, "| {name} | failed ({failed} run(s)) | | | |");
             continue;
         };
         let mut row = format!(
@@ -342,14 +455,14 @@ fn table(out: &mut String, samples: &[Sample], t: &Table<'_>) {
             num(p.q1),
             num(p.q3)
         );
-        for (metric, _) in &t.others {
+        for (metric, _) in t.others {
             match spread(samples, t.workload, variant, system, metric) {
                 Some(s) => row.push_str(&format!(" {} |", num(s.median))),
                 None => row.push_str(" – |"),
             }
         }
-        if !failed.is_empty() {
-            row.push_str(&format!(" ({} failed run(s))", failed.len()));
+        if failed > 0 {
+            row.push_str(&format!(" ({failed} failed run(s))"));
         }
         let _ = writeln!(out, "{row}");
     }
@@ -392,13 +505,13 @@ pub fn markdown(samples: &[Sample], ctx: &Context) -> String {
         out,
         "## Targets\n\n| target | figure | met? |\n|---|---|---|"
     );
-    for t in targets(samples) {
-        let met = match t.met {
-            Some(true) => "met",
-            Some(false) => "**not met**",
-            None => "n/a",
+    for t in targets() {
+        let (figure, met) = match t.evaluate(samples) {
+            Some((figure, true)) => (figure, "met"),
+            Some((figure, false)) => (figure, "**not met**"),
+            None => ("no data (a run failed; see below)".to_string(), "n/a"),
         };
-        let _ = writeln!(out, "| {} | {} | {met} |", t.name, t.figure);
+        let _ = writeln!(out, "| {} | {figure} | {met} |", t.name);
     }
     let _ = writeln!(
         out,
@@ -411,130 +524,8 @@ pub fn markdown(samples: &[Sample], ctx: &Context) -> String {
     let _ = writeln!(out, "{}", SYSTEMS_TEXT);
 
     let _ = writeln!(out, "## Results\n");
-    let stream_others = vec![
-        ("rec_s", "records/s"),
-        ("append_ns_per_rec", "ns per append"),
-        ("append_secs", "appends s"),
-        ("sync_secs", "final sync s"),
-    ];
-    for (w, n, size) in [("W1", p.w1_records, "128 B"), ("W2", p.w2_records, "4 KiB")] {
-        for (v, fs) in [("shm", "tmpfs (/dev/shm)"), ("disk", "ext4 (real disk)")] {
-            table(
-                &mut out,
-                samples,
-                &Table {
-                    workload: w,
-                    variant: v,
-                    title: format!(
-                        "{w}: {} appends of {size}, one sync at the end — {fs}",
-                        count(n)
-                    ),
-                    primary: ("mb_s", "MB/s (payload)"),
-                    others: stream_others.clone(),
-                },
-            );
-        }
-    }
-    table(
-        &mut out,
-        samples,
-        &Table {
-            workload: "W3",
-            variant: "disk",
-            title: format!(
-                "W3: {} durable appends of 128 B, one at a time — ext4",
-                count(p.w3_records)
-            ),
-            primary: ("p50_us", "p50 µs"),
-            others: vec![
-                ("p99_us", "p99 µs"),
-                ("p999_us", "p99.9 µs"),
-                ("mean_us", "mean µs"),
-                ("rec_s", "appends/s"),
-            ],
-        },
-    );
-    table(
-        &mut out,
-        samples,
-        &Table {
-            workload: "W4",
-            variant: "disk",
-            title: format!(
-                "W4: {} threads × {} durable appends of 128 B at once — ext4",
-                p.w4_threads,
-                count(p.w4_per_thread)
-            ),
-            primary: ("rec_s", "appends/s"),
-            others: vec![("p50_us", "p50 µs"), ("p99_us", "p99 µs"), ("secs", "s")],
-        },
-    );
-    for (v, fs) in [("shm", "tmpfs"), ("disk", "ext4, page cache warm")] {
-        table(
-            &mut out,
-            samples,
-            &Table {
-                workload: "W5",
-                variant: v,
-                title: format!(
-                    "W5: replay of W1's {} records, every record checked — {fs}",
-                    count(p.w1_records)
-                ),
-                primary: ("mb_s", "MB/s (payload)"),
-                others: vec![("rec_s", "records/s"), ("secs", "s")],
-            },
-        );
-    }
-    table(
-        &mut out,
-        samples,
-        &Table {
-            workload: "L1",
-            variant: "busy",
-            title: format!(
-                "L1: one-way latency writer → reader process, reader busy-polling — {} records, one every {} µs",
-                count(p.l1_busy_records),
-                p.l1_busy_gap_ns / 1000
-            ),
-            primary: ("p50_us", "p50 µs"),
-            others: vec![("p99_us", "p99 µs"), ("p999_us", "p99.9 µs"), ("max_us", "max µs")],
-        },
-    );
-    table(
-        &mut out,
-        samples,
-        &Table {
-            workload: "L1",
-            variant: "block",
-            title: format!(
-                "L1: one-way latency, reader blocking in next_timeout — {} records, one every 0.5–1.5 ms",
-                count(p.l1_block_records)
-            ),
-            primary: ("p50_us", "p50 µs"),
-            others: vec![("p99_us", "p99 µs"), ("p999_us", "p99.9 µs"), ("max_us", "max µs")],
-        },
-    );
-    for (v, fs) in [("shm", "tmpfs"), ("disk", "ext4")] {
-        table(
-            &mut out,
-            samples,
-            &Table {
-                workload: "R1",
-                variant: v,
-                title: format!(
-                    "R1: latency of {} appends of 128 B with 1 MiB segments/files, rollovers included — {fs}",
-                    count(p.r1_records)
-                ),
-                primary: ("p50_ns", "p50 ns"),
-                others: vec![
-                    ("p99_ns", "p99 ns"),
-                    ("p999_ns", "p99.9 ns"),
-                    ("max_ns", "max ns"),
-                    ("p999_over_p50", "p99.9 / p50"),
-                    ("files", "files"),
-                ],
-            },
-        );
+    for t in result_tables(p) {
+        table(&mut out, samples, &t);
     }
     o1_section(&mut out, samples, ctx);
     noise_section(&mut out, samples, ctx);
@@ -568,14 +559,14 @@ fn o1_section(out: &mut String, samples: &[Sample], ctx: &Context) {
         out,
         "| system | cache | open large ms (min–max) | open small ms (min–max) | large / small |\n|---|---|---:|---:|---:|"
     );
+    let cell = |x: &Option<Spread>| match x {
+        Some(x) => format!("**{}** ({}–{})", num(x.median), num(x.min), num(x.max)),
+        None => "–".into(),
+    };
     for system in systems {
         for v in ["warm", "cold"] {
             let b = spread(samples, "O1", &format!("{v}-big"), system, "open_ms");
             let s = spread(samples, "O1", &format!("{v}-small"), system, "open_ms");
-            let cell = |x: &Option<Spread>| match x {
-                Some(x) => format!("**{}** ({}–{})", num(x.median), num(x.min), num(x.max)),
-                None => "–".into(),
-            };
             let r = match (&b, &s) {
                 (Some(b), Some(s)) => format!("{:.2}×", b.median / s.median),
                 _ => "–".into(),
@@ -656,7 +647,6 @@ fn noise_section(out: &mut String, samples: &[Sample], ctx: &Context) {
         );
     }
     let waited: f64 = ctx.waits.iter().map(|w| w.waited.as_secs_f64()).sum();
-    let gave_up = ctx.waits.iter().filter(|w| w.busy >= ctx.quiet).count();
     let noisy: Vec<String> = ctx
         .waits
         .iter()
@@ -676,7 +666,7 @@ fn noise_section(out: &mut String, samples: &[Sample], ctx: &Context) {
          (the group then ran anyway){}{}.\n",
         ctx.waits.len(),
         waited,
-        gave_up,
+        noisy.len(),
         if noisy.is_empty() { "" } else { ": " },
         noisy.join(", ")
     );
@@ -709,7 +699,7 @@ fn failures(out: &mut String, samples: &[Sample]) {
 pub fn throughput_svg(samples: &[Sample]) -> String {
     let mut groups = Vec::new();
     for (w, size) in [("W1", "128 B"), ("W2", "4 KiB")] {
-        for (v, fs) in [("shm", "tmpfs"), ("disk", "ext4")] {
+        for (v, fs) in FILE_SYSTEMS {
             let mut bars = Vec::new();
             for system in ORDER {
                 let variant = if system == "limit" { "shm" } else { v };
@@ -749,11 +739,13 @@ Read from each crate's source (`~/.cargo/registry/src/*/`), versions as resolved
 - **kekbit** (this repository, path dependency): `Journal::options().segment_capacity(64 MiB)
   .max_record_len(4096)`; `Durability::Never` for W1/W2/R1/L1 with `sync()` at the end,
   `Durability::EveryRecord` for W3/W4 (its built-in group commit). Records are copied into a
-  shared memory mapping of a file reserved with `fallocate`. **Sync is `msync(MS_SYNC)`** over
-  `[0, header + position)` of each segment not yet known durable (`src/mmap.rs`,
-  `Flusher::flush_to` → memmap2 `flush_range` → `msync`); on Linux `msync(MS_SYNC)` is
-  `vfs_fsync_range(.., datasync=1)`, i.e. an fdatasync of that range. It then stores the
-  durable watermark into the header page (which the next sync writes again). Opening a
+  shared memory mapping of a file reserved with `fallocate`. **Sync is `msync(MS_SYNC)`** of
+  each segment not yet known durable, from the page holding its last durable watermark to
+  its write position, and from offset 0 (the header page with the watermark included) when
+  the watermark crosses a multiple of 64 KiB (`src/core/writer.rs` `sync_range`, then
+  `src/mmap.rs` `Flusher::flush_range` → memmap2 `flush_range` → `msync`); on Linux
+  `msync(MS_SYNC)` is `vfs_fsync_range(.., datasync=1)`, i.e. an fdatasync of that range. It
+  then stores the durable watermark into the header page in memory. Opening a
   journal creates a segment with `fsync` of the file and of the folder.
 - **kekbit-ahead** (W1, W2): the same journal configured for bursts, with
   `.segments_ahead(8).prefault(Prefault::Whole)`: its background thread keeps eight 64 MiB

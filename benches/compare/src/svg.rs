@@ -35,12 +35,10 @@ pub fn chart(title: &str, unit: &str, systems: &[&str], groups: &[Group]) -> Str
         .flat_map(|g| g.bars.iter().flat_map(|b| [b.min, b.max, b.median]))
         .filter(|v| *v > 0.0)
         .collect();
-    let lo = values
-        .iter()
-        .cloned()
-        .fold(f64::INFINITY, f64::min)
-        .max(1e-9);
-    let hi = values.iter().cloned().fold(0.0, f64::max).max(lo * 10.0);
+    // Without data (a run without W1 and W2), an axis from 1 to 10 rather than from infinity.
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let lo = if lo.is_finite() { lo.max(1e-9) } else { 1.0 };
+    let hi = values.iter().copied().fold(0.0, f64::max).max(lo * 10.0);
     let (lo_exp, hi_exp) = (lo.log10().floor(), hi.log10().ceil());
     let y = |v: f64| {
         let v = v.max(10f64.powf(lo_exp));

@@ -36,6 +36,19 @@ impl Args {
         self.values.get(key).map(String::as_str)
     }
 
+    /// The value of `--key` parsed, or `default` without one.
+    pub fn parsed<T: std::str::FromStr>(&self, key: &str, default: T) -> io::Result<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let Some(value) = self.get(key) else {
+            return Ok(default);
+        };
+        value.parse().map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("--{key} {value}: {e}"))
+        })
+    }
+
     pub fn need(&self, key: &str) -> &str {
         self.get(key)
             .unwrap_or_else(|| panic!("missing argument --{key}"))
@@ -105,10 +118,50 @@ impl Records {
 }
 
 /// The sequence number and time stamp of a stamped record.
-pub fn unstamp(record: &[u8]) -> (u64, u64) {
+fn unstamp(record: &[u8]) -> (u64, u64) {
     let seq = u64::from_le_bytes(record[..8].try_into().unwrap());
     let nanos = u64::from_le_bytes(record[8..16].try_into().unwrap());
     (seq, nanos)
+}
+
+/// What L1's reader measures: the one-way latency (ns) of each stamped record, from its time
+/// stamp to its arrival, for all but the first `warmup` of the `total` records sent.
+pub struct OneWay {
+    nanos: Vec<u64>,
+    seen: u64,
+    total: u64,
+    warmup: u64,
+}
+
+impl OneWay {
+    pub fn new(total: u64, warmup: u64) -> OneWay {
+        OneWay {
+            nanos: Vec::with_capacity(total as usize),
+            seen: 0,
+            total,
+            warmup,
+        }
+    }
+
+    /// Whether every record sent has arrived.
+    pub fn done(&self) -> bool {
+        self.seen >= self.total
+    }
+
+    /// Notes `record`, which has just arrived.
+    #[inline]
+    pub fn arrived(&mut self, record: &[u8]) {
+        let now = mono_nanos();
+        let (seq, sent) = unstamp(record);
+        if seq >= self.warmup {
+            self.nanos.push(now.saturating_sub(sent));
+        }
+        self.seen += 1;
+    }
+
+    pub fn into_nanos(self) -> Vec<u64> {
+        self.nanos
+    }
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the machine, so a time
@@ -166,7 +219,9 @@ impl Spread {
             return None;
         }
         let mut v = values.to_vec();
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        // A total order: a NaN (`loadavg1` when /proc/loadavg cannot be read) sorts last
+        // instead of panicking at the end of a run.
+        v.sort_by(f64::total_cmp);
         let quantile = |q: f64| {
             // Linear interpolation between closest ranks.
             let pos = q * (v.len() - 1) as f64;
@@ -206,7 +261,7 @@ pub fn fs_type(path: &Path) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Total bytes of the files under `dir` (not recursive beyond one level of folders).
+/// Total bytes of the files under `dir`, sub-folders included.
 pub fn dir_bytes(dir: &Path) -> u64 {
     let mut total = 0;
     if let Ok(entries) = fs::read_dir(dir) {

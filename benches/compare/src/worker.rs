@@ -3,23 +3,24 @@
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use crate::plan::{Plan, LARGE, O1_RECORD, R1_SEGMENT, SEGMENT, SMALL};
-use crate::sys::{kek, limit::Limit, okay, raft, rawfile::RawFile, rawmmap, Log};
+use crate::sys::rawmmap::{self, RawMmap};
+use crate::sys::{kek, limit::Limit, okay, raft, rawfile, Log};
 use crate::util::{
     dir_bytes, drop_cache, fine_timer_slack, mono_nanos, pin_to_cpu, realtime, secs, wait_until,
     Args, Dist, Records, XorShift,
 };
 
 /// raft-engine's default target file size, used everywhere except R1.
-pub const RAFT_FILE: u64 = 128 << 20;
+const RAFT_FILE: u64 = 128 << 20;
 /// okaywal chunks per entry when building the O1 logs.
 const OKAY_O1_PER_ENTRY: u64 = 1024;
 
-pub type Out = Vec<(String, f64)>;
+type Out = Vec<(String, f64)>;
 
 fn unsupported(system: &str, workload: &str) -> io::Error {
     io::Error::new(
@@ -87,7 +88,7 @@ fn run(args: &Args) -> io::Result<Out> {
 }
 
 /// A log of `system` in `dir` for appends, syncing on request (`durable = false`) or every
-/// record; `capacity` sizes the raw mmap log.
+/// record; `count` records of `size` bytes size the raw mmap logs.
 fn open_log(
     system: &str,
     dir: &Path,
@@ -95,30 +96,15 @@ fn open_log(
     count: u64,
     size: usize,
 ) -> io::Result<Box<dyn Log>> {
+    if let Some(variant) = rawmmap::Variant::of(system) {
+        let capacity = rawmmap::capacity_for(count, size);
+        return Ok(Box::new(RawMmap::create(dir, capacity, variant)?));
+    }
     Ok(match system {
         "kekbit" => Box::new(kek::open(dir, SEGMENT, durable)?),
         "kekbit-ahead" if !durable => Box::new(kek::open_prepared(dir, SEGMENT)?),
         "raft-engine" => Box::new(raft::open(dir, RAFT_FILE)?),
-        "raw-file" => Box::new(RawFile::create(dir)?),
-        "raw-mmap" => Box::new(rawmmap::RawMmap::create(
-            dir,
-            rawmmap::capacity_for(count, size),
-            false,
-            false,
-        )?),
-        // An experiment, not part of the comparison (see `RawMmap::watermark`).
-        "raw-mmap+watermark" => Box::new(rawmmap::RawMmap::create(
-            dir,
-            rawmmap::capacity_for(count, size),
-            true,
-            false,
-        )?),
-        "raw-mmap+prefault" => Box::new(rawmmap::RawMmap::create(
-            dir,
-            rawmmap::capacity_for(count, size),
-            false,
-            true,
-        )?),
+        "raw-file" => Box::new(rawfile::RawFile::create(dir)?),
         "okaywal" if durable => Box::new(okay::Okay {
             wal: okay::open(dir, false)?,
         }),
@@ -175,8 +161,8 @@ fn stream(system: &str, dir: &Path, count: u64, size: usize) -> io::Result<Out> 
     Ok(out)
 }
 
-fn latency_out(mut nanos: Vec<u64>, unit: f64, suffix: &str) -> Out {
-    let d = Dist::of(&mut nanos);
+/// The percentiles of `d` (in ns) divided by `unit`, as `p50_{suffix}` etc.
+fn latency_out(d: &Dist, unit: f64, suffix: &str) -> Out {
     vec![
         (format!("p50_{suffix}"), d.p50 / unit),
         (format!("p99_{suffix}"), d.p99 / unit),
@@ -198,7 +184,7 @@ fn durable_serial(system: &str, dir: &Path, count: u64) -> io::Result<Out> {
         nanos.push(t.elapsed().as_nanos() as u64);
     }
     let took = secs(start.elapsed());
-    let mut out = latency_out(nanos, 1e3, "us");
+    let mut out = latency_out(&Dist::of(&mut nanos), 1e3, "us");
     out.push(("rec_s".into(), count as f64 / took));
     out.push(("secs".into(), took));
     Ok(out)
@@ -234,7 +220,7 @@ fn durable_concurrent(system: &str, dir: &Path, threads: u64, per_thread: u64) -
     let took = secs(start.elapsed());
     let total = threads * per_thread;
     let mut out = vec![("rec_s".into(), total as f64 / took), ("secs".into(), took)];
-    out.extend(latency_out(all, 1e3, "us"));
+    out.extend(latency_out(&Dist::of(&mut all), 1e3, "us"));
     Ok(out)
 }
 
@@ -256,7 +242,7 @@ fn replay(system: &str, dir: &Path, expected: u64) -> io::Result<Out> {
             "kekbit" => kek::replay(dir, &records)?,
             "okaywal" => okay::replay(dir, records)?,
             "raft-engine" => raft::replay(dir, RAFT_FILE, &records)?,
-            "raw-file" => crate::sys::rawfile::replay(dir, &records)?,
+            "raw-file" => rawfile::replay(dir, &records)?,
             "raw-mmap" => rawmmap::replay(dir, &records)?,
             _ => return Err(unsupported(system, "W5")),
         };
@@ -295,41 +281,39 @@ fn live_write(system: &str, dir: &Path, plan: &Plan, args: &Args) -> io::Result<
     let rt = busy && args.get("priority").is_none_or(|p| p == "high") && realtime(10);
     let log: Box<dyn Log> = match system {
         "kekbit" => Box::new(kek::open(dir, SEGMENT, false)?),
-        "raw-mmap" if busy => Box::new(rawmmap::RawMmap::create(
+        "raw-mmap" if busy => Box::new(RawMmap::create(
             dir,
             rawmmap::capacity_for(total, SMALL),
-            false,
-            false,
+            rawmmap::Variant::Plain,
         )?),
         _ => return Err(unsupported(system, "L1")),
     };
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["--system", system, "--workload", "L1R", "--mode", mode])
-        .arg("--dir")
-        .arg(dir)
-        .args([
-            "--total",
-            &total.to_string(),
-            "--warmup",
-            &plan.l1_warmup.to_string(),
-        ])
-        .args(["--priority", "normal"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut reader = Reader(
+        Command::new(std::env::current_exe()?)
+            .args(["--system", system, "--workload", "L1R", "--mode", mode])
+            .arg("--dir")
+            .arg(dir)
+            .args([
+                "--total",
+                &total.to_string(),
+                "--warmup",
+                &plan.l1_warmup.to_string(),
+            ])
+            .args(["--priority", "normal"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?,
+    );
+    let stdout = reader.0.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
     loop {
-        match lines.next() {
-            Some(line) => {
-                if line?.trim() == "READY" {
-                    break;
-                }
-            }
-            None => {
-                return Err(io::Error::other(
-                    "the reader process ended before it was ready",
-                ))
-            }
+        let Some(line) = lines.next() else {
+            return Err(io::Error::other(
+                "the reader process ended before it was ready",
+            ));
+        };
+        if line?.trim() == "READY" {
+            break;
         }
     }
     fine_timer_slack();
@@ -352,7 +336,7 @@ fn live_write(system: &str, dir: &Path, plan: &Plan, args: &Args) -> io::Result<
             result = Some(rest.to_string());
         }
     }
-    let status = child.wait()?;
+    let status = reader.0.wait()?;
     let Some(result) = result.filter(|_| status.success()) else {
         return Err(io::Error::other(format!(
             "the reader process failed: {status}"
@@ -362,6 +346,18 @@ fn live_write(system: &str, dir: &Path, plan: &Plan, args: &Args) -> io::Result<
     out.push(("pinned".into(), if pinned { 1.0 } else { 0.0 }));
     out.push(("realtime".into(), if rt { 1.0 } else { 0.0 }));
     Ok(out)
+}
+
+/// L1's reader process, killed and reaped if the writer returns early (on an error): a
+/// busy-polling kekbit reader would otherwise poll its CPU for ever.
+struct Reader(Child);
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        // Once the reader has been waited for, `kill` does nothing and `wait` returns at once.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// L1, the reader's side (its own process).
@@ -374,39 +370,12 @@ fn live_read(system: &str, dir: &Path, args: &Args) -> io::Result<Out> {
         println!("READY");
         let _ = io::stdout().flush();
     };
-    let nanos = match system {
+    let mut nanos = match system {
         "kekbit" => kek::live_read(dir, total, warmup, busy, ready)?,
-        "raw-mmap" => {
-            let mut view = rawmmap::View::open(dir)?;
-            ready();
-            let mut nanos = Vec::with_capacity(total as usize);
-            let mut seen = 0;
-            let give_up = Instant::now() + Duration::from_secs(300);
-            let mut polls = 0u64;
-            while seen < total {
-                match view.next()? {
-                    Some(record) => {
-                        let now = mono_nanos();
-                        let (seq, sent) = crate::util::unstamp(record);
-                        if seq >= warmup {
-                            nanos.push(now.saturating_sub(sent));
-                        }
-                        seen += 1;
-                    }
-                    None => {
-                        polls += 1;
-                        if polls.is_multiple_of(1 << 20) && Instant::now() > give_up {
-                            return Err(io::Error::new(io::ErrorKind::TimedOut, "writer gone"));
-                        }
-                        std::hint::spin_loop();
-                    }
-                }
-            }
-            nanos
-        }
+        "raw-mmap" if busy => rawmmap::live_read(dir, total, warmup, ready)?,
         _ => return Err(unsupported(system, "L1")),
     };
-    let mut out = latency_out(nanos, 1e3, "us");
+    let mut out = latency_out(&Dist::of(&mut nanos), 1e3, "us");
     out.push(("samples".into(), (total - warmup) as f64));
     Ok(out)
 }
@@ -430,10 +399,9 @@ fn rollover_latency(system: &str, dir: &Path, plan: &Plan) -> io::Result<Out> {
         log.append(record)?;
         *slot = t.elapsed().as_nanos() as u64;
     }
-    let mut out = latency_out(nanos, 1.0, "ns");
-    let p50 = out[0].1;
-    let p999 = out[2].1;
-    out.push(("p999_over_p50".into(), p999 / p50));
+    let d = Dist::of(&mut nanos);
+    let mut out = latency_out(&d, 1.0, "ns");
+    out.push(("p999_over_p50".into(), d.p999 / d.p50));
     out.push(("files".into(), std::fs::read_dir(dir)?.count() as f64));
     Ok(out)
 }
@@ -470,34 +438,15 @@ fn o1_build(system: &str, dir: &Path, count: u64) -> io::Result<Out> {
 /// write to the newest); the peers are opened in place. `--variant cold` first drops the
 /// files' pages from the page cache.
 fn o1_open(system: &str, dir: &Path, args: &Args) -> io::Result<Out> {
-    if args.need("variant") == "cold" {
+    let cold = args.need("variant") == "cold";
+    if cold {
         drop_cache(dir)?;
     }
     let (took, segments) = match system {
         "kekbit" => {
             let farm = PathBuf::from(args.need("farm"));
-            std::fs::create_dir_all(&farm)?;
-            let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(dir)?
-                .filter_map(Result::ok)
-                .map(|e| e.file_name())
-                .filter(|n| n.to_string_lossy().ends_with(".kekbit"))
-                .collect();
-            names.sort();
-            // The older segments are hard links; the newest is copied, because opening may
-            // write to it (recovery records what it made durable), and every round must open
-            // the journal as the build left it.
-            for (i, name) in names.iter().enumerate() {
-                if i + 1 == names.len() {
-                    std::fs::copy(dir.join(name), farm.join(name))?;
-                } else {
-                    std::fs::hard_link(dir.join(name), farm.join(name))?;
-                }
-            }
-            // Commit the copy and the links (link counts, the new folder) to disk now,
-            // untimed: otherwise the first fsync inside the timed open would commit them, and
-            // the large journal (30 files) would pay for the harness.
-            crate::util::syncfs(&farm);
-            if args.need("variant") == "cold" {
+            farm_segments(dir, &farm)?;
+            if cold {
                 drop_cache(&farm)?;
             }
             let (took, segments) = kek::time_open(&farm, SEGMENT)?;
@@ -512,4 +461,34 @@ fn o1_open(system: &str, dir: &Path, args: &Args) -> io::Result<Out> {
         ("open_ms".into(), secs(took) * 1e3),
         ("segments".into(), segments),
     ])
+}
+
+/// Fills the new folder `farm` with the kekbit journal of `dir`, as the build left it: hard
+/// links to the older segments, and a copy of the newest, because opening may write to it
+/// (recovery records what it made durable). Then commits them to disk.
+fn farm_segments(dir: &Path, farm: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(farm)?;
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        if name.to_string_lossy().ends_with(".kekbit") {
+            names.push(name);
+        }
+    }
+    names.sort();
+    let Some((newest, older)) = names.split_last() else {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no kekbit segment in {}", dir.display()),
+        ));
+    };
+    for name in older {
+        std::fs::hard_link(dir.join(name), farm.join(name))?;
+    }
+    std::fs::copy(dir.join(newest), farm.join(newest))?;
+    // Commit the copy and the links (link counts, the new folder) to disk now, untimed:
+    // otherwise the first fsync inside the timed open would commit them, and the large
+    // journal (30 files) would pay for the harness.
+    crate::util::syncfs(farm);
+    Ok(())
 }

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use kekbit::core::{RECORD_ALIGN, RECORD_HEADER_LEN, TRAILER_RESERVE};
 use kekbit::journal::{Durability, Journal, JournalReader, Prefault};
 
-use super::{other, Log};
-use crate::util::{mono_nanos, unstamp, Records};
+use super::Log;
+use crate::util::{OneWay, Records};
 
 pub struct Kek {
-    pub journal: Journal,
+    journal: Journal,
     every_record: bool,
 }
 
@@ -27,8 +27,8 @@ pub fn open_prepared(dir: &Path, segment: u64) -> io::Result<Kek> {
         .segments_ahead(AHEAD)
         .prefault(Prefault::Whole)
         .open(dir)
-        .map_err(other)?;
-    journal.warm_up().map_err(other)?;
+        .map_err(io::Error::other)?;
+    journal.warm_up().map_err(io::Error::other)?;
     Ok(Kek {
         journal,
         every_record: false,
@@ -50,30 +50,29 @@ fn options(segment: u64, durable: bool) -> kekbit::journal::JournalOptions {
 /// Opens (or creates) the journal in `dir`: segments of `segment` bytes, records of at most
 /// 4 KiB, syncing every record (`durable`) or only when asked (`Durability::Never`).
 pub fn open(dir: &Path, segment: u64, durable: bool) -> io::Result<Kek> {
-    let journal = options(segment, durable).open(dir).map_err(other)?;
+    let journal = options(segment, durable)
+        .open(dir)
+        .map_err(io::Error::other)?;
     Ok(Kek {
         journal,
         every_record: durable,
     })
 }
 
-impl Kek {
-    pub fn sync(&self) -> io::Result<()> {
-        self.journal.sync().map(drop).map_err(other)
-    }
-}
-
 impl Log for Kek {
     #[inline]
     fn append(&self, record: &[u8]) -> io::Result<()> {
-        self.journal.append(record).map(drop).map_err(other)
+        self.journal
+            .append(record)
+            .map(drop)
+            .map_err(io::Error::other)
     }
 
     fn append_durable(&self, _lane: u64, record: &[u8]) -> io::Result<()> {
         // Under EveryRecord, `append` returns once the record is durable (group commit).
-        self.journal.append(record).map_err(other)?;
+        self.journal.append(record).map_err(io::Error::other)?;
         if !self.every_record {
-            self.sync()?;
+            self.journal.sync().map_err(io::Error::other)?;
         }
         Ok(())
     }
@@ -81,9 +80,9 @@ impl Log for Kek {
 
 /// Reads the journal from sequence number 0, checking every record; returns the count.
 pub fn replay(dir: &Path, records: &Records) -> io::Result<u64> {
-    let mut reader = JournalReader::open(dir, 0).map_err(other)?;
+    let mut reader = JournalReader::open(dir, 0).map_err(io::Error::other)?;
     let mut count = 0;
-    while let Some((seq, record)) = reader.try_next().map_err(other)? {
+    while let Some((seq, record)) = reader.try_next().map_err(io::Error::other)? {
         if seq != count {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "sequence gap"));
         }
@@ -103,19 +102,18 @@ pub fn live_read(
     busy: bool,
     ready: impl FnOnce(),
 ) -> io::Result<Vec<u64>> {
-    let mut reader = JournalReader::open(dir, 0).map_err(other)?;
+    let mut reader = JournalReader::open(dir, 0).map_err(io::Error::other)?;
     ready();
-    let mut latencies = Vec::with_capacity(total as usize);
-    let mut seen = 0;
-    while seen < total {
+    let mut one_way = OneWay::new(total, warmup);
+    while !one_way.done() {
         let next = if busy {
-            reader.try_next().map_err(other)?
+            reader.try_next().map_err(io::Error::other)?
         } else {
             reader
                 .next_timeout(Duration::from_secs(10))
-                .map_err(other)?
+                .map_err(io::Error::other)?
         };
-        let Some((seq, record)) = next else {
+        let Some((_, record)) = next else {
             if busy {
                 std::hint::spin_loop();
                 continue;
@@ -125,15 +123,9 @@ pub fn live_read(
                 "no record for 10 s",
             ));
         };
-        let now = mono_nanos();
-        let (stamped_seq, sent) = unstamp(record);
-        debug_assert_eq!(stamped_seq, seq);
-        if seq >= warmup {
-            latencies.push(now.saturating_sub(sent));
-        }
-        seen += 1;
+        one_way.arrived(record);
     }
-    Ok(latencies)
+    Ok(one_way.into_nanos())
 }
 
 /// Records of `size` bytes that fill one segment of `segment` bytes exactly.

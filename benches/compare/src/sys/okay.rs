@@ -17,23 +17,15 @@ use okaywal::{
 use super::Log;
 use crate::util::Records;
 
-/// What the log manager does with recovered entries.
-enum Mode {
-    /// Nothing. Not used: okaywal 0.3.1 then skips the unread chunks itself, skips each
-    /// chunk's CRC twice (`EntryChunk::skip_remaining_bytes`, then its `Drop`), takes the
-    /// next chunk for an aborted entry and ends the log's valid length there, so the next
-    /// append overwrites committed entries. Kept to document why O1 reads every chunk.
-    #[allow(dead_code)]
-    Skip,
-    /// Reads every chunk to its end and checks its CRC (what recovery must do, see `Skip`;
-    /// used by O1 and by every open of this crate).
-    Consume,
-    /// Reads every chunk, checks its CRC (okaywal's CRC32C) and content (W5).
-    Verify(Records),
-}
-
+/// The log manager: reads every recovered chunk to its end and checks its CRC (okaywal's
+/// CRC32C), and with `verify` (W5) its content too. Reading every chunk is not optional: a
+/// manager that leaves chunks unread corrupts the log in okaywal 0.3.1, which then skips them
+/// itself but skips each chunk's CRC twice (`EntryChunk::skip_remaining_bytes`, then its
+/// `Drop`), takes the next chunk for an aborted entry and ends the log's valid length there,
+/// so the next append overwrites committed entries. So O1 times an open that reads every
+/// chunk.
 struct Manager {
-    mode: Mode,
+    verify: Option<Records>,
     recovered: Arc<AtomicU64>,
 }
 
@@ -45,11 +37,6 @@ impl fmt::Debug for Manager {
 
 impl LogManager for Manager {
     fn recover(&mut self, entry: &mut Entry<'_>) -> io::Result<()> {
-        let records = match &self.mode {
-            Mode::Skip => return Ok(()),
-            Mode::Consume => None,
-            Mode::Verify(records) => Some(records),
-        };
         loop {
             match entry.read_chunk()? {
                 ReadChunkResult::Chunk(mut chunk) => {
@@ -58,7 +45,7 @@ impl LogManager for Manager {
                         return Err(io::Error::new(io::ErrorKind::InvalidData, "CRC mismatch"));
                     }
                     let n = self.recovered.load(Ordering::Relaxed);
-                    if let Some(records) = records {
+                    if let Some(records) = &self.verify {
                         records.check(n, &data)?;
                     }
                     self.recovered.store(n + 1, Ordering::Relaxed);
@@ -84,7 +71,7 @@ impl LogManager for Manager {
 
 /// The configuration: okaywal's defaults, or (`keep`) with checkpointing off, so that what
 /// was written stays in the log for a replay (W1/W2 then W5, O1).
-pub fn config(dir: &Path, keep: bool) -> Configuration {
+fn config(dir: &Path, keep: bool) -> Configuration {
     let config = Configuration::default_for(dir);
     if keep {
         config.checkpoint_after_bytes(u64::MAX)
@@ -95,7 +82,7 @@ pub fn config(dir: &Path, keep: bool) -> Configuration {
 
 pub fn open(dir: &Path, keep: bool) -> io::Result<WriteAheadLog> {
     config(dir, keep).open(Manager {
-        mode: Mode::Consume,
+        verify: None,
         recovered: Arc::default(),
     })
 }
@@ -136,7 +123,7 @@ pub fn build(dir: &Path, count: u64, per_entry: u64, records: &mut Records) -> i
 pub fn replay(dir: &Path, records: Records) -> io::Result<u64> {
     let recovered = Arc::new(AtomicU64::new(0));
     let wal = config(dir, true).open(Manager {
-        mode: Mode::Verify(records),
+        verify: Some(records),
         recovered: Arc::clone(&recovered),
     })?;
     let n = recovered.load(Ordering::Relaxed);
@@ -145,7 +132,7 @@ pub fn replay(dir: &Path, records: Records) -> io::Result<u64> {
 }
 
 /// O1: times opening the log: okaywal reads every entry to find the end, and the manager
-/// reads every chunk (see `Mode::Skip` for why it must).
+/// reads every chunk (see [`Manager`] for why it must).
 pub fn time_open(dir: &Path) -> io::Result<Duration> {
     let start = Instant::now();
     let wal = open(dir, true)?;

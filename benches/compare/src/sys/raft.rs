@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use protobuf::well_known_types::BytesValue;
 use raft_engine::{Config, Engine, LogBatch, MessageExt, ReadableSize};
 
-use super::{other, Log};
+use super::Log;
 use crate::util::Records;
 
 /// Records are entries of region 1 (of region `lane + 1` in W4) with index = sequence + 1.
@@ -28,7 +28,7 @@ impl MessageExt for Entries {
     }
 }
 
-pub fn config(dir: &Path, file_size: u64) -> Config {
+fn config(dir: &Path, file_size: u64) -> Config {
     Config {
         dir: dir.to_string_lossy().into_owned(),
         target_file_size: ReadableSize(file_size),
@@ -45,12 +45,12 @@ struct Scratch {
 }
 
 pub struct Raft {
-    pub engine: Engine,
+    engine: Engine,
     scratch: Mutex<Scratch>,
 }
 
 pub fn open(dir: &Path, file_size: u64) -> io::Result<Raft> {
-    let engine = Engine::open(config(dir, file_size)).map_err(other)?;
+    let engine = Engine::open(config(dir, file_size)).map_err(io::Error::other)?;
     Ok(Raft {
         engine,
         scratch: Mutex::new(Scratch {
@@ -68,9 +68,12 @@ impl Raft {
         entry.value.extend_from_slice(record);
         batch
             .add_entries::<Entries>(region, std::slice::from_ref(entry))
-            .map_err(other)?;
+            .map_err(io::Error::other)?;
         // `write` drains the batch, which is then reused.
-        self.engine.write(batch, sync).map(drop).map_err(other)
+        self.engine
+            .write(batch, sync)
+            .map(drop)
+            .map_err(io::Error::other)
     }
 }
 
@@ -88,8 +91,11 @@ impl Log for Raft {
         let mut batch = LogBatch::default();
         batch
             .add_entries::<Entries>(lane + 1, std::slice::from_ref(&entry))
-            .map_err(other)?;
-        self.engine.write(&mut batch, true).map(drop).map_err(other)
+            .map_err(io::Error::other)?;
+        self.engine
+            .write(&mut batch, true)
+            .map(drop)
+            .map_err(io::Error::other)
     }
 }
 
@@ -109,7 +115,7 @@ pub fn replay(dir: &Path, file_size: u64, records: &Records) -> io::Result<u64> 
         entries.clear();
         engine
             .fetch_entries_to::<Entries>(1, begin, end, None, &mut entries)
-            .map_err(other)?;
+            .map_err(io::Error::other)?;
         for e in &entries {
             records.check(count, &e.value)?;
             count += 1;

@@ -28,7 +28,7 @@ pub struct RawFile {
     commit: GroupCommit,
 }
 
-pub fn path(dir: &Path) -> PathBuf {
+fn path(dir: &Path) -> PathBuf {
     dir.join(FILE)
 }
 

@@ -12,11 +12,12 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::commit::GroupCommit;
-use crate::util::Records;
+use crate::util::{OneWay, Records};
 
 const FILE: &str = "raw.mmap";
 const PAGE: usize = 4096;
@@ -26,11 +27,34 @@ struct Inner {
     appended: u64,
 }
 
+/// The raw mmap log as compared, or one of its two experiments (in no target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// `raw-mmap`.
+    Plain,
+    /// `raw-mmap+watermark`: records start after a header page, and each sync covers
+    /// `[0, end)` then stores the synced length into the header page, as kekbit does with its
+    /// durable watermark.
+    Watermark,
+    /// `raw-mmap+prefault`: every page mapped writable before the first append, untimed.
+    Prefault,
+}
+
+impl Variant {
+    /// The variant a system name stands for, if it is one of the raw mmap logs.
+    pub fn of(system: &str) -> Option<Variant> {
+        match system {
+            "raw-mmap" => Some(Variant::Plain),
+            "raw-mmap+watermark" => Some(Variant::Watermark),
+            "raw-mmap+prefault" => Some(Variant::Prefault),
+            _ => None,
+        }
+    }
+}
+
 pub struct RawMmap {
     map: MmapRaw,
-    /// Experiment (`--system raw-mmap+watermark`, not in the comparison): records start after
-    /// a header page, and each sync covers `[0, end)` then stores the synced length into the
-    /// header page, as kekbit does with its durable watermark.
+    /// [`Variant::Watermark`].
     watermark: bool,
     inner: Mutex<Inner>,
     /// Byte offset up to which the file is known synced.
@@ -38,7 +62,7 @@ pub struct RawMmap {
     commit: GroupCommit,
 }
 
-pub fn path(dir: &Path) -> PathBuf {
+fn path(dir: &Path) -> PathBuf {
     dir.join(FILE)
 }
 
@@ -49,12 +73,7 @@ pub fn capacity_for(count: u64, size: usize) -> usize {
 }
 
 impl RawMmap {
-    pub fn create(
-        dir: &Path,
-        capacity: usize,
-        watermark: bool,
-        prefault: bool,
-    ) -> io::Result<RawMmap> {
+    pub fn create(dir: &Path, capacity: usize, variant: Variant) -> io::Result<RawMmap> {
         std::fs::create_dir_all(dir)?;
         let file = OpenOptions::new()
             .create(true)
@@ -70,11 +89,10 @@ impl RawMmap {
         file.sync_all()?;
         File::open(dir)?.sync_all()?;
         let map = MmapOptions::new().len(capacity).map_raw(&file)?;
-        if prefault {
-            // Experiment (`--system raw-mmap+prefault`, not in the comparison): every page
-            // mapped writable before the first append, untimed.
+        if variant == Variant::Prefault {
             map.advise_range(memmap2::Advice::PopulateWrite, 0, capacity)?;
         }
+        let watermark = variant == Variant::Watermark;
         Ok(RawMmap {
             map,
             watermark,
@@ -201,4 +219,33 @@ pub fn replay(dir: &Path, records: &Records) -> io::Result<u64> {
         count += 1;
     }
     Ok(count)
+}
+
+/// The live reader of L1 (busy-polling only): reads `total` records as they arrive and
+/// returns the one-way latencies (ns) of those after the first `warmup`. Gives up after 300 s
+/// without the writer.
+pub fn live_read(
+    dir: &Path,
+    total: u64,
+    warmup: u64,
+    ready: impl FnOnce(),
+) -> io::Result<Vec<u64>> {
+    let mut view = View::open(dir)?;
+    ready();
+    let mut one_way = OneWay::new(total, warmup);
+    let give_up = Instant::now() + Duration::from_secs(300);
+    let mut polls = 0u64;
+    while !one_way.done() {
+        match view.next()? {
+            Some(record) => one_way.arrived(record),
+            None => {
+                polls += 1;
+                if polls.is_multiple_of(1 << 20) && Instant::now() > give_up {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "writer gone"));
+                }
+                std::hint::spin_loop();
+            }
+        }
+    }
+    Ok(one_way.into_nanos())
 }
