@@ -207,11 +207,7 @@ impl WriteMap {
         // the `Flusher` and `Populator` handles sharing the mapping store only into the live
         // block (at `CHECKED_LEN` and after) or do not store at all.
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                self.map.as_ptr().cast_mut(),
-                bytes.len(),
-            )
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.as_ptr().cast_mut(), bytes.len())
         };
     }
 

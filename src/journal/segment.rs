@@ -43,7 +43,9 @@ fn parse_name(name: &str) -> Option<u64> {
     if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    u64::from_str_radix(hex, 16).ok().filter(|&id| id < u64::MAX)
+    u64::from_str_radix(hex, 16)
+        .ok()
+        .filter(|&id| id < u64::MAX)
 }
 
 /// Reads and validates segment `id`'s header without mapping it.
