@@ -22,32 +22,22 @@ mod journal_common;
 use std::fs;
 use std::path::Path;
 
-use journal_common::{copy_dir, payload, read_available, read_journal, segment_file};
-use kekbit::journal::{Durability, Journal, JournalError, JournalOptions, JournalReader};
+use journal_common::{
+    copy_dir, four_per_segment, large_record, payload, read_available, read_journal, segment_file,
+    LARGE_LEN, PER_SEGMENT,
+};
+use kekbit::journal::{JournalError, JournalReader};
 
-const LEN: usize = 1_000;
-const PER_SEGMENT: u64 = 4;
 const SEGMENTS: u64 = 12;
 const TOTAL: u64 = PER_SEGMENT * SEGMENTS;
 /// Salt of the other journal's records.
 const FOREIGN: u8 = 0x5A;
 
-fn rec(seq: u64) -> Vec<u8> {
-    payload(seq, LEN, 0)
-}
-
-fn options() -> JournalOptions {
-    Journal::options()
-        .segment_capacity(4096)
-        .max_record_len(LEN as u32)
-        .durability(Durability::Never)
-}
-
 /// A closed journal of `SEGMENTS` full segments in `dir`, records salted with `salt`.
 fn build(dir: &Path, salt: u8) {
-    let journal = options().open(dir).unwrap();
+    let journal = four_per_segment().open(dir).unwrap();
     for seq in 0..TOTAL {
-        journal.append(&payload(seq, LEN, salt)).unwrap();
+        journal.append(&payload(seq, LARGE_LEN, salt)).unwrap();
     }
     drop(journal);
     let ids = journal_common::segment_ids(dir);
@@ -105,7 +95,7 @@ fn check_reader(dir: &Path, intact: u64, want: Want) -> Result<(), String> {
             "returned records {seqs:?} then {error:?}; expected 0..{intact} then {want:?}"
         ));
     }
-    if let Some((seq, _)) = got.iter().find(|(seq, bytes)| *bytes != rec(*seq)) {
+    if let Some((seq, _)) = got.iter().find(|(seq, bytes)| *bytes != large_record(*seq)) {
         return Err(format!("record {seq} is wrong data"));
     }
     match error {
@@ -179,7 +169,7 @@ fn a_journal_missing_a_middle_segment_reports_it_where_the_chain_needs_it() {
         // After the hole the journal reads on.
         let after = read_journal(&dir, PER_SEGMENT * k);
         assert_eq!(after.len() as u64, TOTAL - PER_SEGMENT * k, "{case}");
-        assert!(after.iter().all(|(s, b)| *b == rec(*s)), "{case}");
+        assert!(after.iter().all(|(s, b)| *b == large_record(*s)), "{case}");
     }
     assert_all(failures);
 }
@@ -254,7 +244,7 @@ fn opening_a_journal_with_a_broken_tail_for_appending_is_refused() {
                 fs::copy(segment_file(&dir, last - 1), segment_file(&dir, last)).unwrap();
             }
         }
-        match options().open(&dir) {
+        match four_per_segment().open(&dir) {
             Err(JournalError::BrokenChain { .. }) => {}
             Ok(journal) => {
                 let report = journal.open_report().clone();

@@ -12,60 +12,40 @@
 mod journal_common;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Barrier};
-use std::thread;
 
-use journal_common::{check_chain, read_available, read_journal, End};
+use journal_common::{check_chain, on_threads, read_available, read_journal, thread_record, End};
 use kekbit::journal::{Durability, Journal};
 
-/// Record `index` of thread `thread`: both numbers, then filler whose length and bytes
-/// depend on them.
+/// Record `index` of thread `thread`: 16 to 55 bytes.
 fn content(thread: u64, index: u64) -> Vec<u8> {
-    let len = 16 + ((thread * 7 + index * 13) % 40) as usize;
-    let mut bytes: Vec<u8> = (0..len as u64)
-        .map(|j| (j * 31 + thread * 17 + index * 3) as u8)
-        .collect();
-    bytes[..8].copy_from_slice(&thread.to_le_bytes());
-    bytes[8..16].copy_from_slice(&index.to_le_bytes());
-    bytes
+    thread_record(thread, index, 40)
 }
 
 fn run(threads: u64, per_thread: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let journal = Arc::new(
-        Journal::options()
-            .segment_capacity(2048)
-            .max_record_len(64)
-            .durability(Durability::EveryRecord)
-            .open(dir.path())
-            .unwrap(),
-    );
-    let start = Arc::new(Barrier::new(threads as usize));
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let journal = Arc::clone(&journal);
-            let start = Arc::clone(&start);
-            thread::spawn(move || {
-                start.wait();
-                let mut seqs = Vec::new();
-                for i in 0..per_thread {
-                    let seq = journal.append(&content(t, i)).unwrap();
-                    // Returned once durable: at least this record is counted.
-                    assert!(
-                        journal.durable_count() > seq,
-                        "thread {t}: {seq} not durable"
-                    );
-                    seqs.push(seq);
-                }
-                seqs
-            })
-        })
-        .collect();
+    let journal = Journal::options()
+        .segment_capacity(2048)
+        .max_record_len(64)
+        .durability(Durability::EveryRecord)
+        .open(dir.path())
+        .unwrap();
+    let appended = on_threads(threads, |t| {
+        let mut seqs = Vec::new();
+        for i in 0..per_thread {
+            let seq = journal.append(&content(t, i)).unwrap();
+            // Returned once durable: at least this record is counted.
+            assert!(
+                journal.durable_count() > seq,
+                "thread {t}: {seq} not durable"
+            );
+            seqs.push(seq);
+        }
+        seqs
+    });
     let total = threads * per_thread;
     // Sequence number -> (thread, index), as `append` reported them.
     let mut owner = BTreeMap::new();
-    for (t, handle) in handles.into_iter().enumerate() {
-        let seqs = handle.join().expect("appending thread failed");
+    for (t, seqs) in appended.into_iter().enumerate() {
         assert!(
             seqs.windows(2).all(|w| w[0] < w[1]),
             "thread {t}: sequence numbers not increasing"

@@ -14,8 +14,8 @@ mod journal_common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use journal_common::{child_dir, record, spawn_child, tell_parent};
-use kekbit::journal::{Durability, Journal, JournalReader};
+use journal_common::{child_dir, open_small, record, spawn_child, tell_parent};
+use kekbit::journal::JournalReader;
 
 const COUNT: u64 = 20_000;
 const CHILD: &str = "child_follows_the_journal";
@@ -84,26 +84,25 @@ fn child_follows_the_journal() {
 fn a_reader_in_a_child_process_follows_the_journal_live() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = spawn_child(CHILD, dir.path(), &[]);
-    assert_eq!(child.expect_line(Duration::from_secs(20)), "ready");
+    assert_eq!(
+        child.expect_line(Duration::from_secs(20), "\"ready\""),
+        "ready"
+    );
 
-    let journal = Journal::options()
-        .segment_capacity(4096)
-        .max_record_len(64)
-        .durability(Durability::Never)
-        .open(dir.path())
-        .unwrap();
+    let journal = open_small(dir.path());
     for seq in 0..COUNT {
         assert_eq!(journal.append(&record(seq)).unwrap(), seq);
     }
 
     let mut last = String::new();
-    while let Some(line) = child.next_line(Duration::from_secs(70)) {
+    while let Some(line) = child.line(Duration::from_secs(70)) {
         last = line;
         if last.starts_with("verified") {
             break;
         }
     }
-    let (status, stderr) = child.wait(Duration::from_secs(10));
+    let status = child.wait(Duration::from_secs(10));
+    let stderr = child.stderr_text();
     assert_eq!(
         last,
         format!("verified {COUNT}"),

@@ -22,25 +22,10 @@ use std::thread;
 use std::time::Duration;
 
 use journal_common::{
-    assert_sequence, check_chain, linked_segments, payload, read_available, read_journal, record,
-    segment_file, segment_ids, segments,
+    assert_sequence, check_chain, four_per_segment, large_record, linked_segments, read_available,
+    read_journal, record, segment_file, segment_ids, segments, PER_SEGMENT,
 };
-use kekbit::journal::{Durability, Journal, JournalError, JournalOptions, JournalReader};
-
-const LEN: usize = 1_000;
-/// Records per segment: four 1,008-byte frames fill the 4,032 bytes a 4 KiB segment offers.
-const PER_SEGMENT: u64 = 4;
-
-fn rec(seq: u64) -> Vec<u8> {
-    payload(seq, LEN, 0)
-}
-
-fn options() -> JournalOptions {
-    Journal::options()
-        .segment_capacity(4096)
-        .max_record_len(LEN as u32)
-        .durability(Durability::Never)
-}
+use kekbit::journal::{Durability, Journal, JournalError, JournalReader};
 
 /// Asserts that a new reader from `from` is refused with `Pruned` naming `first`.
 fn assert_pruned(dir: &Path, from: u64, first: u64) {
@@ -64,7 +49,7 @@ fn read_exactly(reader: &mut JournalReader, from: u64, count: u64) {
         match reader.try_next() {
             Ok(Some((got, bytes))) => {
                 assert_eq!(got, seq);
-                assert!(bytes == rec(seq), "record {seq} differs");
+                assert!(bytes == large_record(seq), "record {seq} differs");
             }
             other => panic!("expected record {seq}: {other:?}"),
         }
@@ -75,9 +60,9 @@ fn read_exactly(reader: &mut JournalReader, from: u64, count: u64) {
 fn pruning_a_journal_removes_whole_old_segments_and_lagging_readers_carry_on() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
-    let journal = options().open(path).unwrap();
+    let journal = four_per_segment().open(path).unwrap();
     for seq in 0..40 {
-        assert_eq!(journal.append(&rec(seq)).unwrap(), seq);
+        assert_eq!(journal.append(&large_record(seq)).unwrap(), seq);
     }
     // Segments 1 to 10 hold four records each; 10 is active (full, not rolled over yet).
     let walks = check_chain(path);
@@ -108,20 +93,20 @@ fn pruning_a_journal_removes_whole_old_segments_and_lagging_readers_carry_on() {
     assert_eq!(linked_segments(path)[0].channel_id, 2);
     assert_pruned(path, 0, 4);
     assert_pruned(path, 3, 4);
-    assert_sequence(&read_journal(path, 4), 4, 36, rec);
+    assert_sequence(&read_journal(path, 4), 4, 36, large_record);
 
     // The lagging reader reads the rest of the unlinked segment 1 and crosses into 2 and on.
     read_exactly(&mut lagging, 2, 2);
     let (got, error) = read_available(&mut lagging);
     assert!(error.is_none(), "{error:?}");
-    assert_sequence(&got, 4, 36, rec);
+    assert_sequence(&got, 4, 36, large_record);
 
     // Before 22: segments 2 to 5 (records 4 to 19) go; 6 holds 20 and 21, it stays.
     let report = journal.prune_before(22).unwrap();
     assert_eq!((report.segments_removed, report.first_sequence), (4, 20));
     assert_eq!(linked_segments(path)[0].channel_id, 6);
     assert_pruned(path, 19, 20);
-    assert_sequence(&read_journal(path, 20), 20, 20, rec);
+    assert_sequence(&read_journal(path, 20), 20, 20, large_record);
 
     // The reader in segment 2 reads what is left of it, then cannot go on: segment 3 is gone.
     // Never a record that is not the next one.
@@ -148,12 +133,12 @@ fn pruning_a_journal_removes_whole_old_segments_and_lagging_readers_carry_on() {
 
     // Appending goes on (rolling over from the only segment left); readers follow.
     for seq in 40..50 {
-        assert_eq!(journal.append(&rec(seq)).unwrap(), seq);
+        assert_eq!(journal.append(&large_record(seq)).unwrap(), seq);
     }
     let (got, error) = read_available(&mut lagging);
     assert!(error.is_none(), "{error:?}");
-    assert_sequence(&got, 40, 10, rec);
-    assert_sequence(&read_journal(path, 36), 36, 14, rec);
+    assert_sequence(&got, 40, 10, large_record);
+    assert_sequence(&read_journal(path, 36), 36, 14, large_record);
 
     // Pruning again removes the segments filled since, up to the new active one.
     let report = journal.prune_before(u64::MAX).unwrap();
@@ -161,15 +146,15 @@ fn pruning_a_journal_removes_whole_old_segments_and_lagging_readers_carry_on() {
 
     // Closed and reopened, the pruned journal goes on.
     drop(journal);
-    let journal = options().open(path).unwrap();
+    let journal = four_per_segment().open(path).unwrap();
     assert_eq!(journal.open_report().next_sequence, 50);
-    assert_eq!(journal.append(&rec(50)).unwrap(), 50);
-    assert_sequence(&read_journal(path, 48), 48, 3, rec);
+    assert_eq!(journal.append(&large_record(50)).unwrap(), 50);
+    assert_sequence(&read_journal(path, 48), 48, 3, large_record);
     assert_pruned(path, 47, 48);
     // Segment 13 (48, 49, closed by the drop) goes; 14, opened by the reopen, is active.
     let report = journal.prune_before(u64::MAX).unwrap();
     assert_eq!((report.segments_removed, report.first_sequence), (1, 50));
-    assert_sequence(&read_journal(path, 50), 50, 1, rec);
+    assert_sequence(&read_journal(path, 50), 50, 1, large_record);
     assert!(segments(path).iter().any(|s| !s.pending));
 }
 

@@ -75,13 +75,13 @@ fn kill_and_recover(dir: &Path, durability: &str, start: u64, kill_after: u64) -
     let case = format!("{durability}, {start} records, kill after {kill_after} acks");
     let mut child = spawn_child(CHILD, dir, &[(DURABILITY, durability.to_string())]);
     assert_eq!(
-        parse(&child.expect_line(LINE_WAIT), "open "),
+        parse(&child.expect_line(LINE_WAIT, "\"open\""), "open "),
         start,
         "{case}"
     );
     let mut acked = start;
     while acked < start + kill_after {
-        let seq = parse(&child.expect_line(LINE_WAIT), "ack ");
+        let seq = parse(&child.expect_line(LINE_WAIT, "acknowledgement"), "ack ");
         assert_eq!(seq, acked, "{case}: acknowledgements out of order");
         acked += 1;
     }

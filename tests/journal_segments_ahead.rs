@@ -175,9 +175,12 @@ fn reopening_after_a_kill_removes_every_prepared_segment() {
     let mut acked = 0;
     for (ahead, kill_after) in [(4, 150), (2, 3), (6, 0)] {
         let mut child = spawn_child(CHILD, dir.path(), &[(AHEAD, ahead.to_string())]);
-        assert_eq!(child.expect_line(wait), format!("open {acked}"));
+        assert_eq!(child.expect_line(wait, "\"open\""), format!("open {acked}"));
         for _ in 0..kill_after {
-            assert_eq!(child.expect_line(wait), format!("ack {acked}"));
+            assert_eq!(
+                child.expect_line(wait, "acknowledgement"),
+                format!("ack {acked}")
+            );
             acked += 1;
         }
         for line in child.kill() {

@@ -23,15 +23,22 @@ use std::error::Error as _;
 
 use kekbit::codec::{Bincode, Codec, CodecError};
 use kekbit::journal::{Durability, JournalReader};
-use kekbit::prevalence::{PrevalentStore, StoreError};
+use kekbit::prevalence::{PrevalentStore, StoreError, StoreOptions};
 use kekbit::replay::ReplayError;
 use kekbit::snapshot::SnapshotStore;
-use prevalence_common::{apply_all, snapshot_files, step, store_options, Counters, Op, Store};
+use prevalence_common::{
+    apply_all, execute_checked, snapshot_files, store_options, Counters, Op, Store,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// Bytes that are not an `Op`: variant 238 does not exist.
 const NOT_AN_OP: [u8; 3] = [0xEE, 0xEE, 0xEE];
+
+/// 4 KiB segments, every command synced.
+fn synced_options() -> StoreOptions {
+    store_options(4096, Durability::EveryRecord)
+}
 
 fn ops(count: u64) -> Vec<Op> {
     (0..count)
@@ -49,33 +56,19 @@ fn ops(count: u64) -> Vec<Op> {
         .collect()
 }
 
-fn execute_checked<K: Codec>(
-    store: &PrevalentStore<Counters, Op, K>,
-    model: &mut Counters,
-    op: &Op,
-) {
-    let expected = step(model, op);
-    assert_eq!(store.execute(op.clone()).unwrap(), expected, "{op:?}");
-}
-
 #[test]
 fn a_journal_record_that_does_not_decode_fails_the_restore_with_its_sequence() {
     let root = tempfile::tempdir().unwrap();
-    let options = || store_options(4096, Durability::EveryRecord);
     let good = ops(7);
     {
-        let store = Store::open(root.path(), Counters::new(), options()).unwrap();
+        let store = Store::open(root.path(), Counters::new(), synced_options()).unwrap();
         let mut model = Counters::new();
-        for op in &good[..5] {
-            execute_checked(&store, &mut model, op);
-        }
+        execute_checked(&store, &mut model, &good[..5]);
         assert_eq!(store.journal().append(&NOT_AN_OP).unwrap(), 5);
-        for op in &good[5..] {
-            execute_checked(&store, &mut model, op);
-        }
+        execute_checked(&store, &mut model, &good[5..]);
     }
 
-    let err = Store::open(root.path(), Counters::new(), options()).unwrap_err();
+    let err = Store::open(root.path(), Counters::new(), synced_options()).unwrap_err();
     let message = err.to_string();
     match err {
         StoreError::Replay(ReplayError::Application { seq, source }) => {
@@ -101,21 +94,16 @@ fn a_journal_record_that_does_not_decode_fails_the_restore_with_its_sequence() {
 #[test]
 fn an_undecodable_record_before_the_snapshot_is_never_replayed() {
     let root = tempfile::tempdir().unwrap();
-    let options = || store_options(4096, Durability::EveryRecord);
     let good = ops(6);
     {
-        let store = Store::open(root.path(), Counters::new(), options()).unwrap();
+        let store = Store::open(root.path(), Counters::new(), synced_options()).unwrap();
         let mut model = Counters::new();
         assert_eq!(store.journal().append(&NOT_AN_OP).unwrap(), 0);
-        for op in &good[..4] {
-            execute_checked(&store, &mut model, op);
-        }
+        execute_checked(&store, &mut model, &good[..4]);
         assert_eq!(store.snapshot().unwrap().info.sequence, 5);
-        for op in &good[4..] {
-            execute_checked(&store, &mut model, op);
-        }
+        execute_checked(&store, &mut model, &good[4..]);
     }
-    let store = Store::open(root.path(), Counters::new(), options()).unwrap();
+    let store = Store::open(root.path(), Counters::new(), synced_options()).unwrap();
     assert_eq!(store.query(Counters::clone).unwrap(), apply_all(&good));
     let report = store.recovery_report();
     assert_eq!(report.snapshot.as_ref().map(|s| s.sequence), Some(5));
@@ -130,12 +118,11 @@ fn a_snapshot_body_that_does_not_decode_falls_back_to_the_older_snapshot() {
     {
         let store = Store::open(root.path(), Counters::new(), options()).unwrap();
         let mut model = Counters::new();
-        for (i, op) in all.iter().enumerate() {
-            execute_checked(&store, &mut model, op);
-            if i + 1 == 5 || i + 1 == 10 {
-                store.snapshot().unwrap();
-            }
-        }
+        execute_checked(&store, &mut model, &all[..5]);
+        store.snapshot().unwrap();
+        execute_checked(&store, &mut model, &all[5..10]);
+        store.snapshot().unwrap();
+        execute_checked(&store, &mut model, &all[10..]);
     }
     // Snapshot 10 rewritten with a well-framed body that is not a map of counters.
     let files = snapshot_files(&root.path().join("snapshots"));
@@ -196,20 +183,21 @@ type VersionedStore = PrevalentStore<Counters, Op, Versioned>;
 #[test]
 fn a_custom_codec_round_trips_and_a_mismatched_one_is_detected() {
     let root = tempfile::tempdir().unwrap();
-    let options = || store_options(4096, Durability::Never);
+    let open = |version| {
+        VersionedStore::open_with_codec(
+            root.path(),
+            Counters::new(),
+            store_options(4096, Durability::Never),
+            Versioned(version),
+        )
+    };
     let all = ops(15);
     {
-        let store =
-            VersionedStore::open_with_codec(root.path(), Counters::new(), options(), Versioned(1))
-                .unwrap();
+        let store = open(1).unwrap();
         let mut model = Counters::new();
-        for op in &all[..10] {
-            execute_checked(&store, &mut model, op);
-        }
+        execute_checked(&store, &mut model, &all[..10]);
         store.snapshot().unwrap();
-        for op in &all[10..] {
-            execute_checked(&store, &mut model, op);
-        }
+        execute_checked(&store, &mut model, &all[10..]);
     }
 
     // On disk: every record and the snapshot body are the codec's bytes.
@@ -236,9 +224,7 @@ fn a_custom_codec_round_trips_and_a_mismatched_one_is_detected() {
 
     // The same codec restores the state.
     {
-        let store =
-            VersionedStore::open_with_codec(root.path(), Counters::new(), options(), Versioned(1))
-                .unwrap();
+        let store = open(1).unwrap();
         assert_eq!(store.query(Counters::clone).unwrap(), apply_all(&all));
         let report = store.recovery_report();
         assert_eq!(report.snapshot.as_ref().map(|s| s.sequence), Some(10));
@@ -247,9 +233,7 @@ fn a_custom_codec_round_trips_and_a_mismatched_one_is_detected() {
     }
 
     // Another version: the snapshot does not decode, and neither does record 0.
-    let err =
-        VersionedStore::open_with_codec(root.path(), Counters::new(), options(), Versioned(2))
-            .unwrap_err();
+    let err = open(2).unwrap_err();
     match err {
         StoreError::Replay(ReplayError::Application { seq, source }) => {
             assert_eq!(seq, 0);
@@ -262,23 +246,20 @@ fn a_custom_codec_round_trips_and_a_mismatched_one_is_detected() {
     }
     // With the journal pruned up to the snapshot, its rejection is what the error reports.
     let pruned = tempfile::tempdir().unwrap();
-    let small = || {
-        store_options(256, Durability::Never)
+    let open_pruned = |version| {
+        let small = store_options(256, Durability::Never)
             .keep_snapshots(1)
-            .prune_journal(true)
+            .prune_journal(true);
+        VersionedStore::open_with_codec(pruned.path(), Counters::new(), small, Versioned(version))
     };
     {
-        let store =
-            VersionedStore::open_with_codec(pruned.path(), Counters::new(), small(), Versioned(1))
-                .unwrap();
+        let store = open_pruned(1).unwrap();
         for op in ops(30) {
             let _ = store.execute(op).unwrap();
         }
         assert!(store.snapshot().unwrap().segments_pruned > 0);
     }
-    let err =
-        VersionedStore::open_with_codec(pruned.path(), Counters::new(), small(), Versioned(2))
-            .unwrap_err();
+    let err = open_pruned(2).unwrap_err();
     match err {
         StoreError::NoUsableSnapshot { rejected, .. } => {
             assert_eq!(rejected.len(), 1);
@@ -291,9 +272,7 @@ fn a_custom_codec_round_trips_and_a_mismatched_one_is_detected() {
         }
         other => panic!("expected NoUsableSnapshot, got {other:?}"),
     }
-    let store =
-        VersionedStore::open_with_codec(pruned.path(), Counters::new(), small(), Versioned(1))
-            .unwrap();
+    let store = open_pruned(1).unwrap();
     assert_eq!(store.query(Counters::clone).unwrap(), apply_all(&ops(30)));
 }
 
@@ -329,13 +308,16 @@ impl Codec for Limited {
 #[test]
 fn an_encoding_failure_neither_journals_nor_applies_the_command() {
     let root = tempfile::tempdir().unwrap();
-    let store = PrevalentStore::<Counters, Op, Limited>::open_with_codec(
-        root.path(),
-        Counters::new(),
-        store_options(4096, Durability::EveryRecord),
-        Limited { max: 3 },
-    )
-    .unwrap();
+    let open = || {
+        PrevalentStore::<Counters, Op, Limited>::open_with_codec(
+            root.path(),
+            Counters::new(),
+            synced_options(),
+            Limited { max: 3 },
+        )
+        .unwrap()
+    };
+    let store = open();
     assert_eq!(store.execute(Op::Add { key: 1, n: 5 }).unwrap(), Ok(5));
     // 1000 takes three bytes as a varint: five bytes in all.
     let err = store.execute(Op::Add { key: 1, n: 1000 }).unwrap_err();
@@ -352,13 +334,7 @@ fn an_encoding_failure_neither_journals_nor_applies_the_command() {
     assert!(snapshot_files(&root.path().join("snapshots")).is_empty());
     drop(store);
 
-    let store = PrevalentStore::<Counters, Op, Limited>::open_with_codec(
-        root.path(),
-        Counters::new(),
-        store_options(4096, Durability::EveryRecord),
-        Limited { max: 3 },
-    )
-    .unwrap();
+    let store = open();
     let expected = apply_all(&[Op::Add { key: 1, n: 5 }, Op::Add { key: 2, n: 1 }]);
     assert_eq!(store.query(Counters::clone).unwrap(), expected);
     assert_eq!(store.recovery_report().records_replayed, 2);

@@ -29,8 +29,8 @@ mod prevalence_common;
 use kekbit::journal::{Durability, JournalError, RecoveryMode};
 use kekbit::prevalence::StoreError;
 use prevalence_common::{
-    apply_all, arbitrary_ops, copy_dir, data_area, durable_watermark, journal_options,
-    last_linked_segment, nonzero_extent, scan_segment, segments, step, store_options,
+    apply_all, arbitrary_ops, copy_dir, data_area, durable_watermark, execute_checked,
+    journal_options, last_linked_segment, nonzero_extent, scan_segment, segments, store_options,
     wait_for_pending_segment, write_data, Counters, Op, Rng, Store,
 };
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
@@ -90,14 +90,6 @@ impl Arbitrary for CrashCut {
     }
 }
 
-/// Executes `ops` on `store`, checking every output against the model run on `model`.
-fn execute_all(store: &Store, model: &mut Counters, ops: &[Op]) {
-    for op in ops {
-        let expected = step(model, op);
-        assert_eq!(store.execute(op.clone()).unwrap(), expected, "{op:?}");
-    }
-}
-
 fn crash_cut(case: CrashCut) -> TestResult {
     let synced = case.synced.min(case.ops.len());
     let root = tempfile::tempdir().unwrap();
@@ -109,14 +101,14 @@ fn crash_cut(case: CrashCut) -> TestResult {
     {
         let store = Store::open(&original, Counters::new(), options()).unwrap();
         let mut model = Counters::new();
-        execute_all(&store, &mut model, &case.ops[..synced]);
+        execute_checked(&store, &mut model, &case.ops[..synced]);
         if case.by_snapshot {
             assert_eq!(store.snapshot().unwrap().info.sequence, synced as u64);
         } else {
             store.journal().sync().unwrap();
         }
         assert!(store.journal().durable_count() >= synced as u64);
-        execute_all(&store, &mut model, &case.ops[synced..]);
+        execute_checked(&store, &mut model, &case.ops[synced..]);
         assert_eq!(store.journal().next_sequence(), case.ops.len() as u64);
         if case.live {
             wait_for_pending_segment(&original.join("journal"));
@@ -232,7 +224,7 @@ fn crash_cut(case: CrashCut) -> TestResult {
     assert_eq!(store.journal().next_sequence(), survivors as u64);
 
     // The store goes on after the crash.
-    execute_all(&store, &mut model, &case.after);
+    execute_checked(&store, &mut model, &case.after);
     drop(store);
     let store = Store::open(&crashed, Counters::new(), options()).unwrap();
     assert_eq!(store.query(Counters::clone).unwrap(), model);
@@ -270,9 +262,9 @@ fn a_cut_in_the_middle_of_the_last_record_loses_only_that_command() {
     {
         let store = Store::open(&original, Counters::new(), options()).unwrap();
         let mut model = Counters::new();
-        execute_all(&store, &mut model, &ops[..3]);
+        execute_checked(&store, &mut model, &ops[..3]);
         store.journal().sync().unwrap();
-        execute_all(&store, &mut model, &ops[3..]);
+        execute_checked(&store, &mut model, &ops[3..]);
     }
     copy_dir(&original, &crashed);
     let (_, last) = segments(&crashed.join("journal")).pop().unwrap();
@@ -319,9 +311,9 @@ fn the_same_cut_under_absolute_consistency_and_skip_corrupt() {
             with_mode(RecoveryMode::default()),
         )
         .unwrap();
-        execute_all(&store, &mut Counters::new(), &ops[..1]);
+        execute_checked(&store, &mut Counters::new(), &ops[..1]);
         store.journal().sync().unwrap();
-        execute_all(&store, &mut Counters::new(), &ops[1..]);
+        execute_checked(&store, &mut Counters::new(), &ops[1..]);
     }
     copy_dir(&original, &crashed);
     let (_, last) = segments(&crashed.join("journal")).pop().unwrap();

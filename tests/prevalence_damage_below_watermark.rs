@@ -25,8 +25,8 @@ use kekbit::journal::{Durability, JournalError, RecoveryMode};
 use kekbit::prevalence::{StoreError, StoreOptions};
 use kekbit::replay::ReplayError;
 use prevalence_common::{
-    apply_all, copy_dir, durable_watermark, flip_data_byte, journal_options, scan_segment,
-    segments, step, store_options, Counters, Op, Store,
+    apply_all, copy_dir, durable_watermark, execute_checked, flip_data_byte, journal_options,
+    scan_segment, segments, store_options, Counters, Op, Store,
 };
 
 const TOTAL: u64 = 30;
@@ -58,11 +58,8 @@ fn options(mode: RecoveryMode) -> StoreOptions {
 fn build(root: &Path) -> PathBuf {
     let original = root.join("original");
     let store = Store::open(&original, Counters::new(), options(RecoveryMode::default())).unwrap();
-    let mut model = Counters::new();
-    for i in 0..TOTAL {
-        let expected = step(&mut model, &op(i));
-        assert_eq!(store.execute(op(i)).unwrap(), expected);
-    }
+    let all: Vec<Op> = (0..TOTAL).map(op).collect();
+    execute_checked(&store, &mut Counters::new(), &all);
     drop(store);
     let found = segments(&original.join("journal"));
     assert_eq!(found.len(), 3);

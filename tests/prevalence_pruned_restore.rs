@@ -23,8 +23,8 @@ use kekbit::journal::{Durability, JournalError, RecoveryMode};
 use kekbit::prevalence::StoreOptions;
 use kekbit::replay::{replay, Replay, ReplayError};
 use prevalence_common::{
-    apply_all, copy_dir, is_pending, last_linked_segment, scan_segment, segments, snapshot_files,
-    step, store_options, Counters, Op, Store,
+    apply_all, copy_dir, execute_checked, is_pending, last_linked_segment, scan_segment, segments,
+    snapshot_files, store_options, Counters, Op, Store,
 };
 
 fn op(i: u64) -> Op {
@@ -98,13 +98,6 @@ fn snapshot_and_check(store: &Store, dir: &Path, oldest_kept: u64) -> usize {
     expected_gone.len()
 }
 
-fn execute(store: &Store, model: &mut Counters, range: std::ops::Range<u64>) {
-    for i in range {
-        let expected = step(model, &op(i));
-        assert_eq!(store.execute(op(i)).unwrap(), expected);
-    }
-}
-
 struct Count(u64);
 
 impl Replay for Count {
@@ -123,7 +116,7 @@ fn pruned_segments_are_gone_and_restore_needs_only_what_is_left() {
     {
         let store = Store::open(&dir, Counters::new(), options()).unwrap();
         let mut model = Counters::new();
-        execute(&store, &mut model, 0..40);
+        execute_checked(&store, &mut model, &ops(0..40));
         // Segments 1..=4 hold 0..12, 12..24, 24..36, 36..40 (active): 1 to 3 go.
         assert_eq!(
             linked(&dir.join("journal"))
@@ -133,10 +126,10 @@ fn pruned_segments_are_gone_and_restore_needs_only_what_is_left() {
             [(1, 0), (2, 12), (3, 24), (4, 36)]
         );
         assert_eq!(snapshot_and_check(&store, &dir, 40), 3);
-        execute(&store, &mut model, 40..80);
+        execute_checked(&store, &mut model, &ops(40..80));
         // Snapshots 40 and 80 kept: nothing more before 40 to prune.
         assert_eq!(snapshot_and_check(&store, &dir, 40), 0);
-        execute(&store, &mut model, 80..100);
+        execute_checked(&store, &mut model, &ops(80..100));
         // Snapshots 80 and 100 kept: segments 4 to 6 (36..72) go, 7 (72..84) stays.
         assert_eq!(snapshot_and_check(&store, &dir, 80), 3);
         assert_eq!(
@@ -146,7 +139,7 @@ fn pruned_segments_are_gone_and_restore_needs_only_what_is_left() {
                 .collect::<Vec<_>>(),
             [100, 80]
         );
-        execute(&store, &mut model, 100..105);
+        execute_checked(&store, &mut model, &ops(100..105));
     }
     let journal_dir = dir.join("journal");
     let first = linked(&journal_dir)[0].2;

@@ -26,8 +26,8 @@ use kekbit::journal::Durability;
 use kekbit::prevalence::StoreError;
 use kekbit::snapshot::SNAPSHOT_HEADER_LEN;
 use prevalence_common::{
-    apply_all, scan_segment, segments, snapshot_files, step, store_options, Counters, Op, Rng,
-    Store,
+    apply_all, execute_checked, scan_segment, segments, snapshot_files, step, store_options,
+    Counters, Op, Rng, Store,
 };
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 
@@ -263,11 +263,7 @@ fn newest_snapshot_damaged(case: Case) -> TestResult {
 
     // The store goes on: more commands, a new snapshot, used by the next reopening.
     let more = [Op::Add { key: 9, n: 4 }, Op::Sub { key: 9, n: 1 }];
-    let mut model = expected_state.clone();
-    for op in &more {
-        let expected = step(&mut model, op);
-        assert_eq!(store.execute(op.clone()).unwrap(), expected);
-    }
+    execute_checked(&store, &mut expected_state.clone(), &more);
     let fresh = store.snapshot().unwrap().info;
     assert_eq!(fresh.sequence, total + 2);
     drop(store);

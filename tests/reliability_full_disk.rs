@@ -40,13 +40,14 @@ use kekbit::core::{
     Writer,
 };
 use kekbit::journal::{verify, AppendError, JournalError, JournalOptions, VerifyStatus};
-use kekbit::prevalence::{Command, PrevalentStore, StoreError, StoreOptions};
+use kekbit::prevalence::{PrevalentStore, StoreError, StoreOptions};
 use kekbit::snapshot::SnapshotError;
-use serde::{Deserialize, Serialize};
 
 #[path = "common/faults.rs"]
 mod faults;
-use faults::{check_records, names, payload, serial, temporaries, Tally};
+#[cfg(feature = "fault-injection")]
+use faults::Installed;
+use faults::{check_records, item, names, payload, put, serial, temporaries, Items, Put, Tally};
 
 const PAGE: u64 = 4096;
 
@@ -433,30 +434,8 @@ fn journal_on_a_full_disk_fails_at_rollover_and_continues_once_space_is_freed() 
     tally.finish();
 }
 
-/// The state of the store test: every command's id and blob, in order.
-type Items = Vec<(u64, Vec<u8>)>;
-
-#[derive(Serialize, Deserialize)]
-struct Put {
-    id: u64,
-    blob: Vec<u8>,
-}
-
-impl Command<Items> for Put {
-    type Output = usize;
-
-    fn apply(&self, items: &mut Items) -> usize {
-        items.push((self.id, self.blob.clone()));
-        items.len()
-    }
-}
-
-fn put(id: u64) -> Put {
-    Put {
-        id,
-        blob: payload(id, 1500),
-    }
-}
+/// Largest blob of a store command.
+const BLOB: usize = 1500;
 
 #[test]
 fn snapshot_on_a_full_disk_is_an_error_and_the_store_keeps_working() {
@@ -470,9 +449,9 @@ fn snapshot_on_a_full_disk_is_an_error_and_the_store_keeps_working() {
     let mut model: Items = Vec::new();
     let execute = |store: &PrevalentStore<Items, Put>, model: &mut Items, tally: &mut Tally| {
         let id = model.len() as u64;
-        match store.execute(put(id)) {
+        match store.execute(put(id, BLOB)) {
             Ok(len) => {
-                model.push((id, payload(id, 1500)));
+                model.push(item(id, BLOB));
                 tally.check(len == model.len(), || {
                     format!("command {id} returned {len}")
                 });
@@ -569,9 +548,8 @@ fn snapshot_on_a_full_disk_is_an_error_and_the_store_keeps_working() {
 #[cfg(feature = "fault-injection")]
 mod seam {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    use std::sync::Arc;
 
-    use kekbit::fault::{set_observer, IoObserver, IoOp};
+    use kekbit::fault::{IoObserver, IoOp};
 
     use super::*;
 
@@ -622,22 +600,6 @@ mod seam {
             Ok(())
         }
     }
-
-    /// Installs an observer for the life of the guard.
-    pub(super) struct Installed;
-
-    impl Installed {
-        pub(super) fn new(observer: Arc<DiskFull>) -> Installed {
-            set_observer(Some(observer));
-            Installed
-        }
-    }
-
-    impl Drop for Installed {
-        fn drop(&mut self) {
-            set_observer(None);
-        }
-    }
 }
 
 #[cfg(feature = "fault-injection")]
@@ -662,7 +624,7 @@ fn seam_run(tally: &mut Tally, k: u64, reopen: bool) -> (u64, bool) {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("journal");
     let disk = Arc::new(seam::DiskFull::new(&dir, k));
-    let _installed = seam::Installed::new(Arc::clone(&disk));
+    let _installed = Installed::new(&disk);
     let what = |phase: &str| format!("reservation {k} fails (reopen {reopen}), {phase}");
     let mut met = false;
 

@@ -123,6 +123,10 @@ use kekbit::journal::{Durability, Journal, JournalOptions, JournalReader};
 use kekbit::prevalence::{Command, PrevalentStore, StoreOptions};
 use serde::{Deserialize, Serialize};
 
+#[path = "common/reliability.rs"]
+mod reliability;
+use reliability::{env_count, mix, Rng};
+
 const PAGE: usize = 4096;
 const SECTOR: usize = 512;
 /// Data area of a segment: a segment file is 8,320 bytes, three pages.
@@ -143,39 +147,6 @@ fn serial() -> MutexGuard<'static, ()> {
 // ---------------------------------------------------------------------------------------
 // Randomness and payloads
 
-/// SplitMix64.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    fn fill(&mut self, bytes: &mut [u8]) {
-        for chunk in bytes.chunks_mut(8) {
-            let word = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
-        }
-    }
-}
-
-fn mix(a: u64, b: u64) -> u64 {
-    Rng::new(a ^ b.wrapping_mul(0xD6E8_FEB8_6659_FD93)).next_u64()
-}
-
 /// The record `seq` of a workload seeded with `seed`: 0 to `max` bytes (a quarter under 48
 /// bytes, a quarter within 64 bytes of `max`, the rest uniform), pseudo-random, starting with
 /// `seq` itself when there is room.
@@ -191,16 +162,6 @@ fn payload(seed: u64, seq: u64, max: usize) -> Vec<u8> {
     let head = len.min(8);
     bytes[..head].copy_from_slice(&seq.to_le_bytes()[..head]);
     bytes
-}
-
-fn env_count(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={text:?} is not a count")),
-        Err(_) => default,
-    }
 }
 
 struct Settings {

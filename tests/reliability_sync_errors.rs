@@ -40,10 +40,9 @@
 #![cfg(feature = "fault-injection")]
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Barrier, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
@@ -51,14 +50,19 @@ use kekbit::core::{
     shm_reader, shm_writer, storage_path, ChannelError, EncoderHandler, Header, ReadError, Reader,
     ShmReader, ShmWriter, TickUnit, WriteError, Writer, HEADER_LEN,
 };
-use kekbit::fault::{set_observer, IoObserver, IoOp};
+use kekbit::fault::{IoObserver, IoOp};
 use kekbit::journal::{AppendError, Durability, Journal, JournalError, JournalOptions};
-use kekbit::prevalence::{Command, PrevalentStore, StoreError, StoreOptions};
-use serde::{Deserialize, Serialize};
+use kekbit::prevalence::{PrevalentStore, StoreError, StoreOptions};
 
 #[path = "common/faults.rs"]
 mod faults;
-use faults::{check_records, names, payload, read_all, serial, temporaries, Tally};
+#[path = "common/journal.rs"]
+mod journal_common;
+use faults::{
+    check_records, item, names, payload, put, read_all, serial, temporaries, Installed, Items, Put,
+    Tally,
+};
+use journal_common::{copy_dir, on_threads, thread_record};
 
 /// The sync-type operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -233,22 +237,6 @@ impl IoObserver for Injector {
                 }
             }
         }
-    }
-}
-
-/// The observer, installed for the life of the guard.
-struct Installed;
-
-impl Installed {
-    fn new(injector: &Arc<Injector>) -> Installed {
-        set_observer(Some(Arc::clone(injector) as Arc<dyn IoObserver>));
-        Installed
-    }
-}
-
-impl Drop for Installed {
-    fn drop(&mut self) {
-        set_observer(None);
     }
 }
 
@@ -965,14 +953,6 @@ fn journal_continues_after_a_transient_directory_sync_failure() {
 
 const RECOVERED: u64 = 30;
 
-/// Copies the files of `from` into `to` (created).
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap().flatten() {
-        fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
-}
-
 /// Reopens a copy of `template` (see [`make_template`]; `crashed` when its tail is
 /// unsealed) under `plan` and appends 5 records; then reopens it without injection and
 /// checks every record. Returns the sync-type operations seen.
@@ -1111,15 +1091,9 @@ fn journal_recovery_every_sync_point() {
 const THREADS: u64 = 4;
 const PER_THREAD: u64 = 25;
 
-/// Record `index` of thread `thread`: both numbers, then bytes derived from them.
+/// Record `index` of thread `thread`: 16 to 395 bytes.
 fn content(thread: u64, index: u64) -> Vec<u8> {
-    let len = 16 + ((thread * 131 + index * 71) % 380) as usize;
-    let mut bytes: Vec<u8> = (0..len as u64)
-        .map(|j| (j * 31 + thread * 17 + index * 3) as u8)
-        .collect();
-    bytes[..8].copy_from_slice(&thread.to_le_bytes());
-    bytes[8..16].copy_from_slice(&index.to_le_bytes());
-    bytes
+    thread_record(thread, index, 380)
 }
 
 fn decode(record: &[u8]) -> Option<(u64, u64)> {
@@ -1150,71 +1124,62 @@ fn threads_options() -> JournalOptions {
         .durability(Durability::EveryRecord)
 }
 
-/// Four threads append 12 records each, continuing (and expecting refusals) after an error.
-/// Returns the number of `FlushRange` operations seen.
+/// `THREADS` threads append `PER_THREAD` records each, continuing (and expecting refusals)
+/// after an error. Returns the number of `FlushRange` operations seen.
 fn threads_run(tally: &mut Tally, plan: Plan) -> u64 {
     let root = scratch();
     let dir = root.path().join("journal");
     let injector = Injector::with_flush_delay(root.path(), plan, Duration::from_micros(500));
     let _installed = Installed::new(&injector);
     let what = format!("four threads, {plan:?}");
-    let journal = Arc::new(threads_options().open(&dir).unwrap());
-    let start = Arc::new(Barrier::new(THREADS as usize));
-    let handles: Vec<_> = (0..THREADS)
-        .map(|t| {
-            let journal = Arc::clone(&journal);
-            let start = Arc::clone(&start);
-            thread::spawn(move || {
-                start.wait();
-                let mut result = ThreadResult::default();
-                let mut errored = false;
-                for i in 0..PER_THREAD {
-                    match journal.append(&content(t, i)) {
-                        Ok(seq) => {
-                            if errored {
-                                result.problems.push(format!(
-                                    "thread {t}: append {i} succeeded after an error"
-                                ));
-                            }
-                            if journal.durable_count() <= seq {
-                                result
-                                    .problems
-                                    .push(format!("thread {t}: {seq} acknowledged, not durable"));
-                            }
-                            result.acked.push((seq, i));
-                        }
-                        Err(AppendError::SyncFailed { source, .. }) => {
-                            if errored || !is_injected(&source) {
-                                result.problems.push(format!(
-                                    "thread {t}: SyncFailed ({source}) after an error"
-                                ));
-                            }
-                            result.sync_failed.push(i);
-                            errored = true;
-                        }
-                        Err(AppendError::Poisoned { .. }) => {
-                            result.refused.push(i);
-                            errored = true;
-                        }
-                        Err(e) => result
-                            .problems
-                            .push(format!("thread {t}: append {i}: {e:?}")),
-                    }
-                    if errored && !matches!(journal.sync(), Err(AppendError::Poisoned { .. })) {
+    let journal = threads_options().open(&dir).unwrap();
+    let results = on_threads(THREADS, |t| {
+        let mut result = ThreadResult::default();
+        let mut errored = false;
+        for i in 0..PER_THREAD {
+            match journal.append(&content(t, i)) {
+                Ok(seq) => {
+                    if errored {
                         result
                             .problems
-                            .push(format!("thread {t}: sync not refused after an error"));
+                            .push(format!("thread {t}: append {i} succeeded after an error"));
                     }
+                    if journal.durable_count() <= seq {
+                        result
+                            .problems
+                            .push(format!("thread {t}: {seq} acknowledged, not durable"));
+                    }
+                    result.acked.push((seq, i));
                 }
+                Err(AppendError::SyncFailed { source, .. }) => {
+                    if errored || !is_injected(&source) {
+                        result
+                            .problems
+                            .push(format!("thread {t}: SyncFailed ({source}) after an error"));
+                    }
+                    result.sync_failed.push(i);
+                    errored = true;
+                }
+                Err(AppendError::Poisoned { .. }) => {
+                    result.refused.push(i);
+                    errored = true;
+                }
+                Err(e) => result
+                    .problems
+                    .push(format!("thread {t}: append {i}: {e:?}")),
+            }
+            if errored && !matches!(journal.sync(), Err(AppendError::Poisoned { .. })) {
                 result
-            })
-        })
-        .collect();
+                    .problems
+                    .push(format!("thread {t}: sync not refused after an error"));
+            }
+        }
+        result
+    });
     let mut acked: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     let mut sync_failed = 0;
     let mut failed_appends: HashMap<(u64, u64), &'static str> = HashMap::new();
-    for (t, handle) in handles.into_iter().enumerate() {
-        let result = handle.join().expect("an appending thread panicked");
+    for (t, result) in results.into_iter().enumerate() {
         for problem in result.problems {
             tally.check(false, || format!("{what}: {problem}"));
         }
@@ -1361,31 +1326,8 @@ fn journal_four_threads_every_flush_point() {
 // ---------------------------------------------------------------------------------------
 // (e) The prevalent store.
 
-type Items = Vec<(u64, Vec<u8>)>;
-
-#[derive(Serialize, Deserialize)]
-struct Put {
-    id: u64,
-    blob: Vec<u8>,
-}
-
-impl Command<Items> for Put {
-    type Output = usize;
-
-    fn apply(&self, items: &mut Items) -> usize {
-        items.push((self.id, self.blob.clone()));
-        items.len()
-    }
-}
-
-fn item(id: u64) -> (u64, Vec<u8>) {
-    (id, payload(id, 300))
-}
-
-fn put(id: u64) -> Put {
-    let (id, blob) = item(id);
-    Put { id, blob }
-}
+/// Largest blob of a store command.
+const BLOB: usize = 300;
 
 fn store_options() -> StoreOptions {
     StoreOptions::new().journal(
@@ -1430,12 +1372,12 @@ fn store_run(tally: &mut Tally, plan: Plan) -> Vec<SyncOp> {
     let mut poisoned = false;
     let mut id = 0;
     while id < STORE_COMMANDS {
-        match store.execute(put(id)) {
+        match store.execute(put(id, BLOB)) {
             Ok(len) => {
                 tally.check(!poisoned, || {
                     format!("{what}: command {id} executed after a sync failure")
                 });
-                applied.push(item(id));
+                applied.push(item(id, BLOB));
                 acked = applied.len();
                 tally.check(len == applied.len(), || {
                     format!("{what}: command {id} returned {len}")
@@ -1446,7 +1388,7 @@ fn store_run(tally: &mut Tally, plan: Plan) -> Vec<SyncOp> {
                     format!("{what}: command {id}: SyncFailed ({source})")
                 });
                 // Journaled and applied, then its sync failed: the outcome is unknown.
-                applied.push(item(id));
+                applied.push(item(id, BLOB));
                 poisoned = true;
                 tally.note("execute failed with SyncFailed");
             }
@@ -1461,8 +1403,8 @@ fn store_run(tally: &mut Tally, plan: Plan) -> Vec<SyncOp> {
                 });
                 tally.note("execute failed with Segment (not applied)");
                 injector.set_plan(Plan::Off);
-                match store.execute(put(id)) {
-                    Ok(_) => applied.push(item(id)),
+                match store.execute(put(id, BLOB)) {
+                    Ok(_) => applied.push(item(id, BLOB)),
                     Err(_) => {
                         tally.note("store unusable after a failed segment creation (see the dedicated test)");
                         break;
@@ -1507,7 +1449,7 @@ fn store_run(tally: &mut Tally, plan: Plan) -> Vec<SyncOp> {
         injector.set_plan(Plan::Off);
         tally.check(
             matches!(
-                store.execute(put(99)),
+                store.execute(put(99, BLOB)),
                 Err(StoreError::Append(AppendError::Poisoned { .. }))
             ),
             || format!("{what}: execute after removing the injection not refused"),
@@ -1529,7 +1471,7 @@ fn store_run(tally: &mut Tally, plan: Plan) -> Vec<SyncOp> {
                     applied.len()
                 )
             });
-            tally.check(store.execute(put(100)).is_ok(), || {
+            tally.check(store.execute(put(100, BLOB)).is_ok(), || {
                 format!("{what}: execute after reopening")
             });
         }

@@ -46,6 +46,9 @@ const FRAME: u64 = 32;
 const PER_SEGMENT: u64 = 14;
 /// The seal of a full segment: at 14 * 32, a 16-byte marker (8-byte trailer).
 const SEALED_EXTENT: u64 = PER_SEGMENT * FRAME + 16;
+/// What [`tear_tail`] leaves of record 47: its header word, and four payload bytes in the
+/// next word.
+const TORN: u64 = 16;
 
 const ALL_MODES: [RecoveryMode; 3] = [
     RecoveryMode::TolerateTornTail,
@@ -197,6 +200,21 @@ fn check_range(range: &CorruptRange, expected: &Expected) {
         .contains(&format!("offset {}", expected.offset)));
 }
 
+/// Replays `dir` from 0 under the two modes that may not pass damage: each delivers records
+/// `0..end`, never asks about the damage, and fails with a checksum mismatch at `offset` of
+/// the segment at `path`.
+fn check_strict_modes_stop(dir: &Path, end: u64, path: &Path, offset: u64) {
+    for mode in [
+        RecoveryMode::TolerateTornTail,
+        RecoveryMode::AbsoluteConsistency,
+    ] {
+        let (seen, result) = run(dir, 0, mode, Decision::Skip);
+        assert_eq!(seen.seen, span(0..end), "{mode:?}");
+        assert!(seen.asked.is_empty(), "only SkipCorrupt asks");
+        check_corrupt(result, path, offset);
+    }
+}
+
 /// The error of a replay that met damage it may not pass: a checksum mismatch at `offset` of
 /// the segment at `path`.
 fn check_corrupt(result: Result<RecoveryReport, ReplayError>, path: &Path, offset: u64) {
@@ -214,54 +232,59 @@ fn check_corrupt(result: Result<RecoveryReport, ReplayError>, path: &Path, offse
     }
 }
 
-/// Flips one payload byte of record 18: segment 2, the fifth record, offset 4 * 32.
-fn damage_middle(dir: &Path) -> (PathBuf, u64) {
+/// Flips one payload byte of record 18: segment 2, the fifth record, offset 4 * 32. Returns
+/// the range `SkipCorrupt` reports for it: to the seal's end, records 18..28.
+fn damage_middle(dir: &Path) -> Expected {
     let path = segment_path(dir, 2);
     let offset = 4 * FRAME;
     flip_data_byte(&path, offset + 8 + 5, 0x10);
-    (path, offset)
+    Expected {
+        segment: 2,
+        path,
+        offset,
+        length: SEALED_EXTENT - offset,
+        first_sequence_lost: 18,
+        records_lost: 10,
+    }
 }
 
 /// Zeroes the tail segment from inside record 47 (its header word and four payload bytes
-/// stay) to the end of the written data; returns the path and record 47's offset.
-fn tear_tail(dir: &Path) -> (PathBuf, u64) {
+/// stay) to the end of the written data, which must reach `written` (`what` says why).
+/// Returns the range `SkipCorrupt` reports for it: [`TORN`] bytes at record 47's offset, the
+/// records lost unknown.
+fn tear_tail(dir: &Path, written: u64, what: &str) -> Expected {
     let path = segment_path(dir, 4);
     let offset = 5 * FRAME;
     assert!(durable_watermark(&path) <= offset, "above the watermark");
-    let written = nonzero_extent(&data_area(&path), 0);
-    assert_eq!(
-        written,
-        8 * FRAME + 16,
-        "eight records and a closing marker naming the next sequence number"
-    );
+    assert_eq!(nonzero_extent(&data_area(&path), 0), written, "{what}");
     let cut = offset + 12;
     write_data(&path, cut, &vec![0; (written - cut) as usize]);
-    (path, offset)
+    Expected {
+        segment: 4,
+        path,
+        offset,
+        length: TORN,
+        first_sequence_lost: 47,
+        records_lost: 0,
+    }
+}
+
+/// [`tear_tail`] on a journal that was dropped: segment 4 is sealed.
+fn tear_sealed_tail(dir: &Path) -> Expected {
+    tear_tail(
+        dir,
+        8 * FRAME + 16,
+        "eight records and a closing marker naming the next sequence number",
+    )
 }
 
 #[test]
 fn damage_in_a_middle_segment() {
     let root = tempfile::tempdir().unwrap();
     let dir = journal_copy(root.path(), "middle", RECORDS);
-    let (path, offset) = damage_middle(&dir);
-    let expected = Expected {
-        segment: 2,
-        path: path.clone(),
-        offset,
-        length: SEALED_EXTENT - offset,
-        first_sequence_lost: 18,
-        records_lost: 10,
-    };
+    let expected = damage_middle(&dir);
 
-    for mode in [
-        RecoveryMode::TolerateTornTail,
-        RecoveryMode::AbsoluteConsistency,
-    ] {
-        let (seen, result) = run(&dir, 0, mode, Decision::Skip);
-        assert_eq!(seen.seen, span(0..18), "{mode:?}");
-        assert!(seen.asked.is_empty(), "only SkipCorrupt asks");
-        check_corrupt(result, &path, offset);
-    }
+    check_strict_modes_stop(&dir, 18, &expected.path, expected.offset);
 
     let (seen, result) = run(&dir, 0, RecoveryMode::SkipCorrupt, Decision::Skip);
     let report = result.unwrap();
@@ -300,24 +323,14 @@ fn damage_in_a_middle_segment() {
 fn decision_fail_stops_the_replay_with_damaged() {
     let root = tempfile::tempdir().unwrap();
     let dir = journal_copy(root.path(), "fail", RECORDS);
-    let (path, offset) = damage_middle(&dir);
+    let expected = damage_middle(&dir);
 
     let (seen, result) = run(&dir, 0, RecoveryMode::SkipCorrupt, Decision::Fail);
     assert_eq!(seen.seen, span(0..18));
     assert_eq!(seen.asked.len(), 1);
     match result {
         Err(ReplayError::Damaged { range }) => {
-            check_range(
-                &range,
-                &Expected {
-                    segment: 2,
-                    path: path.clone(),
-                    offset,
-                    length: SEALED_EXTENT - offset,
-                    first_sequence_lost: 18,
-                    records_lost: 10,
-                },
-            );
+            check_range(&range, &expected);
             assert_eq!(range, seen.asked[0]);
         }
         other => panic!("expected ReplayError::Damaged, got {other:?}"),
@@ -329,10 +342,8 @@ fn torn_tail_above_the_durable_watermark() {
     let root = tempfile::tempdir().unwrap();
     // Records 45..50 were never synced: segment 4's watermark is at record 45 (offset 96).
     let dir = journal_copy(root.path(), "torn", 45);
-    let (path, offset) = tear_tail(&dir);
-    assert_eq!(durable_watermark(&path), 3 * FRAME);
-    // Left of record 47: its header word, and four payload bytes in the next word.
-    let torn = 16;
+    let expected = tear_sealed_tail(&dir);
+    assert_eq!(durable_watermark(&expected.path), 3 * FRAME);
 
     let (seen, result) = run(&dir, 0, RecoveryMode::TolerateTornTail, Decision::Fail);
     let report = result.unwrap();
@@ -341,21 +352,13 @@ fn torn_tail_above_the_durable_watermark() {
     assert_eq!(report.records_replayed, 47);
     assert_eq!(report.segments_read, 4);
     assert_eq!(report.last_sequence, Some(46));
-    assert_eq!(report.torn_bytes_dropped, torn);
+    assert_eq!(report.torn_bytes_dropped, TORN);
     assert!(report.corrupt_ranges.is_empty());
 
     let (seen, result) = run(&dir, 0, RecoveryMode::AbsoluteConsistency, Decision::Skip);
     assert_eq!(seen.seen, span(0..47));
-    check_corrupt(result, &path, offset);
+    check_corrupt(result, &expected.path, expected.offset);
 
-    let expected = Expected {
-        segment: 4,
-        path: path.clone(),
-        offset,
-        length: torn,
-        first_sequence_lost: 47,
-        records_lost: 0,
-    };
     let (seen, result) = run(&dir, 0, RecoveryMode::SkipCorrupt, Decision::Skip);
     let report = result.unwrap();
     assert_eq!(seen.seen, span(0..47));
@@ -382,14 +385,7 @@ fn damage_below_the_durable_watermark_of_the_tail_segment() {
     let offset = 2 * FRAME;
     flip_data_byte(&path, offset + 8, 0x01);
 
-    for mode in [
-        RecoveryMode::TolerateTornTail,
-        RecoveryMode::AbsoluteConsistency,
-    ] {
-        let (seen, result) = run(&dir, 0, mode, Decision::Skip);
-        assert_eq!(seen.seen, span(0..44), "{mode:?}");
-        check_corrupt(result, &path, offset);
-    }
+    check_strict_modes_stop(&dir, 44, &path, offset);
 
     let (seen, result) = run(&dir, 0, RecoveryMode::SkipCorrupt, Decision::Skip);
     let report = result.unwrap();
@@ -415,54 +411,27 @@ fn damage_below_the_durable_watermark_of_the_tail_segment() {
 fn middle_and_tail_damage_together() {
     let root = tempfile::tempdir().unwrap();
     let dir = journal_copy(root.path(), "both", 45);
-    let (middle, middle_offset) = damage_middle(&dir);
-    let (tail, tail_offset) = tear_tail(&dir);
+    let middle = damage_middle(&dir);
+    let tail = tear_sealed_tail(&dir);
 
     // The middle damage is fatal unless skipped, whatever the tail.
-    for mode in [
-        RecoveryMode::TolerateTornTail,
-        RecoveryMode::AbsoluteConsistency,
-    ] {
-        let (seen, result) = run(&dir, 0, mode, Decision::Skip);
-        assert_eq!(seen.seen, span(0..18), "{mode:?}");
-        check_corrupt(result, &middle, middle_offset);
-    }
+    check_strict_modes_stop(&dir, 18, &middle.path, middle.offset);
 
     let (seen, result) = run(&dir, 0, RecoveryMode::SkipCorrupt, Decision::Skip);
     let report = result.unwrap();
     assert_eq!(seen.seen, seqs(&[0..18, 28..47]));
     assert_eq!(report.records_replayed, 18 + 19);
     assert_eq!(report.corrupt_ranges.len(), 2);
-    check_range(
-        &report.corrupt_ranges[0],
-        &Expected {
-            segment: 2,
-            path: middle,
-            offset: middle_offset,
-            length: SEALED_EXTENT - middle_offset,
-            first_sequence_lost: 18,
-            records_lost: 10,
-        },
-    );
-    check_range(
-        &report.corrupt_ranges[1],
-        &Expected {
-            segment: 4,
-            path: tail,
-            offset: tail_offset,
-            length: 16,
-            first_sequence_lost: 47,
-            records_lost: 0,
-        },
-    );
+    check_range(&report.corrupt_ranges[0], &middle);
+    check_range(&report.corrupt_ranges[1], &tail);
     assert_eq!(seen.asked, report.corrupt_ranges);
 }
 
 /// A copy of the journal as a crashed writer leaves it: written like [`write_journal`] with
 /// records 45..50 unsynced, but copied while the journal is still open (no closing marker on
 /// segment 4, and segment 5 prepared ahead, pending, as the journal's helper thread leaves it
-/// once segment 4 is in use). The copy's tail is then torn as in [`tear_tail`].
-fn crashed_writer_copy(root: &Path) -> (PathBuf, PathBuf, u64) {
+/// once segment 4 is in use). The copy's tail is then torn with [`tear_tail`].
+fn crashed_writer_copy(root: &Path) -> (PathBuf, Expected) {
     let original = root.join("live");
     let journal = Journal::options()
         .segment_capacity(CAPACITY)
@@ -490,12 +459,8 @@ fn crashed_writer_copy(root: &Path) -> (PathBuf, PathBuf, u64) {
     assert!(!scan.sealed, "a crashed writer leaves no closing marker");
     assert_eq!(scan.records.len(), 8);
     assert_eq!(durable_watermark(&path), 3 * FRAME);
-    let written = nonzero_extent(&data_area(&path), 0);
-    assert_eq!(written, 8 * FRAME);
-    let offset = 5 * FRAME;
-    let cut = offset + 12;
-    write_data(&path, cut, &vec![0; (written - cut) as usize]);
-    (dir, path, offset)
+    let expected = tear_tail(&dir, 8 * FRAME, "eight records, no closing marker");
+    (dir, expected)
 }
 
 /// The crash case the recovery modes exist for: the writer died with records 45..50 not
@@ -507,7 +472,7 @@ fn crashed_writer_copy(root: &Path) -> (PathBuf, PathBuf, u64) {
 #[test]
 fn a_crashed_writers_torn_tail_is_tolerated_despite_the_segment_prepared_ahead() {
     let root = tempfile::tempdir().unwrap();
-    let (dir, path, offset) = crashed_writer_copy(root.path());
+    let (dir, expected) = crashed_writer_copy(root.path());
 
     let (seen, result) = run(&dir, 0, RecoveryMode::TolerateTornTail, Decision::Fail);
     assert_eq!(seen.seen, span(0..47));
@@ -519,28 +484,18 @@ fn a_crashed_writers_torn_tail_is_tolerated_despite_the_segment_prepared_ahead()
         ),
     };
     assert_eq!(report.records_replayed, 47);
-    assert_eq!(report.torn_bytes_dropped, 16);
+    assert_eq!(report.torn_bytes_dropped, TORN);
     assert!(report.corrupt_ranges.is_empty());
 
     let (seen, result) = run(&dir, 0, RecoveryMode::AbsoluteConsistency, Decision::Skip);
     assert_eq!(seen.seen, span(0..47));
-    check_corrupt(result, &path, offset);
+    check_corrupt(result, &expected.path, expected.offset);
 
     let (seen, result) = run(&dir, 0, RecoveryMode::SkipCorrupt, Decision::Skip);
     let report = result.unwrap();
     assert_eq!(seen.seen, span(0..47));
     assert_eq!(report.corrupt_ranges.len(), 1);
-    check_range(
-        &report.corrupt_ranges[0],
-        &Expected {
-            segment: 4,
-            path,
-            offset,
-            length: 16,
-            first_sequence_lost: 47,
-            records_lost: 0,
-        },
-    );
+    check_range(&report.corrupt_ranges[0], &expected);
 }
 
 /// The control for the test above: the same crashed directory without the pending segment
@@ -548,12 +503,12 @@ fn a_crashed_writers_torn_tail_is_tolerated_despite_the_segment_prepared_ahead()
 #[test]
 fn a_crashed_writers_torn_tail_without_a_prepared_segment_is_tolerated() {
     let root = tempfile::tempdir().unwrap();
-    let (dir, _, _) = crashed_writer_copy(root.path());
+    let (dir, _) = crashed_writer_copy(root.path());
     std::fs::remove_file(segment_path(&dir, 5)).unwrap();
 
     let (seen, result) = run(&dir, 0, RecoveryMode::TolerateTornTail, Decision::Fail);
     let report = result.unwrap();
     assert_eq!(seen.seen, span(0..47));
     assert_eq!(report.records_replayed, 47);
-    assert_eq!(report.torn_bytes_dropped, 16);
+    assert_eq!(report.torn_bytes_dropped, TORN);
 }

@@ -1,21 +1,48 @@
-//! Helpers shared by the reliability tests that count failure points: the lock that
-//! serializes tests using the process-wide I/O observer, the violation tally, record
-//! payloads, and reading a journal back.
+//! Helpers shared by the reliability tests that count failure points
+//! (`reliability_full_disk`, `reliability_sync_errors`): the lock that serializes tests using
+//! the process-wide I/O observer and the guard that installs one, the violation tally, record
+//! payloads, reading a journal back, and the prevalent store's state and command.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
+#[cfg(feature = "fault-injection")]
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
+#[cfg(feature = "fault-injection")]
+use kekbit::fault::{set_observer, IoObserver};
 use kekbit::journal::{JournalError, JournalReader};
+use kekbit::prevalence::Command;
+use serde::{Deserialize, Serialize};
 
 /// Serializes the tests of this binary (the I/O observer is process-wide).
 static SERIAL: Mutex<()> = Mutex::new(());
 
 pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Installs an I/O observer for the whole process (`kekbit::fault::set_observer`) until the
+/// guard is dropped.
+#[cfg(feature = "fault-injection")]
+pub struct Installed;
+
+#[cfg(feature = "fault-injection")]
+impl Installed {
+    pub fn new<O: IoObserver + 'static>(observer: &Arc<O>) -> Installed {
+        set_observer(Some(Arc::clone(observer) as Arc<dyn IoObserver>));
+        Installed
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Drop for Installed {
+    fn drop(&mut self) {
+        set_observer(None);
+    }
 }
 
 /// Failure points covered and invariants broken, printed at the end.
@@ -145,4 +172,35 @@ pub fn check_records(tally: &mut Tally, dir: &Path, count: u64, max: usize, when
         }
         Err(e) => tally.check(false, || format!("{when}: reading the journal failed: {e}")),
     }
+}
+
+/// The state of the prevalent-store tests: every command's id and blob, in order.
+pub type Items = Vec<(u64, Vec<u8>)>;
+
+/// The command of the prevalent-store tests: adds its id and blob to [`Items`] and returns
+/// their count.
+#[derive(Serialize, Deserialize)]
+pub struct Put {
+    pub id: u64,
+    pub blob: Vec<u8>,
+}
+
+impl Command<Items> for Put {
+    type Output = usize;
+
+    fn apply(&self, items: &mut Items) -> usize {
+        items.push((self.id, self.blob.clone()));
+        items.len()
+    }
+}
+
+/// The item command `id` adds: `id` and [`payload`]`(id, max)`.
+pub fn item(id: u64, max: usize) -> (u64, Vec<u8>) {
+    (id, payload(id, max))
+}
+
+/// Command `id`, which adds [`item`]`(id, max)`.
+pub fn put(id: u64, max: usize) -> Put {
+    let (id, blob) = item(id, max);
+    Put { id, blob }
 }

@@ -1,24 +1,30 @@
 //! Helpers shared by the `journal_*` integration tests: deterministic record contents, a
 //! parser of segment files written here from docs/FORMAT.md (header fields, record frames,
 //! closing markers, each checked with a bitwise CRC32 independent of the library's),
-//! reading a journal to its current end, copying and snapshotting journal directories, and
-//! re-running the test binary as a child process that talks to the parent through tagged
-//! stdout lines.
+//! reading a journal to its current end, copying, snapshotting and damaging journal
+//! directories, and re-running the test binary as a child process (the runner of
+//! `common/reliability.rs`) that talks to the parent through tagged stdout lines.
 //!
-//! Each test file uses only part of this, hence `dead_code` is allowed.
+//! Included with `#[path = "common/journal.rs"] mod journal_common;`, and by
+//! `common/prevalence.rs` for its file-level tools. Each test file uses only part of this,
+//! hence `dead_code` is allowed.
 #![allow(dead_code)]
+
+#[path = "reliability.rs"]
+mod reliability;
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::sync::Barrier;
+use std::thread;
 
-use kekbit::journal::{Durability, Journal, JournalError, JournalReader};
+use kekbit::journal::{Durability, Journal, JournalError, JournalOptions, JournalReader};
+
+// For the tests that run child processes (unused by the others).
+#[allow(unused_imports)]
+pub use reliability::{tell_parent, ChildProc};
 
 /// Bytes of a segment header; the data area starts right after it.
 pub const HEADER_LEN: u64 = 128;
@@ -58,6 +64,63 @@ pub fn record_len(seq: u64) -> usize {
 /// The standard record `seq` of the tests.
 pub fn record(seq: u64) -> Vec<u8> {
     payload(seq, record_len(seq), 0)
+}
+
+/// Payload length of the records of a [`four_per_segment`] journal.
+pub const LARGE_LEN: usize = 1_000;
+/// Records per segment of a [`four_per_segment`] journal: four 1,008-byte frames fill the
+/// 4,032 bytes a 4 KiB segment offers, so segment `k` holds `4(k-1) .. 4k`.
+pub const PER_SEGMENT: u64 = 4;
+
+/// Options of a journal of 4 KiB segments that hold [`PER_SEGMENT`] records of
+/// [`LARGE_LEN`] bytes each, without syncing.
+pub fn four_per_segment() -> JournalOptions {
+    Journal::options()
+        .segment_capacity(4096)
+        .max_record_len(LARGE_LEN as u32)
+        .durability(Durability::Never)
+}
+
+/// Record `seq` of a [`four_per_segment`] journal.
+pub fn large_record(seq: u64) -> Vec<u8> {
+    payload(seq, LARGE_LEN, 0)
+}
+
+/// Record `index` of thread `thread`, for tests where threads append concurrently: both
+/// numbers, then up to `spread - 1` bytes of filler whose length and bytes depend on them.
+pub fn thread_record(thread: u64, index: u64, spread: u64) -> Vec<u8> {
+    let len = 16 + ((thread * 131 + index * 71) % spread) as usize;
+    let mut bytes: Vec<u8> = (0..len as u64)
+        .map(|j| (j * 31 + thread * 17 + index * 3) as u8)
+        .collect();
+    bytes[..8].copy_from_slice(&thread.to_le_bytes());
+    bytes[8..16].copy_from_slice(&index.to_le_bytes());
+    bytes
+}
+
+/// Runs `work(t)` for each `t` in `0..threads` on a thread of its own, all of them released
+/// at once (behind a barrier); returns their results by thread. A panic in a thread is
+/// resumed in the caller.
+pub fn on_threads<T: Send>(threads: u64, work: impl Fn(u64) -> T + Sync) -> Vec<T> {
+    let start = Barrier::new(threads as usize);
+    thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (start, work) = (&start, &work);
+                scope.spawn(move || {
+                    start.wait();
+                    work(t)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 /// CRC-32/ISO-HDLC computed bit by bit (reflected polynomial 0xEDB88320).
@@ -252,8 +315,7 @@ impl Walk {
 /// Reads the segment file at `path` as docs/FORMAT.md describes, without the library.
 pub fn walk_segment(path: &Path) -> Walk {
     let header = read_header(path);
-    let bytes = fs::read(path).unwrap();
-    let data = &bytes[HEADER_LEN as usize..];
+    let data = &data_area(path);
     let capacity = header.capacity;
     let mut records = Vec::new();
     let mut at = 0u64;
@@ -299,11 +361,15 @@ pub fn walk_segment(path: &Path) -> Walk {
     }
 }
 
-/// End (exclusive) of the last non-zero 8-byte word of the data area at or after `from`, or
-/// `from` when everything there is zero.
-pub fn written_extent(path: &Path, from: u64) -> u64 {
-    let bytes = fs::read(path).unwrap();
-    let data = &bytes[HEADER_LEN as usize..];
+/// The data area of the segment file at `path`.
+pub fn data_area(path: &Path) -> Vec<u8> {
+    fs::read(path).unwrap()[HEADER_LEN as usize..].to_vec()
+}
+
+/// End (exclusive, a multiple of 8) of the last non-zero 8-byte word of `data` at or after
+/// `from` (a multiple of 8), or `from` when everything from there is zero: how far written
+/// bytes reach.
+pub fn nonzero_extent(data: &[u8], from: u64) -> u64 {
     let mut end = from;
     let mut at = from as usize;
     while at + 8 <= data.len() {
@@ -396,13 +462,16 @@ pub fn assert_sequence(
     assert_eq!(got.len() as u64, count, "records read from {from}");
 }
 
-/// Copies the regular files of `from` into `to` (created if needed).
+/// Copies the directory tree `from` into `to` (created if needed), file by file.
 pub fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for entry in fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
         }
     }
 }
@@ -432,9 +501,6 @@ pub fn patch(path: &Path, offset: u64, bytes: &[u8]) {
 /// the journal directory the parent and the child share.
 pub const CHILD_DIR: &str = "KEKBIT_JOURNAL_CHILD_DIR";
 
-/// Marks the stdout lines a child sends its parent (libtest's own lines lack it).
-const TAG: &str = "@@kekbit@@ ";
-
 /// In a child: the shared directory. `None` in an ordinary test run.
 pub fn child_dir() -> Option<PathBuf> {
     std::env::var_os(CHILD_DIR).map(PathBuf::from)
@@ -445,129 +511,10 @@ pub fn child_param(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("child parameter {name} missing"))
 }
 
-/// In a child: sends one line to the parent, flushed at once.
-pub fn tell_parent(line: &str) {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{TAG}{line}").unwrap();
-    out.flush().unwrap();
-}
-
-/// A child process running one test of this binary, with its tagged stdout lines arriving
-/// on a channel and its stderr collected. Dropping it kills the child if still running.
-pub struct ChildRun {
-    child: Child,
-    lines: Receiver<String>,
-    stderr: Option<JoinHandle<String>>,
-    done: bool,
-}
-
 /// Runs `test` (an exact test name of this binary) in a child process with `dir` in
-/// [`CHILD_DIR`] and `params` in its environment.
-pub fn spawn_child(test: &str, dir: &Path, params: &[(&str, String)]) -> ChildRun {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD_DIR, dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (name, value) in params {
-        command.env(name, value);
-    }
-    let mut child = command.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            // libtest may have started the line ("test name ... ") before the child's.
-            if let Some(at) = line.find(TAG) {
-                if tx.send(line[at + TAG.len()..].to_string()).is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    let stderr = thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    ChildRun {
-        child,
-        lines,
-        stderr: Some(stderr),
-        done: false,
-    }
-}
-
-impl ChildRun {
-    /// The child's next line, waiting at most `timeout`; `None` on timeout or once its
-    /// stdout is closed.
-    pub fn next_line(&self, timeout: Duration) -> Option<String> {
-        self.lines.recv_timeout(timeout).ok()
-    }
-
-    /// The child's next line, which must come within `timeout`.
-    pub fn expect_line(&mut self, timeout: Duration) -> String {
-        match self.next_line(timeout) {
-            Some(line) => line,
-            None => {
-                let log = self.kill_and_log();
-                panic!("the child sent no line (waited at most {timeout:?}); its stderr:\n{log}")
-            }
-        }
-    }
-
-    /// Kills the child (SIGKILL), waits for it, and returns every line it had sent that was
-    /// not received yet.
-    pub fn kill(&mut self) -> Vec<String> {
-        let _ = self.child.kill();
-        self.child.wait().unwrap();
-        self.done = true;
-        // The pipe's writer is gone: the forwarding thread ends at its end of file.
-        self.lines.iter().collect()
-    }
-
-    /// Waits for the child to exit, at most `limit` (killing it past that), and returns its
-    /// status (`None` if it had to be killed) and its stderr.
-    pub fn wait(&mut self, limit: Duration) -> (Option<ExitStatus>, String) {
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break None;
-            }
-            thread::sleep(Duration::from_millis(5));
-        };
-        self.done = true;
-        (status, self.stderr_text())
-    }
-
-    fn kill_and_log(&mut self) -> String {
-        let _ = self.kill();
-        self.stderr_text()
-    }
-
-    /// The child's stderr (complete once it has exited).
-    pub fn stderr_text(&mut self) -> String {
-        match self.stderr.take() {
-            Some(handle) => handle.join().unwrap_or_default(),
-            None => String::new(),
-        }
-    }
-}
-
-impl Drop for ChildRun {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// [`CHILD_DIR`] and `params` in its environment. The child answers with [`tell_parent`].
+pub fn spawn_child(test: &str, dir: &Path, params: &[(&str, String)]) -> ChildProc {
+    let mut env = vec![(CHILD_DIR, dir.display().to_string())];
+    env.extend_from_slice(params);
+    ChildProc::spawn(test, &env, false)
 }

@@ -1,31 +1,37 @@
-//! Helpers shared by the `prevalence_*`, `replay_*`, `snapshot_*` and `typed_*` tests: a
-//! small state machine (a map of counters changed by `Add`, `Sub` and `Reset` commands, some
-//! of which fail deterministically) with its model, quickcheck generators for it, and
-//! file-level tools to simulate crashes and damage on copies of a store's directory: listing
-//! segments, finding record boundaries with `ShmReader`, reading the durable watermark,
-//! zeroing or overwriting bytes.
+//! Helpers shared by the `prevalence_*`, `replay_*` and `typed_*` tests: a small state
+//! machine (a map of counters changed by `Add`, `Sub` and `Reset` commands, some of which
+//! fail deterministically) with its model, quickcheck generators for it, and file-level tools
+//! to simulate crashes and damage on copies of a store's directory: listing segments, finding
+//! record boundaries with `ShmReader`, reading the durable watermark, zeroing or overwriting
+//! bytes (some of them those of `common/journal.rs`, included here).
 //!
 //! Included with `#[path = "common/prevalence.rs"] mod prevalence_common;`. Each test file
 //! uses only part of this, hence `dead_code` is allowed.
 #![allow(dead_code)]
 
+#[path = "journal.rs"]
+mod journal;
+
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use kekbit::codec::Codec;
 use kekbit::core::{ReadError, Reader, ShmReader};
 use kekbit::journal::{Durability, JournalOptions};
 use kekbit::prevalence::{Command, PrevalentStore, StoreOptions};
 use quickcheck::{Arbitrary, Gen};
 use serde::{Deserialize, Serialize};
 
-/// Bytes of a segment header; the data area starts right after it (docs/FORMAT.md).
-pub const SEGMENT_HEADER_LEN: u64 = 128;
+// Each used by some of the tests only.
+#[allow(unused_imports)]
+pub use journal::{copy_dir, data_area, nonzero_extent};
+use journal::{patch, segment_file, segment_ids, HEADER_LEN};
+
 /// File offset of a segment's live durable watermark.
 pub const WATERMARK_OFFSET: u64 = 96;
-/// Bytes at the end of every data area kept for the closing marker.
-pub const TRAILER_RESERVE: u64 = 64;
 
 /// The state: counters by key. A missing key counts as zero.
 pub type Counters = BTreeMap<u8, u64>;
@@ -102,6 +108,19 @@ impl Arbitrary for Op {
     }
 }
 
+/// Executes `ops` in order on `store`, checking each result against the model: `model` is
+/// the state the store is expected to be in, and follows it.
+pub fn execute_checked<K: Codec>(
+    store: &PrevalentStore<Counters, Op, K>,
+    model: &mut Counters,
+    ops: &[Op],
+) {
+    for op in ops {
+        let expected = step(model, op);
+        assert_eq!(store.execute(op.clone()).unwrap(), expected, "{op:?}");
+    }
+}
+
 /// `count` commands drawn from `g` (for generators of whole scenarios).
 pub fn arbitrary_ops(g: &mut Gen, count: usize) -> Vec<Op> {
     (0..count).map(|_| Op::arbitrary(g)).collect()
@@ -119,36 +138,12 @@ pub fn store_options(capacity: u64, durability: Durability) -> StoreOptions {
     StoreOptions::new().journal(journal_options(capacity, durability))
 }
 
-/// Copies the directory tree `src` into `dst` (created), file by file.
-pub fn copy_dir(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap();
-    for entry in fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to);
-        } else {
-            fs::copy(entry.path(), &to).unwrap();
-        }
-    }
-}
-
 /// The segment files of the journal in `journal_dir` as (id, path), by ascending id.
 pub fn segments(journal_dir: &Path) -> Vec<(u64, PathBuf)> {
-    let mut found: Vec<(u64, PathBuf)> = fs::read_dir(journal_dir)
-        .unwrap()
-        .filter_map(|entry| {
-            let entry = entry.unwrap();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let hex = name.strip_suffix(".kekbit")?;
-            if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return None;
-            }
-            Some((u64::from_str_radix(hex, 16).ok()?, entry.path()))
-        })
-        .collect();
-    found.sort();
-    found
+    segment_ids(journal_dir)
+        .into_iter()
+        .map(|id| (id, segment_file(journal_dir, id)))
+        .collect()
 }
 
 /// One record of a segment: where its frame starts in the data area and its payload.
@@ -227,30 +222,9 @@ pub fn durable_watermark(path: &Path) -> u64 {
     u64::from_le_bytes(word)
 }
 
-/// The data area of the segment file at `path`.
-pub fn data_area(path: &Path) -> Vec<u8> {
-    fs::read(path).unwrap()[SEGMENT_HEADER_LEN as usize..].to_vec()
-}
-
-/// End (exclusive, a multiple of 8) of the last non-zero 8-byte word of `data` at or after
-/// `from` (a multiple of 8), or `from` when everything from there is zero: how far written
-/// bytes reach.
-pub fn nonzero_extent(data: &[u8], from: u64) -> u64 {
-    let mut end = from;
-    let mut at = from as usize;
-    while at + 8 <= data.len() {
-        if data[at..at + 8].iter().any(|&b| b != 0) {
-            end = at as u64 + 8;
-        }
-        at += 8;
-    }
-    end
-}
-
 /// Writes `bytes` into the data area of the segment file at `path`, at data-area offset `at`.
 pub fn write_data(path: &Path, at: u64, bytes: &[u8]) {
-    let file = OpenOptions::new().write(true).open(path).unwrap();
-    file.write_all_at(bytes, SEGMENT_HEADER_LEN + at).unwrap();
+    patch(path, HEADER_LEN + at, bytes);
 }
 
 /// XORs the byte at data-area offset `at` of the segment file at `path` with `mask`
@@ -263,10 +237,9 @@ pub fn flip_data_byte(path: &Path, at: u64, mask: u8) {
         .open(path)
         .unwrap();
     let mut byte = [0u8; 1];
-    file.read_exact_at(&mut byte, SEGMENT_HEADER_LEN + at)
-        .unwrap();
+    file.read_exact_at(&mut byte, HEADER_LEN + at).unwrap();
     byte[0] ^= mask;
-    file.write_all_at(&byte, SEGMENT_HEADER_LEN + at).unwrap();
+    file.write_all_at(&byte, HEADER_LEN + at).unwrap();
 }
 
 /// The snapshot files in `snapshot_dir` as (sequence, path), newest first.
@@ -334,7 +307,7 @@ pub fn is_pending(path: &Path) -> bool {
 /// name), so that a copy of the directory is what a crash would leave. Returns the pending
 /// segment's id.
 pub fn wait_for_pending_segment(journal_dir: &Path) -> u64 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let creating = fs::read_dir(journal_dir)
             .unwrap()
@@ -347,11 +320,11 @@ pub fn wait_for_pending_segment(journal_dir: &Path) -> u64 {
             }
         }
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "{}: no segment prepared ahead",
             journal_dir.display()
         );
-        std::thread::sleep(std::time::Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

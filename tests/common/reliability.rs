@@ -4,7 +4,9 @@
 //! test binary re-run on one test) that talk to their parent through tagged stdout lines and
 //! optionally listen on stdin.
 //!
-//! Each test file uses only part of this, hence `dead_code` is allowed.
+//! Included with `#[path = "common/reliability.rs"] mod reliability;`, and by
+//! `common/journal.rs` for the child processes of the `journal_*` tests. Each test file uses
+//! only part of this, hence `dead_code` is allowed.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -35,6 +37,13 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
     }
+
+    /// Fills `bytes` with the next values, eight bytes each.
+    pub fn fill(&mut self, bytes: &mut [u8]) {
+        for chunk in bytes.chunks_mut(8) {
+            chunk.copy_from_slice(&self.next_u64().to_le_bytes()[..chunk.len()]);
+        }
+    }
 }
 
 /// Hashes two words into one (to derive independent streams from one seed).
@@ -53,11 +62,8 @@ pub fn payload(seed: u64, seq: u64, max_len: usize) -> Vec<u8> {
         1 => rng.below(64.min(max_len as u64 + 1)) as usize,
         _ => rng.below(max_len as u64 + 1) as usize,
     };
-    let mut bytes = Vec::with_capacity(len + 8);
-    while bytes.len() < len {
-        bytes.extend_from_slice(&rng.next_u64().to_le_bytes());
-    }
-    bytes.truncate(len);
+    let mut bytes = vec![0; len];
+    rng.fill(&mut bytes);
     let head = len.min(8);
     bytes[..head].copy_from_slice(&seq.to_le_bytes()[..head]);
     bytes
@@ -250,7 +256,7 @@ impl ChildProc {
     }
 
     /// Lines still in the pipe once the child is gone, up to its end of file.
-    pub fn remaining_lines(&mut self) -> Vec<String> {
+    fn remaining_lines(&mut self) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut rest = Vec::new();
         loop {
