@@ -17,6 +17,12 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+#[path = "journal.rs"]
+mod journal;
+// Each CLI test uses some of these.
+#[allow(unused_imports)]
+pub use journal::{segment_ids, Rng};
+
 /// Bytes of a segment header; record 0 starts at this file offset.
 pub const HEADER_LEN: u64 = 128;
 /// Header offset of the journal id (`writer_id`).
@@ -405,24 +411,6 @@ pub fn segment_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:016x}.kekbit"))
 }
 
-/// The ids of the segment files in `dir` (pending ones included), ascending.
-pub fn segment_ids(dir: &Path) -> Vec<u64> {
-    let mut ids: Vec<u64> = fs::read_dir(dir)
-        .expect("listing the journal directory")
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let hex = name.strip_suffix(".kekbit")?;
-            if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return None;
-            }
-            u64::from_str_radix(hex, 16).ok()
-        })
-        .collect();
-    ids.sort_unstable();
-    ids
-}
-
 /// The ids of the linked (not pending) segments in `dir`, ascending.
 pub fn linked_segment_ids(dir: &Path) -> Vec<u64> {
     segment_ids(dir)
@@ -538,31 +526,6 @@ pub fn file_sizes(dir: &Path) -> Vec<(String, u64)> {
         .collect();
     sizes.sort();
     sizes
-}
-
-/// A small deterministic pseudo-random generator (xorshift64*), so failures reproduce.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number in `0..n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next_u64() as u8).collect()
-    }
 }
 
 /// Bytes of a hexadecimal string; `None` if it is not one.

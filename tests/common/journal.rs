@@ -518,3 +518,38 @@ pub fn spawn_child(test: &str, dir: &Path, params: &[(&str, String)]) -> ChildPr
     env.extend_from_slice(params);
     ChildProc::spawn(test, &env, false)
 }
+
+/// A small deterministic pseudo-random generator (xorshift64*), so that failures reproduce
+/// and damage does not depend on quickcheck's generator.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    /// The next value.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A value in `0..bound` (`bound` > 0).
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.next_u64() % bound
+    }
+
+    /// `n` bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+
+    /// A non-zero byte.
+    pub fn nonzero_byte(&mut self) -> u8 {
+        1 + (self.next_u64() % 255) as u8
+    }
+}

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 // Each used by some of the tests only.
 #[allow(unused_imports)]
-pub use journal::{copy_dir, data_area, nonzero_extent};
+pub use journal::{copy_dir, data_area, nonzero_extent, Rng};
 use journal::{patch, segment_file, segment_ids, HEADER_LEN};
 
 /// File offset of a segment's live durable watermark.
@@ -263,36 +263,6 @@ pub fn snapshot_files(snapshot_dir: &Path) -> Vec<(u64, PathBuf)> {
 /// The name a snapshot covering `[0, sequence)` has.
 pub fn snapshot_name(sequence: u64) -> String {
     format!("snapshot-{sequence:020}.ksnap")
-}
-
-/// A small deterministic pseudo-random generator (xorshift64*), for damage that must not
-/// depend on quickcheck's generator.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-
-    /// The next value.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A value in `0..bound` (`bound` > 0).
-    pub fn below(&mut self, bound: u64) -> u64 {
-        self.next_u64() % bound
-    }
-
-    /// A non-zero byte.
-    pub fn nonzero_byte(&mut self) -> u8 {
-        1 + (self.next_u64() % 255) as u8
-    }
 }
 
 /// Whether the segment file at `path` has the pending flag (bit 0 of the flags at offset
