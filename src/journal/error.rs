@@ -151,6 +151,17 @@ pub enum AppendError {
         #[source]
         source: io::Error,
     },
+    /// The sequence number asked about was never appended: waiting for it to become
+    /// durable would never end.
+    #[error("{}: sequence {requested} was not appended; the next append gets {next}", dir.display())]
+    NotAppended {
+        /// The journal's directory.
+        dir: PathBuf,
+        /// The sequence number asked about.
+        requested: u64,
+        /// The sequence number the next append gets.
+        next: u64,
+    },
     /// Writing into the current segment failed.
     #[error(transparent)]
     Write(#[from] WriteError),

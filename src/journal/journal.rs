@@ -287,6 +287,7 @@ impl Journal {
     /// assert_eq!(journal.durable_count(), 2);
     /// ```
     pub fn apply_policy(&self, seq: u64) -> Result<(), AppendError> {
+        self.shared.check_appended(seq)?;
         let sync = match self.shared.options.durability {
             Durability::EveryRecord => true,
             Durability::EveryN(n) => (seq + 1).is_multiple_of(n),
@@ -299,7 +300,8 @@ impl Journal {
     }
 
     /// Returns once record `seq` (and every one before it) is durable: leads a sync or
-    /// joins the one in progress (group commit).
+    /// joins the one in progress (group commit). A `seq` not appended yet is refused with
+    /// [`AppendError::NotAppended`]: no sync could ever make it durable.
     ///
     /// ```
     /// use kekbit::journal::{Durability, Journal};
@@ -308,8 +310,13 @@ impl Journal {
     /// let seq = journal.append(b"x").unwrap();
     /// journal.wait_durable(seq).unwrap();
     /// assert_eq!(journal.durable_count(), 1);
+    /// assert!(matches!(
+    ///     journal.wait_durable(7),
+    ///     Err(kekbit::journal::AppendError::NotAppended { requested: 7, next: 1, .. })
+    /// ));
     /// ```
     pub fn wait_durable(&self, seq: u64) -> Result<(), AppendError> {
+        self.shared.check_appended(seq)?;
         self.shared.sync_through(seq + 1).map(drop)
     }
 
@@ -524,8 +531,28 @@ impl Shared {
         self.appender.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Refuses a sequence number not appended yet (a poisoned journal is reported as such
+    /// first). Sequence numbers only grow, so a sync for one that passes this ends.
+    fn check_appended(&self, seq: u64) -> Result<(), AppendError> {
+        let appender = self.appender();
+        if appender.poisoned {
+            return Err(AppendError::Poisoned {
+                dir: self.dir.clone(),
+            });
+        }
+        if seq >= appender.next_seq {
+            return Err(AppendError::NotAppended {
+                dir: self.dir.clone(),
+                requested: seq,
+                next: appender.next_seq,
+            });
+        }
+        Ok(())
+    }
+
     /// Returns once records `[0, target)` are durable: leads a sync or waits for the one in
-    /// progress (group commit). Returns the number of durable records.
+    /// progress (group commit). Returns the number of durable records. `target` must not
+    /// exceed the records appended (see [`Shared::check_appended`]).
     fn sync_through(&self, target: u64) -> Result<u64, AppendError> {
         loop {
             match self.commit.wait_for(target) {
