@@ -102,6 +102,16 @@ pub enum JournalError {
         /// How it does not fit.
         reason: String,
     },
+    /// No segment can follow the journal's last one: its id is the largest a segment can
+    /// have (`u64::MAX - 1`; such an id comes from a damaged or crafted file name, never
+    /// from rolling over). The journal can be read, not appended to.
+    #[error("{}: segment {last:#018x} has the largest segment id, no segment can follow it", dir.display())]
+    SegmentIdsExhausted {
+        /// The journal's directory.
+        dir: PathBuf,
+        /// The id of the last segment.
+        last: u64,
+    },
     /// The requested records were removed by pruning.
     #[error("{}: sequence {requested} was pruned; the journal starts at {first}", dir.display())]
     Pruned {
@@ -161,6 +171,15 @@ pub enum AppendError {
         requested: u64,
         /// The sequence number the next append gets.
         next: u64,
+    },
+    /// The segment being appended to is full and has the largest segment id (see
+    /// [`JournalError::SegmentIdsExhausted`]); nothing was appended.
+    #[error("{}: segment {last:#018x} is full and has the largest segment id, no segment can follow it", dir.display())]
+    SegmentIdsExhausted {
+        /// The journal's directory.
+        dir: PathBuf,
+        /// The id of the full segment.
+        last: u64,
     },
     /// Writing into the current segment failed.
     #[error(transparent)]

@@ -206,7 +206,7 @@ impl Journal {
         let (active, spec, report) = recovery::recover(spec, options.recovery)?;
         let mut helper = Helper::start(spec, options.preallocate);
         let ahead = options.segments_ahead as u64;
-        helper.prepare(active.id + 1..=active.id + ahead);
+        helper.prepare(segment::ids_after(active.id, ahead));
         let next_seq = report.next_sequence;
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
@@ -622,7 +622,7 @@ impl Appender {
         match self.active.writer.write(record) {
             Ok(_) => {}
             Err(WriteError::ChannelFull { .. }) => {
-                self.roll_over()?;
+                self.roll_over(dir)?;
                 self.active.writer.write(record)?;
             }
             Err(e) => return Err(e.into()),
@@ -636,8 +636,12 @@ impl Appender {
     /// and continues in the successor, prepared ahead by the helper. The successor is linked
     /// (its header names this segment, its seal's checksum and its first sequence number)
     /// before the seal is published, so a reader that follows the seal finds it linked.
-    fn roll_over(&mut self) -> Result<(), AppendError> {
-        let next_id = self.active.id + 1;
+    fn roll_over(&mut self, dir: &Path) -> Result<(), AppendError> {
+        let next_id =
+            segment::successor(self.active.id).ok_or_else(|| AppendError::SegmentIdsExhausted {
+                dir: dir.to_path_buf(),
+                last: self.active.id,
+            })?;
         let mut next = self.helper.take(next_id)?;
         let trailer = segment::trailer(self.next_seq);
         let checksum = self.active.writer.closing_checksum(&trailer);
@@ -658,7 +662,7 @@ impl Appender {
             sealed: true,
         });
         self.helper.retire(old.writer);
-        self.helper.prepare(next_id + 1..=next_id + self.ahead);
+        self.helper.prepare(segment::ids_after(next_id, self.ahead));
         Ok(())
     }
 

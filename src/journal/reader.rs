@@ -373,7 +373,10 @@ impl JournalReader {
             }
         }
         self.end_checked = Some((id, now));
-        let Ok(mut next) = ShmReader::open(segment::segment_path(&self.dir, id + 1)) else {
+        let Some(next_id) = segment::successor(id) else {
+            return Ok(());
+        };
+        let Ok(mut next) = ShmReader::open(segment::segment_path(&self.dir, next_id)) else {
             return Ok(());
         };
         if next.header().is_pending() || !next.has_next() {
@@ -387,7 +390,7 @@ impl JournalReader {
         Err(JournalError::Unsealed {
             segment: current.reader.path().to_path_buf(),
             position,
-            next: id + 1,
+            next: next_id,
         })
     }
 
@@ -428,7 +431,10 @@ impl JournalReader {
             base: self.next_seq,
             previous_checksum: checksum,
         };
-        let next_id = current.id + 1;
+        // The last possible segment: nothing can follow it.
+        let Some(next_id) = segment::successor(current.id) else {
+            return Ok(false);
+        };
         let next_path = segment::segment_path(&self.dir, next_id);
         let mut reader = match ShmReader::open(&next_path) {
             Ok(reader) => reader,
@@ -513,7 +519,9 @@ impl JournalReader {
         let Some(current) = &self.current else {
             return Ok(None);
         };
-        let next_id = current.id + 1;
+        let Some(next_id) = segment::successor(current.id) else {
+            return Ok(None);
+        };
         let next_path = segment::segment_path(&self.dir, next_id);
         let journal_id = current.reader.header().writer_id();
         let mut reader = match ShmReader::open(&next_path) {
@@ -562,7 +570,7 @@ impl JournalReader {
     pub(crate) fn skip_broken(&mut self) -> Result<(u64, Option<u64>), JournalError> {
         let ids = segment::list(&self.dir)?;
         let start = match &self.current {
-            Some(current) => current.id + 1,
+            Some(current) => current.id.saturating_add(1),
             None => ids.first().copied().unwrap_or(1),
         };
         for &id in ids

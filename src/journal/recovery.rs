@@ -480,15 +480,22 @@ pub(crate) fn recover(
     mode: RecoveryMode,
 ) -> Result<(Active, SegmentSpec, OpenReport), JournalError> {
     let mut report = OpenReport::default();
-    let (id, base, previous, checksum) = match settle(&spec.dir, mode, &mut report)? {
+    let tail = settle(&spec.dir, mode, &mut report)?;
+    let next_id = |last: u64| {
+        segment::successor(last).ok_or_else(|| JournalError::SegmentIdsExhausted {
+            dir: spec.dir.clone(),
+            last,
+        })
+    };
+    let (id, base, previous, checksum) = match tail {
         Some(tail) if tail.journal_id != 0 => {
             spec.journal_id = tail.journal_id;
-            (tail.id + 1, tail.next_base, tail.id, tail.checksum)
+            (next_id(tail.id)?, tail.next_base, tail.id, tail.checksum)
         }
         // Nothing (left) to continue: a new chain, from where the old one started.
         Some(tail) => {
             spec.journal_id = random_id();
-            (tail.id + 1, tail.next_base, 0, 0)
+            (next_id(tail.id)?, tail.next_base, 0, 0)
         }
         None => {
             spec.journal_id = random_id();

@@ -36,8 +36,13 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<u64>, JournalError> {
     Ok(ids)
 }
 
-/// The segment id a file name stands for, if it is a segment's name. Ids run from 1 to
-/// `u64::MAX - 1`: a journal always names the next id, so `u64::MAX` is no segment's.
+/// The largest segment id. Ids run from 1 to `u64::MAX - 1`: a journal always names the
+/// next id, so `u64::MAX` is no segment's, and a journal whose segment [`MAX_SEGMENT_ID`]
+/// is full cannot roll over.
+pub(crate) const MAX_SEGMENT_ID: u64 = u64::MAX - 1;
+
+/// The segment id a file name stands for, if it is a segment's name (see
+/// [`MAX_SEGMENT_ID`]).
 fn parse_name(name: &str) -> Option<u64> {
     let hex = name.strip_suffix(".kekbit")?;
     if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -45,7 +50,18 @@ fn parse_name(name: &str) -> Option<u64> {
     }
     u64::from_str_radix(hex, 16)
         .ok()
-        .filter(|&id| id < u64::MAX)
+        .filter(|&id| (1..=MAX_SEGMENT_ID).contains(&id))
+}
+
+/// The id of the segment after `id`, or `None` past [`MAX_SEGMENT_ID`].
+pub(crate) fn successor(id: u64) -> Option<u64> {
+    id.checked_add(1).filter(|&next| next <= MAX_SEGMENT_ID)
+}
+
+/// The ids of the `ahead` segments after `id`, the range cut at [`MAX_SEGMENT_ID`] (empty
+/// when `id` is the last).
+pub(crate) fn ids_after(id: u64, ahead: u64) -> std::ops::RangeInclusive<u64> {
+    id.saturating_add(1)..=id.saturating_add(ahead).min(MAX_SEGMENT_ID)
 }
 
 /// Reads and validates segment `id`'s header without mapping it.
@@ -171,6 +187,24 @@ mod tests {
         assert_eq!(parse_name(".00000000000000ff.kekbit.tmp-1-2"), None);
         assert_eq!(parse_name("ff.kekbit"), None);
         assert_eq!(parse_name("kekbit.lock"), None);
+        assert_eq!(parse_name("0000000000000000.kekbit"), None);
+        assert_eq!(parse_name("fffffffffffffffe.kekbit"), Some(MAX_SEGMENT_ID));
+        assert_eq!(parse_name("ffffffffffffffff.kekbit"), None);
+    }
+
+    #[test]
+    fn successors_stop_at_the_largest_id() {
+        assert_eq!(successor(1), Some(2));
+        assert_eq!(successor(MAX_SEGMENT_ID - 1), Some(MAX_SEGMENT_ID));
+        assert_eq!(successor(MAX_SEGMENT_ID), None);
+        assert_eq!(successor(u64::MAX), None);
+        assert_eq!(ids_after(1, 3), 2..=4);
+        assert_eq!(
+            ids_after(MAX_SEGMENT_ID - 2, 64),
+            MAX_SEGMENT_ID - 1..=MAX_SEGMENT_ID
+        );
+        assert!(ids_after(MAX_SEGMENT_ID, 64).is_empty());
+        assert!(ids_after(u64::MAX, 64).is_empty());
     }
 
     #[test]
