@@ -32,6 +32,20 @@ pub enum SnapshotError {
         #[source]
         source: std::io::Error,
     },
+    /// The snapshot asked for would not be kept: the store already holds `keep` snapshots
+    /// covering more of the journal, so retention would remove it as soon as it was written.
+    /// Nothing was written.
+    #[error("{}: snapshot at sequence {sequence} refused: the store keeps {keep} and holds that many newer ones (the oldest of them at sequence {oldest_kept})", dir.display())]
+    Outdated {
+        /// The store's directory.
+        dir: PathBuf,
+        /// The sequence number the refused snapshot covers.
+        sequence: u64,
+        /// The oldest of the `keep` newer snapshots the store holds.
+        oldest_kept: u64,
+        /// How many snapshots the store keeps.
+        keep: usize,
+    },
     /// A snapshot file is damaged or not a snapshot.
     #[error("{}: damaged snapshot: {reason}", path.display())]
     Damaged {
@@ -175,17 +189,39 @@ impl SnapshotStore {
     /// Writes an image covering journal records `[0, sequence)`, atomically and durably,
     /// then removes all but the newest `keep` snapshots.
     ///
+    /// A snapshot that would not be among the newest `keep` (the store already holds `keep`
+    /// snapshots with a higher sequence number) is refused with [`SnapshotError::Outdated`]
+    /// before anything is written: retention would remove it at once. A snapshot with the
+    /// same sequence number as an existing one replaces it.
+    ///
     /// Steps (each one's crash case is in docs/FORMAT.md, "Writing a snapshot"): write header
     /// and body to a temporary file, `fsync` it, rename it to its final name, `fsync` the
     /// directory, remove old snapshots, `fsync` the directory.
     ///
     /// ```
+    /// use kekbit::snapshot::{SnapshotError, SnapshotStore};
     /// let dir = tempfile::tempdir().unwrap();
-    /// let store = kekbit::snapshot::SnapshotStore::open(dir.path(), 1).unwrap();
+    /// let store = SnapshotStore::open(dir.path(), 1).unwrap();
     /// let info = store.write(5, b"five records in").unwrap();
     /// assert!(info.path.ends_with("snapshot-00000000000000000005.ksnap"));
+    /// // Keeping one snapshot, an older one than 5 would be removed at once.
+    /// assert!(matches!(store.write(3, b"three"), Err(SnapshotError::Outdated { oldest_kept: 5, .. })));
     /// ```
     pub fn write(&self, sequence: u64, body: &[u8]) -> Result<SnapshotInfo, SnapshotError> {
+        let newer: Vec<u64> = self
+            .list()?
+            .iter()
+            .map(|s| s.sequence)
+            .filter(|&s| s > sequence)
+            .collect();
+        if newer.len() >= self.keep {
+            return Err(SnapshotError::Outdated {
+                dir: self.dir.clone(),
+                sequence,
+                oldest_kept: newer[self.keep - 1],
+                keep: self.keep,
+            });
+        }
         let path = self.dir.join(file_name(sequence));
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
