@@ -5,8 +5,8 @@
 //! `PruneReport` gives the number removed and the first sequence number still held. A reader
 //! lagging inside a removed segment keeps reading it (the file is unlinked, its mapping
 //! lives on) and crosses into the following segments up to live appends; a reader whose
-//! next segment was removed under it gets an error after the last record of its segment,
-//! never wrong data. A new reader from a pruned sequence number gets `Pruned` naming the
+//! next segment was removed under it gets `Pruned` after the last record of its segment, as
+//! a new reader would (not `MissingSegment`, which is damage), never wrong data. A new reader from a pruned sequence number gets `Pruned` naming the
 //! first sequence number held. Pruning everything keeps the active segment: appending and
 //! reading go on, also after the journal is closed and reopened. Readers opened (from the
 //! next sequence number) while a prune removes hundreds of segments all open: a segment
@@ -112,8 +112,9 @@ fn pruning_a_journal_removes_whole_old_segments_and_lagging_readers_carry_on() {
     // Never a record that is not the next one.
     read_exactly(&mut stranded, 6, 2);
     match stranded.try_next() {
-        Err(JournalError::MissingSegment { id, .. }) => assert_eq!(id, 3),
-        Err(JournalError::Pruned { requested, .. }) => assert_eq!(requested, 8),
+        Err(JournalError::Pruned {
+            requested, first, ..
+        }) => assert_eq!((requested, first), (8, 20)),
         other => panic!("reader stranded in a removed segment: {other:?}"),
     }
 
@@ -218,4 +219,85 @@ fn journal_readers_opened_while_pruning_runs_open_at_records_still_held() {
         failures.len() as u64 + opened,
         &failures[..failures.len().min(3)]
     );
+}
+
+#[test]
+fn a_live_reader_whose_next_segment_was_pruned_gets_pruned() {
+    // Regression: issue 11 item 8: a live reader got MissingSegment (damage, skipped as such
+    // by SkipCorrupt replay) where a fresh reader got Pruned.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let journal = four_per_segment().open(path).unwrap();
+    for seq in 0..24 {
+        journal.append(&large_record(seq)).unwrap();
+    }
+    let mut live = journal.reader(0).unwrap();
+    read_exactly(&mut live, 0, 2);
+    // Segments 1 to 3 (records 0 to 11) go.
+    assert_eq!(journal.prune_before(12).unwrap().segments_removed, 3);
+    read_exactly(&mut live, 2, 2);
+    for _ in 0..2 {
+        match live.try_next() {
+            Err(JournalError::Pruned {
+                requested, first, ..
+            }) => assert_eq!((requested, first), (4, 12)),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_pruned(path, 4, 12);
+    // A hole in the middle of the chain is still damage.
+    let mut before_hole = journal.reader(12).unwrap();
+    read_exactly(&mut before_hole, 12, 4);
+    std::fs::remove_file(segment_file(path, 5)).unwrap();
+    match before_hole.try_next() {
+        Err(JournalError::MissingSegment { id, .. }) => assert_eq!(id, 5),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_replay_overtaken_by_pruning_reports_pruned_not_damage() {
+    // Regression: issue 11 item 8: SkipCorrupt replay treated segments pruned under it as
+    // damage, skipped them and went on as if records had been lost to corruption.
+    use kekbit::journal::RecoveryMode;
+    use kekbit::replay::{replay, CorruptRange, Decision, Replay, ReplayError};
+
+    struct PruneMidway<'a> {
+        journal: &'a Journal,
+        seen: Vec<u64>,
+        damaged: usize,
+    }
+    impl Replay for PruneMidway<'_> {
+        type Error = JournalError;
+        fn record(&mut self, seq: u64, _: &[u8]) -> Result<(), JournalError> {
+            self.seen.push(seq);
+            if seq == 1 {
+                self.journal.prune_before(12)?;
+            }
+            Ok(())
+        }
+        fn damaged(&mut self, _: &CorruptRange) -> Decision {
+            self.damaged += 1;
+            Decision::Skip
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let journal = four_per_segment().open(dir.path()).unwrap();
+    for seq in 0..24 {
+        journal.append(&large_record(seq)).unwrap();
+    }
+    let mut target = PruneMidway {
+        journal: &journal,
+        seen: Vec::new(),
+        damaged: 0,
+    };
+    let replayed = replay(dir.path(), 0, RecoveryMode::SkipCorrupt, &mut target);
+    match replayed {
+        Err(ReplayError::Journal(JournalError::Pruned {
+            requested, first, ..
+        })) => assert_eq!((requested, first), (4, 12)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(target.seen, [0, 1, 2, 3]);
+    assert_eq!(target.damaged, 0);
 }

@@ -121,7 +121,9 @@ impl JournalReader {
 
     /// The next record and its sequence number, or `Ok(None)` if there is none yet. Damage
     /// (a record failing its checksum, a segment that does not follow its predecessor, a
-    /// missing segment) is an error; the reader stays where it was.
+    /// missing segment) is an error; the reader stays where it was. A reader whose next
+    /// segment was pruned while it read the one before gets [`JournalError::Pruned`], as a
+    /// new reader from its position would.
     ///
     /// ```
     /// let dir = tempfile::tempdir().unwrap();
@@ -438,15 +440,7 @@ impl JournalReader {
         let next_path = segment::segment_path(&self.dir, next_id);
         let mut reader = match ShmReader::open(&next_path) {
             Ok(reader) => reader,
-            Err(ChannelError::NotFound { .. }) => {
-                if segment::list(&self.dir)?.iter().any(|&id| id > next_id) {
-                    return Err(JournalError::MissingSegment {
-                        dir: self.dir.clone(),
-                        id: next_id,
-                    });
-                }
-                return Ok(false);
-            }
+            Err(ChannelError::NotFound { .. }) => return self.successor_gone(next_id),
             Err(e) => return Err(e.into()),
         };
         if reader.header().is_pending() {
@@ -459,6 +453,35 @@ impl JournalReader {
             id: next_id,
         });
         Ok(true)
+    }
+}
+
+impl JournalReader {
+    /// Segment `next_id`, the successor of the segment just read to its seal, is not there:
+    /// `Ok(false)` if no later segment exists either (not created yet); [`JournalError::Pruned`]
+    /// if every segment up to a later one was removed and that one starts after the records
+    /// read so far (pruning removes the oldest segments, this one included, while the reader
+    /// still had it open); [`JournalError::MissingSegment`] for a hole in the chain.
+    fn successor_gone(&self, next_id: u64) -> Result<bool, JournalError> {
+        let ids = segment::list(&self.dir)?;
+        let Some(&later) = ids.iter().find(|&&id| id > next_id) else {
+            return Ok(false);
+        };
+        let missing = JournalError::MissingSegment {
+            dir: self.dir.clone(),
+            id: next_id,
+        };
+        if ids[0] != later {
+            return Err(missing);
+        }
+        match segment::header(&self.dir, later) {
+            Ok(header) if header.base_sequence() >= self.next_seq => Err(JournalError::Pruned {
+                dir: self.dir.clone(),
+                requested: self.next_seq,
+                first: header.base_sequence(),
+            }),
+            _ => Err(missing),
+        }
     }
 }
 

@@ -114,7 +114,8 @@ pub enum ReplayError {
 /// [`RecoveryMode::AbsoluteConsistency`] any damage is an error; under
 /// [`RecoveryMode::SkipCorrupt`] a damaged segment's remaining records are skipped (after
 /// [`Replay::damaged`] agrees), the replay continues with the next segment, and each range
-/// is reported.
+/// is reported. Records removed by pruning while the replay runs are not damage: under every
+/// mode the replay stops with [`JournalError::Pruned`].
 ///
 /// ```
 /// use kekbit::journal::{Journal, RecoveryMode};
