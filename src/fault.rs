@@ -1,4 +1,5 @@
-//! The I/O seam: every file-system operation that durability depends on is announced here
+//! Test support (feature `fault-injection`; without it this module is not public). The I/O
+//! seam: every file-system operation that durability depends on is announced here
 //! before it runs and after it succeeded, so that tests can record what reached storage
 //! (to build the files a power loss would leave) or make an operation fail (a full disk, a
 //! failed sync).
@@ -8,10 +9,12 @@
 //! tests that install one should run in their own test binary, one at a time.
 //!
 //! ```
+//! # #[cfg(feature = "fault-injection")] {
 //! use kekbit::fault::IoOp;
 //! use std::path::Path;
 //! let op = IoOp::SyncDir(Path::new("/tmp"));
 //! assert_eq!(op.path(), Path::new("/tmp"));
+//! # }
 //! ```
 
 use std::io;
@@ -20,10 +23,12 @@ use std::path::Path;
 /// A file-system operation kekbit is about to perform (or has performed).
 ///
 /// ```
+/// # #[cfg(feature = "fault-injection")] {
 /// use kekbit::fault::IoOp;
 /// use std::path::Path;
 /// let op = IoOp::FlushRange(Path::new("a.kekbit"), 0, 4096);
 /// assert!(op.is_sync());
+/// # }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -46,6 +51,7 @@ pub enum IoOp<'a> {
     Remove(&'a Path),
 }
 
+#[cfg(feature = "fault-injection")]
 impl IoOp<'_> {
     /// The file or directory the operation is about (for links and renames, the new name).
     ///
@@ -99,6 +105,7 @@ impl IoOp<'_> {
 /// }
 /// assert!(NoDirSync.before(&IoOp::SyncDir(std::path::Path::new("/"))).is_err());
 /// ```
+#[cfg(feature = "fault-injection")]
 pub trait IoObserver: Send + Sync {
     /// Called before the operation; an error is returned by kekbit in place of the
     /// operation's own result, and the operation is not performed.

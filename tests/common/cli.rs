@@ -276,7 +276,24 @@ pub struct Live {
 impl Live {
     /// Starts `kekbit` with `args`, its standard input a pipe the test writes to.
     pub fn spawn(args: Vec<OsString>) -> Live {
-        let mut child = spawn(&args, Stdio::piped());
+        let child = spawn(&args, Stdio::piped());
+        Live::attach(child, args)
+    }
+
+    /// Starts `command` (standard input, output and error piped); `label` names it in
+    /// failure messages.
+    pub fn spawn_command(mut command: Command, label: Vec<OsString>) -> Live {
+        let child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning a command");
+        Live::attach(child, label)
+    }
+
+    /// Reads the lines of `child`'s piped standard output on a thread.
+    fn attach(mut child: Child, args: Vec<OsString>) -> Live {
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, lines) = mpsc::channel();
