@@ -1,61 +1,92 @@
 //! The crate's only `unsafe` code: mapping channel files, the publish/acquire protocol on
 //! record headers, the writer's staging area, and the `fallocate(2)` call.
 //!
-//! Invariants the rest of the crate relies on, and that this module enforces itself:
-//! - every access is bounds-checked against the mapping's length (a violation panics, it never
-//!   reads or writes outside the mapping);
-//! - 8-byte words are accessed only at 8-aligned offsets, and only through atomics;
-//! - a payload slice is handed to safe code only after an acquire load of the record header in
-//!   front of it returned a non-zero word. The writer fills the payload before it stores that
-//!   header with release ordering and never writes a published byte again, so the slice cannot
-//!   change for as long as it is borrowed, and its lifetime is tied to the mapping's. One
-//!   exception: sealing a crashed channel at its cut (`resume_for_seal`) writes over bytes
-//!   that were never a valid record but may read as a non-zero word (torn). The word is
-//!   cleared before the seal is staged, which narrows, but cannot close, the window in which
-//!   a reader in the same process holds a slice over them (only while a journal is opened
-//!   for appending after a crash, and only for a reader reading that torn tail meanwhile).
+//! Channel memory is only ever reached through a raw pointer that no Rust reference covered:
+//! mappings are held as `memmap2::MmapRaw`, which hands out raw pointers and never a slice, and
+//! the heap buffers that stand in for a mapping (in the tests) are raw allocations. Every write
+//! (the header rewrite, staging, atomic stores) goes through a pointer derived from that raw
+//! pointer, never from a `&[u8]`.
 //!
-//! What no process-local code can rule out: another process truncating or scribbling over the
-//! file while it is mapped. The channel's contract (docs/FORMAT.md) is that only the kekbit
-//! writer holding the lock modifies a channel file and that no one ever shrinks it.
+//! Invariants the rest of the crate relies on, and that this module enforces itself:
+//! - every access is bounds-checked against the region's length (a violation panics, it never
+//!   reads or writes outside the region);
+//! - 8-byte words are accessed only at 8-aligned offsets, and only through atomics. A reader,
+//!   whose mapping is read-only, loads with a relaxed load followed by an acquire fence: std
+//!   defines relaxed loads of up to 8 bytes on read-only memory, and no other atomic access
+//!   there, on the 64-bit targets listed below (the module does not compile elsewhere);
+//! - a payload slice is handed to safe code only after an acquire load of the record header in
+//!   front of it returned a non-zero word; it covers the bytes that word claims (clamped to the
+//!   region) and borrows the region, so it cannot outlive the mapping. For a header the writer
+//!   published, the writer filled the payload before its release store of the header and never
+//!   writes a published byte again, so the slice cannot change while borrowed.
+//!
+//! What the protocol cannot make hold: a non-zero header word that the writer did not publish,
+//! a damaged one or the torn word at a crashed channel's cut, claims bytes that may not be
+//! settled. A live writer may be staging its next record there, or `resume_for_seal` may be
+//! rewriting the torn tail while it seals it (it clears the torn word first, which narrows the
+//! window to a reader that loaded the word just before). The caller holds the slice over such
+//! bytes only while it computes their checksum, which fails; the bytes may change under it
+//! meanwhile. Like another process truncating or scribbling over a mapped file, that is beyond
+//! what process-local code can rule out: the channel's contract (docs/FORMAT.md) is that only
+//! the kekbit writer holding the lock modifies a channel file, only as the format describes,
+//! and that no one ever shrinks it.
 #![allow(unsafe_code)]
 
+#[cfg(test)]
+use std::alloc::{self, Layout};
 use std::fs::File;
 use std::io;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ptr::NonNull;
+use std::sync::atomic::{self, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use memmap2::{Advice, Mmap, MmapMut, MmapOptions};
+use memmap2::{Advice, MmapOptions, MmapRaw};
 
 use crate::core::CHECKED_LEN;
 
-/// Checks that `[offset, offset + len)` is inside a mapping of `map_len` bytes.
+// Readers load header words from read-only mappings. std defines relaxed atomic loads of up to
+// 8 bytes on read-only memory on these targets only (`std::sync::atomic`, "Atomic accesses to
+// read-only memory").
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "loongarch64",
+    target_arch = "mips64",
+    target_arch = "mips64r6",
+    target_arch = "powerpc64",
+    target_arch = "riscv64",
+    target_arch = "sparc64",
+    target_arch = "s390x"
+)))]
+compile_error!("kekbit needs 8-byte relaxed atomic loads from read-only memory (a 64-bit target)");
+
+/// Checks that `[offset, offset + len)` is inside a region of `region_len` bytes.
 #[inline]
-fn check_range(offset: usize, len: usize, map_len: usize) {
+fn check_range(offset: usize, len: usize, region_len: usize) {
     match offset.checked_add(len) {
-        Some(end) if end <= map_len => {}
-        _ => out_of_range(offset, len, map_len),
+        Some(end) if end <= region_len => {}
+        _ => out_of_range(offset, len, region_len),
     }
 }
 
-/// Checks that an 8-byte word at `offset` is aligned and inside a mapping of `map_len` bytes.
+/// Checks that an 8-byte word at `offset` is aligned and inside a region of `region_len` bytes.
 #[inline]
-fn check_word(offset: usize, map_len: usize) {
+fn check_word(offset: usize, region_len: usize) {
     if !offset.is_multiple_of(8) {
         unaligned(offset);
     }
-    check_range(offset, 8, map_len);
+    check_range(offset, 8, region_len);
 }
 
 // The panics of the checks above, out of line: the checks run on every record, the panics never.
 #[cold]
 #[inline(never)]
-fn out_of_range(offset: usize, len: usize, map_len: usize) -> ! {
+fn out_of_range(offset: usize, len: usize, region_len: usize) -> ! {
     let end = offset
         .checked_add(len)
         .expect("mapped range overflows usize");
-    panic!("range {offset}..{end} outside a mapping of {map_len} bytes")
+    panic!("range {offset}..{end} outside a mapping of {region_len} bytes")
 }
 
 #[cold]
@@ -64,9 +95,138 @@ fn unaligned(offset: usize) -> ! {
     panic!("unaligned word offset {offset}")
 }
 
+/// Channel memory: where it starts, how long it is, and what keeps it alive. `ptr` is the raw
+/// pointer of the mapping (or heap buffer) itself: no reference to the bytes is ever created
+/// over more than a payload (see the module docs), so every pointer derived from it may be used
+/// for what the memory permits.
+struct Region {
+    ptr: NonNull<u8>,
+    len: usize,
+    backing: Backing,
+}
+
+/// What owns a [`Region`]'s memory (and frees it when dropped).
+enum Backing {
+    Mapped(MmapRaw),
+    // Only the tests stand a heap buffer in for a mapping (the model of the protocol below),
+    // shared by the regions of a writer and a reader as two mappings of one file would be.
+    #[cfg(test)]
+    Heap {
+        _owner: Arc<Heap>,
+    },
+}
+
+// SAFETY: a `Region` is a pointer and a length into memory its `Backing` owns (a mapping, or a
+// heap buffer freed only when the region is dropped), which stays valid wherever the region is
+// moved. Every access through it is either atomic (header words) or covered by the protocol in
+// the module docs: payload bytes are read only after an acquire load, and unpublished bytes are
+// written only by the holder of the unique `&mut WriteMap`. Sharing it across threads is what
+// the protocol is for.
+unsafe impl Send for Region {}
+// SAFETY: as for `Send`: shared use only reads published bytes and accesses words atomically.
+unsafe impl Sync for Region {}
+
+impl Region {
+    fn mapped(map: MmapRaw) -> Region {
+        let len = map.len();
+        let ptr = NonNull::new(map.as_mut_ptr()).expect("a mapping is never at address 0");
+        Region {
+            ptr,
+            len,
+            backing: Backing::Mapped(map),
+        }
+    }
+
+    #[cfg(test)]
+    fn heap(heap: &Arc<Heap>) -> Region {
+        Region {
+            ptr: heap.ptr,
+            len: heap.layout.size(),
+            backing: Backing::Heap {
+                _owner: Arc::clone(heap),
+            },
+        }
+    }
+
+    /// The raw pointer to the byte at `offset`, which the caller has bounds-checked.
+    #[inline]
+    fn at(&self, offset: usize) -> *mut u8 {
+        debug_assert!(offset <= self.len);
+        // `wrapping_add` keeps this function safe; in bounds (checked by every caller) it is
+        // the same pointer as `add`, with the region's provenance.
+        self.ptr.as_ptr().wrapping_add(offset)
+    }
+
+    /// The 8-byte word at `offset` as an atomic, for a load or a store.
+    ///
+    /// # Safety
+    ///
+    /// The caller uses the reference only for what the memory permits: any atomic access on a
+    /// writable region, only relaxed loads on a read-only one.
+    #[inline]
+    unsafe fn word(&self, offset: usize) -> &AtomicU64 {
+        check_word(offset, self.len);
+        // SAFETY: the word is inside the region (checked above) and 8-aligned: `offset` is a
+        // multiple of 8 and the region starts on a page boundary (a mapping) or an 8-aligned
+        // allocation (the heap). The pointer carries the region's provenance (no reference
+        // covered it), and the reference borrows `self`, so it cannot outlive the memory.
+        // Words that hold header fields and record headers are only ever accessed atomically,
+        // with 8-byte accesses, by the writer and by readers in any process; the caller's
+        // contract covers the access mode.
+        unsafe { AtomicU64::from_ptr(self.at(offset).cast::<u64>()) }
+    }
+
+    /// Loads the word at `offset`, little-endian, with acquire ordering, in the way std defines
+    /// for read-only memory: a relaxed load, then an acquire fence.
+    #[inline]
+    fn load_acquire(&self, offset: usize) -> u64 {
+        // SAFETY: the reference is used for one relaxed 8-byte load, allowed on read-only and
+        // on writable memory alike (module docs).
+        let word = unsafe { self.word(offset) }.load(Ordering::Relaxed);
+        atomic::fence(Ordering::Acquire);
+        u64::from_le(word)
+    }
+}
+
+/// A zeroed, 8-aligned heap buffer, reached only through its raw pointer.
+#[cfg(test)]
+struct Heap {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+// SAFETY: a `Heap` only owns its allocation (it never reads or writes it; the regions over it
+// do, under the protocol); freeing it from any thread, once, in `drop` is sound.
+#[cfg(test)]
+unsafe impl Send for Heap {}
+// SAFETY: as for `Send`: `&Heap` gives no access to the memory at all.
+#[cfg(test)]
+unsafe impl Sync for Heap {}
+
+#[cfg(test)]
+impl Heap {
+    fn zeroed(len: usize) -> Heap {
+        let layout = Layout::from_size_align(len.next_multiple_of(8).max(8), 8)
+            .expect("buffer size overflows");
+        // SAFETY: the layout's size is not zero (at least 8).
+        let ptr = unsafe { alloc::alloc_zeroed(layout) };
+        let ptr = NonNull::new(ptr).unwrap_or_else(|| alloc::handle_alloc_error(layout));
+        Heap { ptr, layout }
+    }
+}
+
+#[cfg(test)]
+impl Drop for Heap {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` was allocated in `zeroed` with this layout and is freed only here; the
+        // region that used it is being dropped with it, and every slice borrowed from it is gone.
+        unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
 /// A read-only shared mapping of a whole channel file.
 pub(crate) struct ReadMap {
-    map: Mmap,
+    region: Region,
 }
 
 /// What an acquire load found at a record position.
@@ -83,29 +243,35 @@ impl ReadMap {
     ///
     /// The caller must have checked that the file is at least `len` bytes long.
     pub(crate) fn map(file: &File, len: usize) -> io::Result<Self> {
-        // SAFETY: memmap2 requires that the mapped file is not truncated or modified in ways
-        // that break Rust's aliasing rules while mapped. Channel files are never shrunk (the
-        // crate never calls set_len on a mapped file), the caller checked the file length
-        // against `len`, and the only bytes this module ever hands out as `&[u8]` are
-        // published payloads, which the writer never writes again (module docs).
-        let map = unsafe { MmapOptions::new().len(len).map(file)? };
-        Ok(ReadMap { map })
+        let map = MmapOptions::new().len(len).map_raw_read_only(file)?;
+        Ok(ReadMap {
+            region: Region::mapped(map),
+        })
+    }
+
+    /// A heap buffer of `len` zero bytes standing in for a mapping, and a writer over the same
+    /// memory, for the model of the protocol in the tests.
+    #[cfg(test)]
+    fn heap_pair(len: usize) -> (ReadMap, WriteMap) {
+        let heap = Arc::new(Heap::zeroed(len));
+        let reader = ReadMap {
+            region: Region::heap(&heap),
+        };
+        let writer = WriteMap {
+            region: Arc::new(Region::heap(&heap)),
+        };
+        (reader, writer)
     }
 
     /// Atomically loads the little-endian `u64` at `offset` with acquire ordering.
     #[inline]
     pub(crate) fn load_acquire(&self, offset: usize) -> u64 {
-        check_word(offset, self.map.len());
-        // SAFETY: the word is inside the mapping (checked above) and 8-aligned (the mapping
-        // starts on a page boundary and `offset` is a multiple of 8). The mapping lives as
-        // long as `self`. Callers load record header words at record boundaries and words
-        // of the live block, which the channel writer (in any process) stores atomically;
-        // they load other words (a scan for written bytes past the records) only when no
-        // writer holds the channel (`ShmReader::written_extent`), or (`skip_unverified`)
-        // where a published length points, so only with damaged lengths anywhere else. Atomic
-        // loads from read-only memory are allowed for lock-free sizes such as `u64`.
-        let word = unsafe { AtomicU64::from_ptr(self.map.as_ptr().add(offset) as *mut u64) };
-        u64::from_le(word.load(Ordering::Acquire))
+        // Callers load record header words at record boundaries and words of the live block,
+        // which the channel writer (in any process) stores atomically. They load other words
+        // (a scan for written bytes past the records) only when no writer holds the channel
+        // (`ShmReader::written_extent`), or (`skip_unverified`) where a published length
+        // points, so only with damaged lengths anywhere else.
+        self.region.load_acquire(offset)
     }
 
     /// Loads the record header word at `offset` (acquire) and, when it is non-zero, returns it
@@ -116,15 +282,20 @@ impl ReadMap {
         if word == 0 {
             return Published::Nothing;
         }
+        let len_total = self.region.len;
         let start = offset + 8;
-        let len = len_of(word).min(self.map.len() - start);
-        check_range(start, len, self.map.len());
-        // SAFETY: the range is inside the mapping (checked above, clamped to its end) and the
-        // slice borrows `self`, so it cannot outlive the mapping. The acquire load above
+        let len = len_of(word).min(len_total - start);
+        check_range(start, len, len_total);
+        // SAFETY: the range is inside the region (checked above, clamped to its end), the
+        // pointer carries the region's provenance, and the slice borrows `self`, so it cannot
+        // outlive the memory. No one writes these bytes through this region (a `ReadMap` only
+        // loads), so no Rust reference or write of this process's own conflicts with the
+        // slice. As for writes through other mappings of the file: the acquire load above
         // synchronises with the writer's release store of this non-zero header, which the
-        // writer performs only after the payload is complete; published bytes are never
-        // written again, so the slice does not change while borrowed.
-        let payload = unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(start), len) };
+        // writer performs only after the payload is complete, and published bytes are never
+        // written again, so for a published header the slice does not change while borrowed.
+        // A header word the writer did not publish is the exception the module docs describe.
+        let payload = unsafe { std::slice::from_raw_parts(self.region.at(start), len) };
         Published::Word { word, payload }
     }
 }
@@ -132,60 +303,74 @@ impl ReadMap {
 /// The writer's read-write shared mapping. Not `Clone`: exactly one `WriteMap` exists per
 /// mapping, so `&mut WriteMap` proves exclusive use of the unpublished area.
 pub(crate) struct WriteMap {
-    map: Arc<MmapMut>,
+    region: Arc<Region>,
 }
 
 /// A handle that may only ask the kernel to prefault pages of a writer's mapping; it can
 /// neither read nor write the mapped memory.
 pub(crate) struct Populator {
-    map: Arc<MmapMut>,
+    region: Arc<Region>,
 }
 
 /// A handle that may only write a writer's mapping back to storage and store a header word
 /// (the durable watermark): what a thread syncing on the writer's behalf needs.
 pub(crate) struct Flusher {
-    map: Arc<MmapMut>,
+    region: Arc<Region>,
+}
+
+impl Region {
+    /// Writes back `[offset, offset + len)` synchronously (`msync(MS_SYNC)`).
+    fn flush_range(&self, offset: usize, len: usize) -> io::Result<()> {
+        check_range(offset, len, self.len);
+        match &self.backing {
+            Backing::Mapped(map) => map.flush_range(offset, len),
+            #[cfg(test)]
+            Backing::Heap { .. } => Ok(()),
+        }
+    }
+
+    /// Stores `value` little-endian at `offset` with release ordering. Only for a writable
+    /// region: the writer's.
+    #[inline]
+    fn store_release(&self, offset: usize, value: u64) {
+        // SAFETY: a store, on the writer's region, which is writable (mapped read-write, or
+        // the heap).
+        unsafe { self.word(offset) }.store(value.to_le(), Ordering::Release);
+    }
 }
 
 impl Flusher {
     /// Writes back `[offset, offset + len)` synchronously (`msync(MS_SYNC)`).
     pub(crate) fn flush_range(&self, offset: usize, len: usize) -> io::Result<()> {
-        check_range(offset, len, self.map.len());
-        self.map.flush_range(offset, len)
+        self.region.flush_range(offset, len)
     }
 
     /// Atomically loads the little-endian `u64` at `offset` (acquire).
     pub(crate) fn load(&self, offset: usize) -> u64 {
-        check_word(offset, self.map.len());
-        // SAFETY: as in `store_release`: in bounds, 8-aligned, only ever accessed atomically.
-        let word = unsafe { AtomicU64::from_ptr(self.map.as_ptr().add(offset) as *mut u64) };
-        u64::from_le(word.load(Ordering::Acquire))
+        self.region.load_acquire(offset)
     }
 
     /// Atomically stores `value` as a little-endian `u64` at `offset` with release ordering.
     pub(crate) fn store_release(&self, offset: usize, value: u64) {
         // Only into the live block: `overwrite_header` relies on it.
         assert!(offset >= CHECKED_LEN, "store into the checksummed header");
-        check_word(offset, self.map.len());
-        // SAFETY: as in `WriteMap::word`: in bounds, 8-aligned, only ever accessed atomically.
-        let word = unsafe { AtomicU64::from_ptr(self.map.as_ptr().add(offset) as *mut u64) };
-        word.store(value.to_le(), Ordering::Release);
+        self.region.store_release(offset, value);
     }
 }
 
 impl WriteMap {
     /// Maps the first `len` bytes of `file` read-write and shared.
     pub(crate) fn map(file: &File, len: usize) -> io::Result<Self> {
-        // SAFETY: same contract as `ReadMap::map`. In addition, the caller holds the channel's
-        // exclusive writer lock, so no other kekbit writer maps this file for writing.
-        let map = unsafe { MmapOptions::new().len(len).map_mut(file)? };
-        Ok(WriteMap { map: Arc::new(map) })
+        let map = MmapOptions::new().len(len).map_raw(file)?;
+        Ok(WriteMap {
+            region: Arc::new(Region::mapped(map)),
+        })
     }
 
     /// A handle for a thread that syncs on the writer's behalf.
     pub(crate) fn flusher(&self) -> Flusher {
         Flusher {
-            map: Arc::clone(&self.map),
+            region: Arc::clone(&self.region),
         }
     }
 
@@ -199,53 +384,42 @@ impl WriteMap {
             "{} bytes reach past the checksummed header",
             bytes.len()
         );
-        check_range(0, bytes.len(), self.map.len());
-        // SAFETY: the destination is inside the mapping (checked above); the pointer comes
-        // from memmap2's raw pointer (no Rust reference to the mapped bytes exists for this
-        // range). Nothing else writes `[0, CHECKED_LEN)` through this mapping: `&mut self`
-        // excludes the staging area (which writes only the data area, after the header), and
-        // the `Flusher` and `Populator` handles sharing the mapping store only into the live
-        // block (at `CHECKED_LEN` and after) or do not store at all.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.as_ptr().cast_mut(), bytes.len())
-        };
+        check_range(0, bytes.len(), self.region.len);
+        // SAFETY: the destination is inside the region (checked above) and writable; the
+        // pointer is the region's raw pointer, which no reference covers. Nothing else writes
+        // or reads `[0, CHECKED_LEN)` through this region: `&mut self` excludes the staging
+        // area (which writes only the data area, after the header), and the `Flusher` and
+        // `Populator` handles sharing the region store only into the live block (at
+        // `CHECKED_LEN` and after) or do not access it at all. `bytes` cannot overlap the
+        // destination: safe code holds no reference into this region except a `Staging`'s
+        // (which `&mut self` excludes).
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.region.at(0), bytes.len()) };
     }
 
     /// A handle for a background thread that prefaults pages ahead of the writer.
     pub(crate) fn populator(&self) -> Populator {
         Populator {
-            map: Arc::clone(&self.map),
+            region: Arc::clone(&self.region),
         }
-    }
-
-    fn word(&self, offset: usize) -> &AtomicU64 {
-        check_word(offset, self.map.len());
-        // SAFETY: in bounds and 8-aligned (checked above; the mapping is page aligned); the
-        // reference borrows `self`, so it cannot outlive the mapping. Header words are only
-        // ever accessed atomically, by this writer and by readers in any process.
-        unsafe { AtomicU64::from_ptr(self.map.as_ptr().add(offset) as *mut u64) }
     }
 
     /// Atomically stores `value` as a little-endian `u64` at `offset` with release ordering:
     /// everything written before (the payload) is visible to whoever acquires this word.
     pub(crate) fn store_release(&self, offset: usize, value: u64) {
-        self.word(offset).store(value.to_le(), Ordering::Release);
+        self.region.store_release(offset, value);
     }
 
     /// Atomically loads the little-endian `u64` at `offset`.
     #[cfg(test)]
     pub(crate) fn load(&self, offset: usize) -> u64 {
-        u64::from_le(self.word(offset).load(Ordering::Acquire))
+        self.region.load_acquire(offset)
     }
 
     /// An `io::Write` over the unpublished bytes `[offset, offset + limit)`.
     pub(crate) fn stage(&mut self, offset: usize, limit: usize) -> Staging<'_> {
-        check_range(offset, limit, self.map.len());
+        check_range(offset, limit, self.region.len);
         Staging {
-            // SAFETY: `offset` is inside the mapping (checked above with `limit`). The pointer
-            // comes from the raw pointer memmap2 keeps for the mapping (no Rust reference to
-            // the mapped bytes is involved), so writing through it is permitted.
-            start: unsafe { self.map.as_ptr().cast_mut().add(offset) },
+            start: self.region.at(offset),
             limit,
             len: 0,
             attempted: 0,
@@ -255,8 +429,7 @@ impl WriteMap {
 
     /// Writes back `[offset, offset + len)` synchronously (`msync(MS_SYNC)`).
     pub(crate) fn flush_range(&self, offset: usize, len: usize) -> io::Result<()> {
-        check_range(offset, len, self.map.len());
-        self.map.flush_range(offset, len)
+        self.region.flush_range(offset, len)
     }
 }
 
@@ -264,13 +437,18 @@ impl Populator {
     /// Prefaults `[offset, offset + len)` for writing (`MADV_POPULATE_WRITE`) without touching
     /// the bytes: the writer's later stores do not page-fault.
     pub(crate) fn populate(&self, offset: usize, len: usize) -> io::Result<()> {
-        check_range(offset, len, self.map.len());
-        self.map.advise_range(Advice::PopulateWrite, offset, len)
+        check_range(offset, len, self.region.len);
+        match &self.region.backing {
+            Backing::Mapped(map) => map.advise_range(Advice::PopulateWrite, offset, len),
+            #[cfg(test)]
+            Backing::Heap { .. } => Ok(()),
+        }
     }
 }
 
 /// The staging area of the record being written: bytes after the record's (still zero) header
-/// word that no reader looks at until the header is published.
+/// word that no reader looks at until the header is published. `start` is derived from the
+/// region's raw pointer (`WriteMap::stage` checked `[start, start + limit)` against the region).
 pub(crate) struct Staging<'a> {
     start: *mut u8,
     limit: usize,
@@ -297,15 +475,21 @@ impl Staging<'_> {
 
     /// The bytes written so far.
     pub(crate) fn written(&self) -> &[u8] {
-        // SAFETY: `[start, start + len)` is inside the mapping (`len <= limit`, and the range
-        // of `limit` bytes was checked in `WriteMap::stage`); the staging area holds the
-        // exclusive borrow of the `WriteMap`, and no reader reads unpublished bytes.
+        // SAFETY: `[start, start + len)` is inside the region (`len <= limit`, and the range
+        // of `limit` bytes was checked in `WriteMap::stage`) and initialised (the region's
+        // memory always is: a mapping, or a zeroed buffer). The staging area holds the
+        // exclusive borrow of the `WriteMap`, and writing through it needs `&mut self`, which
+        // this slice's borrow excludes, so the bytes do not change while borrowed through
+        // this process's writer. Readers only read them (unpublished bytes, which the
+        // protocol has them ignore).
         unsafe { std::slice::from_raw_parts(self.start, self.len) }
     }
 
     /// Zeroes what was written, so that unpublished space reads as end of data again.
     pub(crate) fn discard(&mut self) {
-        // SAFETY: as in `written`; writing zeros to unpublished bytes this writer owns.
+        // SAFETY: `[start, start + len)` is inside the region, as in `written`, and writable;
+        // `&mut self` means no slice from `written` is alive. Zeroing unpublished bytes this
+        // writer owns.
         unsafe { std::ptr::write_bytes(self.start, 0, self.len) };
         self.len = 0;
     }
@@ -322,9 +506,10 @@ impl io::Write for Staging<'_> {
             ));
         }
         // SAFETY: the destination `[start + len, start + len + buf.len())` is inside the
-        // staging area (`buf.len() <= limit - len`), which is inside the mapping and borrowed
-        // exclusively; `buf` is caller memory and cannot overlap unpublished mapped bytes
-        // (no safe code holds a reference to them).
+        // staging area (`buf.len() <= limit - len`), which is inside the writable region and
+        // borrowed exclusively (`&mut self`: no slice from `written` is alive). `buf` cannot
+        // overlap it: safe code holds no reference into the writer's region other than a
+        // slice from `written`, which `&mut self` excludes.
         unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), self.start.add(self.len), buf.len()) };
         self.len += buf.len();
         Ok(buf.len())
@@ -373,4 +558,102 @@ fn write_zeros(file: &File, len: u64) -> io::Result<()> {
         done += n as u64;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    // The model of the publish/acquire protocol: a writer thread stages each payload through
+    // its raw pointer and then release-stores the header word; a reader thread acquire-loads
+    // the word and only then takes the payload slice. On a heap buffer standing in for the
+    // mapping (Miri cannot map files), through the same `WriteMap`/`ReadMap` code as the
+    // mapped path. Under Miri (`cargo +nightly miri test --lib mmap::`), a payload read that
+    // the acquire does not order after the writer's copy is a reported data race, and a write
+    // through a pointer derived from a shared reference a reported aliasing violation.
+    #[test]
+    fn publish_then_acquire_hands_out_only_complete_payloads() {
+        const RECORDS: usize = 6;
+        const SLOT: usize = 32; // header word + up to 24 payload bytes
+        let len = CHECKED_LEN + 8 + RECORDS * SLOT;
+        let (reader, mut writer) = ReadMap::heap_pair(len);
+        fn payload(i: usize) -> Vec<u8> {
+            vec![i as u8 + 1; 1 + i * 4 % 24]
+        }
+        fn word(i: usize) -> u64 {
+            (payload(i).len() as u64) << 8 | 0x5A
+        }
+        let base = CHECKED_LEN + 8;
+
+        let writing = std::thread::spawn(move || {
+            writer.overwrite_header(&[0xEE; CHECKED_LEN]);
+            for i in 0..RECORDS {
+                let offset = base + i * SLOT;
+                let mut stage = writer.stage(offset + 8, SLOT - 8);
+                stage.write_all(&payload(i)).unwrap();
+                assert_eq!(stage.written(), &payload(i)[..]);
+                writer.store_release(offset, word(i));
+            }
+            writer.store_release(CHECKED_LEN, RECORDS as u64);
+            writer
+        });
+        for i in 0..RECORDS {
+            let offset = base + i * SLOT;
+            let found = loop {
+                match reader.published(offset, |w| (w >> 8) as usize) {
+                    Published::Nothing => std::thread::yield_now(),
+                    Published::Word { word, payload } => break (word, payload),
+                }
+            };
+            assert_eq!(found, (word(i), &payload(i)[..]), "record {i}");
+        }
+        let writer = writing.join().unwrap();
+        assert_eq!(reader.load_acquire(CHECKED_LEN), RECORDS as u64);
+        assert_eq!(writer.load(CHECKED_LEN), RECORDS as u64);
+    }
+
+    #[test]
+    fn discarded_staging_reads_as_zero_again() {
+        let (reader, mut writer) = ReadMap::heap_pair(CHECKED_LEN + 64);
+        let mut stage = writer.stage(CHECKED_LEN + 8, 16);
+        assert!(stage.write_all(&[7; 17]).is_err());
+        stage.write_all(&[7; 16]).unwrap();
+        assert!(stage.overflowed());
+        stage.discard();
+        assert_eq!(stage.len(), 0);
+        writer.store_release(CHECKED_LEN, 16 << 8);
+        match reader.published(CHECKED_LEN, |w| (w >> 8) as usize) {
+            Published::Word { payload, .. } => assert_eq!(payload, &[0; 16]),
+            Published::Nothing => panic!("the word was stored"),
+        }
+    }
+
+    // Pins item 2's fix in the source: channel memory is held only as `MmapRaw` (which never
+    // hands out a slice), and no pointer used for a write is derived from a reference. A
+    // `Mmap`/`MmapMut` (whose `as_ptr` goes through `Deref` to `&[u8]`) or a `cast_mut` of a
+    // `*const` would bring the undefined behaviour back.
+    #[test]
+    fn channel_memory_is_reached_only_through_raw_pointers() {
+        // Regression: issue 11 item 2: writes through a pointer derived from `&[u8]`.
+        let source = include_str!("mmap.rs");
+        let code = &source[..source.find("#[cfg(test)]\nmod tests").unwrap()];
+        for forbidden in [
+            "Mmap,",
+            "MmapMut",
+            "map_mut(",
+            ".map(file",
+            "cast_mut()",
+            "Deref",
+        ] {
+            assert!(!code.contains(forbidden), "src/mmap.rs uses `{forbidden}`");
+        }
+        assert!(code.contains("map_raw_read_only(file)") && code.contains("map_raw(file)"));
+        let map = Region::mapped(MmapOptions::new().len(4096).map_anon().unwrap().into());
+        let Backing::Mapped(raw) = &map.backing else {
+            unreachable!()
+        };
+        assert_eq!(map.ptr.as_ptr(), raw.as_mut_ptr());
+    }
 }
