@@ -3,7 +3,7 @@
 //! `ReadError::Timeout` (with the right timeout, silence and position), which a plain reader
 //! never reports; a reader opened on a channel whose writer went silent long ago (no records,
 //! or only an old heartbeat) times out at its first empty read, while a closed channel reads
-//! as `Closed`, never as a timeout.
+//! as `Closed`, never as a timeout. A timeout of 0 is no timeout (journal segments use it).
 
 use std::thread::sleep;
 use std::time::Duration;
@@ -132,4 +132,27 @@ fn a_reader_opened_long_after_the_writer_went_silent_times_out_at_once() {
     beat_once.heartbeat().unwrap();
     assert_eq!(reader.try_read().unwrap(), None);
     drop((never, beat_once));
+}
+
+#[test]
+fn a_zero_timeout_means_none_so_journal_segments_do_not_time_out_at_once() {
+    // Trap (issue 11, "API traps"): journal segments are created with timeout 0, and
+    // `with_timeout()` on a segment reader timed out at the first empty read.
+    let dir = tempfile::tempdir().unwrap();
+    let header = Header::new(1, 7, 1 << 16, 64, 0, TickUnit::Millis);
+    let mut writer = shm_writer(dir.path(), &header, EncoderHandler).unwrap();
+    let mut reader = shm_reader(dir.path(), 7).unwrap().with_timeout();
+    assert_eq!(reader.timeout(), Duration::ZERO);
+    sleep(Duration::from_millis(5));
+    assert_eq!(reader.try_read().unwrap(), None);
+    writer.write("late").unwrap();
+    assert_eq!(reader.try_read().unwrap(), Some(&b"late"[..]));
+
+    let journal_dir = tempfile::tempdir().unwrap();
+    let journal = kekbit::journal::Journal::open(journal_dir.path()).unwrap();
+    journal.append(b"x").unwrap();
+    let mut segment = shm_reader(journal_dir.path(), 1).unwrap().with_timeout();
+    assert_eq!(segment.try_read().unwrap(), Some(&b"x"[..]));
+    sleep(Duration::from_millis(5));
+    assert_eq!(segment.try_read().unwrap(), None);
 }

@@ -9,7 +9,8 @@ use super::{Header, InvalidPosition, ReadError, Reader, ShmReader};
 
 /// Tracks the writer's last sign of life: a new record, or a change of the heartbeat stamp.
 pub(crate) struct Watch {
-    timeout: Duration,
+    /// `None` when the header's timeout is 0: no timeout.
+    timeout: Option<Duration>,
     heartbeat: u64,
     last_progress: Instant,
 }
@@ -26,7 +27,7 @@ impl Watch {
         let age = unit.duration(unit.nix_time().saturating_sub(last_sign));
         let now = Instant::now();
         Watch {
-            timeout: unit.duration(header.timeout()),
+            timeout: (header.timeout() > 0).then(|| unit.duration(header.timeout())),
             heartbeat,
             last_progress: now.checked_sub(age).unwrap_or(now),
         }
@@ -39,6 +40,9 @@ impl Watch {
     /// Called when nothing new was published: an error once the writer has been silent for
     /// longer than the timeout.
     pub(crate) fn idle(&mut self, chan: &Channel, position: u64) -> Result<(), ReadError> {
+        let Some(timeout) = self.timeout else {
+            return Ok(());
+        };
         let heartbeat = chan.load_live(OFF_HEARTBEAT);
         if heartbeat != self.heartbeat {
             self.heartbeat = heartbeat;
@@ -46,11 +50,11 @@ impl Watch {
             return Ok(());
         }
         let silent = self.last_progress.elapsed();
-        if silent > self.timeout {
+        if silent > timeout {
             return Err(ReadError::Timeout {
                 path: chan.path().to_path_buf(),
                 position,
-                timeout: self.timeout,
+                timeout,
                 silent,
             });
         }
@@ -61,7 +65,10 @@ impl Watch {
 /// A reader that declares the channel abandoned, with [`ReadError::Timeout`], when the writer
 /// has neither published a record nor sent a [`heartbeat`](super::Writer::heartbeat) for
 /// longer than the channel's timeout (the header's `timeout` in its tick unit). A writer that
-/// may be idle longer than that should heartbeat.
+/// may be idle longer than that should heartbeat. A timeout of 0 means no timeout: the
+/// reader then never declares the channel abandoned and behaves as a plain [`ShmReader`].
+/// Journal segments are created with timeout 0: a journal's writer does not heartbeat, and
+/// its liveness is its journal lock, not the silence of one segment.
 ///
 /// Made with [`ShmReader::with_timeout`].
 ///
@@ -88,7 +95,7 @@ impl TimeoutReader {
         TimeoutReader { inner }
     }
 
-    /// How long the writer may stay silent.
+    /// How long the writer may stay silent; [`Duration::ZERO`] for no timeout.
     ///
     /// ```
     /// # use kekbit::core::{shm_reader, shm_writer, EncoderHandler, Header, TickUnit};
