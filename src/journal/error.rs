@@ -172,6 +172,21 @@ pub enum AppendError {
         /// The sequence number the next append gets.
         next: u64,
     },
+    /// Waiting for a record to become durable took longer than the timeout asked for
+    /// ([`Journal::wait_durable_timeout`](super::Journal::wait_durable_timeout),
+    /// [`Journal::append_timeout`](super::Journal::append_timeout)). The record is appended
+    /// and may still become durable: wait again, or treat it as not acknowledged.
+    #[error("{}: record {sequence} not durable within {timeout:?} ({durable} records durable)", dir.display())]
+    Timeout {
+        /// The journal's directory.
+        dir: PathBuf,
+        /// The record waited for.
+        sequence: u64,
+        /// How many records were durable when the wait gave up (sequence numbers below it).
+        durable: u64,
+        /// The timeout asked for.
+        timeout: std::time::Duration,
+    },
     /// The segment being appended to is full and has the largest segment id (see
     /// [`JournalError::SegmentIdsExhausted`]); nothing was appended.
     #[error("{}: segment {last:#018x} is full and has the largest segment id, no segment can follow it", dir.display())]

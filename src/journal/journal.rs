@@ -95,6 +95,23 @@ pub struct PruneReport {
     pub first_sequence: u64,
 }
 
+/// How long a sync may be waited for.
+#[derive(Clone, Copy)]
+enum Wait {
+    Forever,
+    /// Until the deadline, which is the timeout asked from now.
+    Until(Instant, Duration),
+}
+
+impl Wait {
+    fn new(timeout: Duration) -> Wait {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => Wait::Until(deadline, timeout),
+            None => Wait::Forever,
+        }
+    }
+}
+
 /// The sealed segments whose seal, and the records before it, are not yet known durable.
 struct Unsynced {
     handle: SyncHandle,
@@ -247,6 +264,29 @@ impl Journal {
         Ok(seq)
     }
 
+    /// Like [`append`](Journal::append), but waits at most about `timeout` for the
+    /// durability the policy asks for. If the time runs out, the record is appended all the
+    /// same (readers see it) but not known durable: [`AppendError::Timeout`] names its
+    /// sequence number, to wait for again with [`wait_durable_timeout`] or to treat as not
+    /// acknowledged. See [`wait_durable_timeout`] for what the timeout bounds.
+    ///
+    /// [`wait_durable_timeout`]: Journal::wait_durable_timeout
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+    /// assert_eq!(journal.append_timeout(b"first", Duration::from_secs(5)).unwrap(), 0);
+    /// assert_eq!(journal.durable_count(), 1);
+    /// ```
+    pub fn append_timeout(&self, record: &[u8], timeout: Duration) -> Result<u64, AppendError> {
+        let seq = self.append_deferred(record)?;
+        if self.policy_syncs(seq) {
+            self.shared.sync_through(seq + 1, Wait::new(timeout))?;
+        }
+        Ok(seq)
+    }
+
     /// Appends `record` without waiting for it to become durable, whatever the durability
     /// policy, and returns its sequence number; pair it with
     /// [`wait_durable`](Journal::wait_durable). This lets a caller append under its own lock
@@ -288,15 +328,19 @@ impl Journal {
     /// ```
     pub fn apply_policy(&self, seq: u64) -> Result<(), AppendError> {
         self.shared.check_appended(seq)?;
-        let sync = match self.shared.options.durability {
+        if self.policy_syncs(seq) {
+            self.shared.sync_through(seq + 1, Wait::Forever)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the durability policy has the append that got `seq` wait for a sync.
+    fn policy_syncs(&self, seq: u64) -> bool {
+        match self.shared.options.durability {
             Durability::EveryRecord => true,
             Durability::EveryN(n) => (seq + 1).is_multiple_of(n),
             _ => false,
-        };
-        if sync {
-            self.shared.sync_through(seq + 1)?;
         }
-        Ok(())
     }
 
     /// Returns once record `seq` (and every one before it) is durable: leads a sync or
@@ -317,7 +361,32 @@ impl Journal {
     /// ```
     pub fn wait_durable(&self, seq: u64) -> Result<(), AppendError> {
         self.shared.check_appended(seq)?;
-        self.shared.sync_through(seq + 1).map(drop)
+        self.shared.sync_through(seq + 1, Wait::Forever).map(drop)
+    }
+
+    /// Like [`wait_durable`](Journal::wait_durable), but gives up after about `timeout`
+    /// with [`AppendError::Timeout`] (the record stays appended; waiting again may succeed).
+    ///
+    /// The timeout bounds the wait for syncs that other threads lead. When no sync is
+    /// running, the calling thread leads one whatever the time left, and a sync (one
+    /// `msync` per unsynced segment) is never interrupted: on storage that stalls, the call
+    /// can overrun the timeout by that sync's duration. Taking the journal's internal lock
+    /// is not bounded either (it is held for an append or a rollover, not for a sync).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kekbit::journal::{Durability, Journal};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = Journal::options().durability(Durability::Never).open(dir.path()).unwrap();
+    /// let seq = journal.append(b"x").unwrap();
+    /// journal.wait_durable_timeout(seq, Duration::from_secs(1)).unwrap();
+    /// assert_eq!(journal.durable_count(), 1);
+    /// ```
+    pub fn wait_durable_timeout(&self, seq: u64, timeout: Duration) -> Result<(), AppendError> {
+        self.shared.check_appended(seq)?;
+        self.shared
+            .sync_through(seq + 1, Wait::new(timeout))
+            .map(drop)
     }
 
     /// Makes every record appended so far durable and returns the sequence number of the
@@ -335,7 +404,7 @@ impl Journal {
     /// ```
     pub fn sync(&self) -> Result<Option<u64>, AppendError> {
         let target = self.shared.appender().next_seq;
-        let durable = self.shared.sync_through(target)?;
+        let durable = self.shared.sync_through(target, Wait::Forever)?;
         Ok(durable.checked_sub(1))
     }
 
@@ -553,13 +622,28 @@ impl Shared {
     /// Returns once records `[0, target)` are durable: leads a sync or waits for the one in
     /// progress (group commit). Returns the number of durable records. `target` must not
     /// exceed the records appended (see [`Shared::check_appended`]).
-    fn sync_through(&self, target: u64) -> Result<u64, AppendError> {
+    fn sync_through(&self, target: u64, wait: Wait) -> Result<u64, AppendError> {
+        let deadline = match wait {
+            Wait::Forever => None,
+            Wait::Until(deadline, _) => Some(deadline),
+        };
         loop {
-            match self.commit.wait_for(target) {
+            match self.commit.wait_for(target, deadline) {
                 Turn::Durable(n) => return Ok(n),
                 Turn::Poisoned => {
                     return Err(AppendError::Poisoned {
                         dir: self.dir.clone(),
+                    })
+                }
+                Turn::TimedOut(durable) => {
+                    return Err(AppendError::Timeout {
+                        dir: self.dir.clone(),
+                        sequence: target - 1,
+                        durable,
+                        timeout: match wait {
+                            Wait::Until(_, timeout) => timeout,
+                            Wait::Forever => Duration::MAX,
+                        },
                     })
                 }
                 Turn::Lead => {}
@@ -712,7 +796,7 @@ impl IntervalFlusher {
                         break;
                     };
                     let target = shared.appender().next_seq;
-                    if shared.sync_through(target).is_err() {
+                    if shared.sync_through(target, Wait::Forever).is_err() {
                         break;
                     }
                 }

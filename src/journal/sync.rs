@@ -1,6 +1,7 @@
 //! Group commit: threads that need their records durable share one sync.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Instant;
 
 /// Shared sync progress.
 #[derive(Debug, Default)]
@@ -33,6 +34,9 @@ pub(crate) enum Turn {
     Lead,
     /// A sync failed earlier.
     Poisoned,
+    /// The deadline passed while another thread's sync was running; `durable` records are
+    /// durable.
+    TimedOut(u64),
 }
 
 impl GroupCommit {
@@ -50,8 +54,10 @@ impl GroupCommit {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Waits until records `[0, target)` are durable, or until the caller must lead a sync.
-    pub(crate) fn wait_for(&self, target: u64) -> Turn {
+    /// Waits until records `[0, target)` are durable, or until the caller must lead a sync,
+    /// or (with a deadline) until the deadline passes while another thread leads. A caller
+    /// is handed the lead whenever no sync runs, deadline or not: leading makes progress.
+    pub(crate) fn wait_for(&self, target: u64, deadline: Option<Instant>) -> Turn {
         let mut state = self.lock();
         loop {
             if state.poisoned {
@@ -65,7 +71,20 @@ impl GroupCommit {
                 return Turn::Lead;
             }
             state.waiting += 1;
-            state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
+            state = match deadline {
+                None => self.done.wait(state).unwrap_or_else(|p| p.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        state.waiting -= 1;
+                        return Turn::TimedOut(state.durable);
+                    }
+                    self.done
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
             state.waiting -= 1;
         }
     }
