@@ -7,7 +7,8 @@
 //! - readers, `verify` and pruning ignore the pending segments; closing removes them, and
 //!   so does reopening after the writer process was killed, with every acknowledged record
 //!   kept;
-//! - out-of-range counts are refused before anything is created.
+//! - out-of-range counts, and any count with `preallocate(false)`, are refused before
+//!   anything is created.
 
 #[path = "common/journal.rs"]
 mod journal_common;
@@ -111,9 +112,28 @@ fn whole_segments_prefaulted_ahead_are_used_in_turn() {
 }
 
 #[test]
-fn warm_up_is_harmless_without_preallocation() {
+fn segments_ahead_without_preallocation_is_refused_and_warm_up_is_harmless() {
+    // Trap (issue 11, "API traps"): preallocate(false) silently disabled segments_ahead.
     let dir = tempfile::tempdir().unwrap();
-    let journal = options(3, Prefault::Whole)
+    match options(3, Prefault::Whole)
+        .preallocate(false)
+        .open(dir.path())
+    {
+        Err(e @ JournalError::InvalidOptions { .. }) => {
+            let message = e.to_string();
+            assert!(
+                message.contains("segments_ahead(3)") && message.contains("preallocate"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(segments(dir.path()).is_empty(), "nothing is created");
+    let journal = Journal::options()
+        .segment_capacity(4096)
+        .max_record_len(64)
+        .prefault(Prefault::Whole)
+        .durability(Durability::Never)
         .preallocate(false)
         .open(dir.path())
         .unwrap();

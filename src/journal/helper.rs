@@ -82,8 +82,9 @@ pub(crate) struct Helper {
 
 impl Helper {
     /// Starts the thread. With `preallocate` false it only retires segments, and
-    /// [`take`](Helper::take) creates each segment when asked.
-    pub(crate) fn start(spec: SegmentSpec, preallocate: bool) -> Helper {
+    /// [`take`](Helper::take) creates each segment when asked. Fails if the thread cannot be
+    /// spawned.
+    pub(crate) fn start(spec: SegmentSpec, preallocate: bool) -> std::io::Result<Helper> {
         let (jobs, job_rx) = mpsc::channel::<Job>();
         let (done_tx, prepared) = mpsc::channel::<Prepared>();
         let theirs = spec.clone();
@@ -98,17 +99,16 @@ impl Helper {
                         Job::Retire(thing) => drop(thing),
                     }
                 }
-            })
-            .ok();
-        Helper {
+            })?;
+        Ok(Helper {
             spec,
             preallocate,
-            jobs: thread.as_ref().map(|_| jobs),
+            jobs: Some(jobs),
             prepared,
-            thread,
+            thread: Some(thread),
             requested: VecDeque::new(),
             ready: VecDeque::new(),
-        }
+        })
     }
 
     /// Asks for each segment of `ids` not yet asked for to be prepared in the background,

@@ -3,16 +3,20 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::thread::{self, JoinHandle};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
 use std::time::{Duration, Instant};
 
+use super::appender::Appender;
+use super::flusher::IntervalFlusher;
 use super::helper::{Helper, SegmentSpec};
-use super::recovery::{self, Active};
+use super::recovery;
 use super::segment;
 use super::sync::{GroupCommit, Turn};
-use super::{AppendError, Durability, JournalError, JournalOptions, JournalReader, Prefault};
-use crate::core::{SyncHandle, WriteError, Writer};
+use super::{
+    AppendError, Durability, JournalError, JournalOptions, JournalReader, OpenReport, Prefault,
+    PruneReport,
+};
 
 /// Name of the file whose OS lock marks the journal's single writer. The lock, not the
 /// file, is what counts: it disappears with the process that held it.
@@ -21,79 +25,6 @@ pub(crate) const LOCK_FILE: &str = "kekbit.lock";
 /// How long a sync leader waits at most for the threads its last sync served to append
 /// again (group commit).
 const GATHER_MAX: Duration = Duration::from_micros(50);
-
-/// What opening a journal found and did.
-///
-/// ```
-/// let dir = tempfile::tempdir().unwrap();
-/// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
-/// let report = journal.open_report();
-/// assert_eq!(report.next_sequence, 0);
-/// assert_eq!(report.torn_bytes_dropped, 0);
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct OpenReport {
-    /// Segment files found in the directory.
-    pub segments: usize,
-    /// Sequence number the next append gets.
-    pub next_sequence: u64,
-    /// Bytes of torn tail dropped (written after the last valid record, never acknowledged).
-    pub torn_bytes_dropped: u64,
-    /// The segment whose recovered tail was sealed on opening, if the last writer left it
-    /// unsealed (it crashed).
-    pub sealed_segment: Option<u64>,
-    /// Segments prepared ahead by the last writer and never used, removed.
-    pub pending_removed: usize,
-    /// Segments created during a rollover that never completed (none of their records was
-    /// acknowledged), removed.
-    pub orphans_removed: usize,
-    /// Damaged data below the durable watermark (acknowledged records) that
-    /// [`RecoveryMode::SkipCorrupt`](super::RecoveryMode::SkipCorrupt) dropped when it sealed
-    /// the tail there. Under the other modes such damage is an error.
-    pub damage_dropped: Vec<DroppedRange>,
-}
-
-/// A damaged range of acknowledged records dropped on opening (see
-/// [`OpenReport::damage_dropped`]).
-///
-/// ```
-/// let range = kekbit::journal::DroppedRange::default();
-/// assert_eq!(range.length, 0);
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DroppedRange {
-    /// The segment's id.
-    pub segment: u64,
-    /// The segment's file.
-    pub path: PathBuf,
-    /// Data-area offset where the valid records end.
-    pub offset: u64,
-    /// Bytes written after it that were dropped.
-    pub length: u64,
-    /// Sequence number of the first record lost.
-    pub first_sequence_lost: u64,
-    /// What was found there.
-    pub reason: String,
-}
-
-/// What [`Journal::prune_before`] removed.
-///
-/// ```
-/// let dir = tempfile::tempdir().unwrap();
-/// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
-/// let pruned = journal.prune_before(0).unwrap();
-/// assert_eq!(pruned.segments_removed, 0);
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct PruneReport {
-    /// Segment files removed.
-    pub segments_removed: usize,
-    /// The first sequence number the journal still holds.
-    pub first_sequence: u64,
-}
 
 /// How long a sync may be waited for.
 #[derive(Clone, Copy)]
@@ -110,25 +41,6 @@ impl Wait {
             None => Wait::Forever,
         }
     }
-}
-
-/// The sealed segments whose seal, and the records before it, are not yet known durable.
-struct Unsynced {
-    handle: SyncHandle,
-    position: u64,
-    path: PathBuf,
-    sealed: bool,
-}
-
-/// Everything appends change, behind one lock.
-struct Appender {
-    active: Active,
-    next_seq: u64,
-    unsynced: Vec<Unsynced>,
-    helper: Helper,
-    /// How many segments the helper keeps prepared ahead.
-    ahead: u64,
-    poisoned: bool,
 }
 
 struct Shared {
@@ -148,6 +60,13 @@ struct Shared {
 /// `Sync`: share it (for instance in an `Arc`) and append from many threads; sequence
 /// numbers are unique and gapless in append order, and threads that need durability share
 /// syncs (group commit).
+///
+/// Dropping a `Journal` seals its active segment and releases the writer lock. Under
+/// [`Durability::Interval`] and [`Durability::EveryN`] it first syncs every record appended
+/// (the interval's or the batch's last sync); under [`Durability::EveryRecord`] every
+/// record already is durable, and under [`Durability::Never`] nothing is synced (that policy
+/// syncs only when asked). Drop cannot report a failed sync, or a journal poisoned earlier:
+/// call [`sync`](Journal::sync) before dropping to know that every record is durable.
 ///
 /// ```
 /// use kekbit::journal::{Journal, JournalReader};
@@ -221,8 +140,16 @@ impl Journal {
         crate::core::create_dir_durable(dir)?;
         let lock = lock_journal(dir)?;
         let (active, spec, report) = recovery::recover(spec, options.recovery)?;
-        let mut helper = Helper::start(spec, options.preallocate);
-        let ahead = options.segments_ahead as u64;
+        // A thread that cannot be started fails the open; the segment recovery created stays
+        // behind as after a crash right here (linked, empty, unsealed), which the next open
+        // seals and continues after.
+        let mut helper =
+            Helper::start(spec, options.preallocate).map_err(|source| JournalError::Io {
+                path: dir.to_path_buf(),
+                action: "starting the journal's background thread",
+                source,
+            })?;
+        let ahead = options.segments_prepared_ahead() as u64;
         helper.prepare(segment::ids_after(active.id, ahead));
         let next_seq = report.next_sequence;
         let shared = Arc::new(Shared {
@@ -241,7 +168,23 @@ impl Journal {
             _lock: lock,
         });
         let flusher = match shared.options.durability {
-            Durability::Interval(every) => IntervalFlusher::start(Arc::downgrade(&shared), every),
+            Durability::Interval(every) => {
+                let weak = Arc::downgrade(&shared);
+                let sync = move || {
+                    let Some(shared) = weak.upgrade() else {
+                        return false;
+                    };
+                    let target = shared.appender().next_seq;
+                    shared.sync_through(target, Wait::Forever).is_ok()
+                };
+                let started =
+                    IntervalFlusher::start(every, sync).map_err(|source| JournalError::Io {
+                        path: dir.to_path_buf(),
+                        action: "starting the interval flusher thread",
+                        source,
+                    })?;
+                Some(started)
+            }
             _ => None,
         };
         Ok(Journal { shared, flusher })
@@ -413,7 +356,8 @@ impl Journal {
     /// and prefaulted, and under [`Prefault::Whole`] the segment being appended to is mapped
     /// in full. Appends never need this; call it before a phase where their latency or
     /// throughput matters, such as before a service accepts traffic. Appends from other
-    /// threads wait meanwhile.
+    /// threads wait meanwhile. With [`JournalOptions::preallocate`] off no segment is
+    /// prepared ahead, so only the [`Prefault::Whole`] mapping is left to do.
     ///
     /// Fails if a segment could not be prepared (a full disk, say); the journal still
     /// works, and tries again to create that segment when it needs it.
@@ -554,9 +498,18 @@ impl Journal {
 }
 
 impl Drop for Journal {
+    /// Under [`Durability::Interval`] and [`Durability::EveryN`], makes every record
+    /// appended durable (best effort: a failure cannot be reported from here), then seals
+    /// the active segment; see [`Journal`].
     fn drop(&mut self) {
         // Stop the flusher first: it holds only a weak reference, but may be mid-sync.
         self.flusher = None;
+        if matches!(
+            self.shared.options.durability,
+            Durability::Interval(_) | Durability::EveryN(_)
+        ) {
+            let _ = self.sync();
+        }
     }
 }
 
@@ -696,129 +649,6 @@ impl Shared {
     }
 }
 
-impl Appender {
-    fn append(&mut self, record: &[u8], dir: &Path) -> Result<u64, AppendError> {
-        if self.poisoned {
-            return Err(AppendError::Poisoned {
-                dir: dir.to_path_buf(),
-            });
-        }
-        match self.active.writer.write(record) {
-            Ok(_) => {}
-            Err(WriteError::ChannelFull { .. }) => {
-                self.roll_over(dir)?;
-                self.active.writer.write(record)?;
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        Ok(seq)
-    }
-
-    /// Seals the active segment with a marker naming its successor's first sequence number
-    /// and continues in the successor, prepared ahead by the helper. The successor is linked
-    /// (its header names this segment, its seal's checksum and its first sequence number)
-    /// before the seal is published, so a reader that follows the seal finds it linked.
-    fn roll_over(&mut self, dir: &Path) -> Result<(), AppendError> {
-        let next_id =
-            segment::successor(self.active.id).ok_or_else(|| AppendError::SegmentIdsExhausted {
-                dir: dir.to_path_buf(),
-                last: self.active.id,
-            })?;
-        let mut next = self.helper.take(next_id)?;
-        let trailer = segment::trailer(self.next_seq);
-        let checksum = self.active.writer.closing_checksum(&trailer);
-        next.link(self.next_seq, self.active.id, checksum);
-        let sealed = self.active.writer.seal(&trailer)?;
-        debug_assert_eq!(sealed, checksum);
-        let old = std::mem::replace(
-            &mut self.active,
-            Active {
-                writer: next,
-                id: next_id,
-            },
-        );
-        self.unsynced.push(Unsynced {
-            handle: old.writer.sync_handle(),
-            position: old.writer.position(),
-            path: old.writer.path().to_path_buf(),
-            sealed: true,
-        });
-        self.helper.retire(old.writer);
-        self.helper.prepare(segment::ids_after(next_id, self.ahead));
-        Ok(())
-    }
-
-    /// What a sync must cover now, and the record count it makes durable.
-    fn sync_work(&mut self) -> (Vec<Unsynced>, u64) {
-        let mut work: Vec<Unsynced> = self.unsynced.drain(..).collect();
-        work.push(Unsynced {
-            handle: self.active.writer.sync_handle(),
-            position: self.active.writer.position(),
-            path: self.active.writer.path().to_path_buf(),
-            sealed: false,
-        });
-        (work, self.next_seq)
-    }
-}
-
-impl Drop for Appender {
-    fn drop(&mut self) {
-        // Seal the active segment naming the next sequence number, as a rollover does (the
-        // writer's own drop would leave a marker without it). Not synced: what was not
-        // durable stays so, and recovery knows where the chain ends either way.
-        let trailer = segment::trailer(self.next_seq);
-        let _ = self.active.writer.seal(&trailer);
-    }
-}
-
-/// The background thread of [`Durability::Interval`].
-struct IntervalFlusher {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl IntervalFlusher {
-    fn start(shared: Weak<Shared>, every: Duration) -> Option<IntervalFlusher> {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let stop = Arc::new(AtomicBool::new(false));
-        let theirs = Arc::clone(&stop);
-        let thread = thread::Builder::new()
-            .name("kekbit-flusher".into())
-            .spawn(move || {
-                while !theirs.load(Ordering::Relaxed) {
-                    thread::park_timeout(every);
-                    if theirs.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let Some(shared) = shared.upgrade() else {
-                        break;
-                    };
-                    let target = shared.appender().next_seq;
-                    if shared.sync_through(target, Wait::Forever).is_err() {
-                        break;
-                    }
-                }
-            })
-            .ok()?;
-        Some(IntervalFlusher {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for IntervalFlusher {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -829,6 +659,30 @@ mod tests {
         fn send<T: Send>() {}
         send_sync::<Journal>();
         send::<JournalReader>();
+    }
+
+    #[test]
+    fn an_interval_flusher_that_cannot_start_fails_the_open() {
+        // Trap (issue 11, "API traps"): when the flusher thread failed to spawn, the journal
+        // opened and Durability::Interval never synced.
+        let dir = tempfile::tempdir().unwrap();
+        super::super::flusher::tests::FAIL_SPAWN.with(|f| f.set(true));
+        let opened = Journal::options()
+            .durability(Durability::Interval(Duration::from_millis(1)))
+            .open(dir.path());
+        super::super::flusher::tests::FAIL_SPAWN.with(|f| f.set(false));
+        match opened {
+            Err(JournalError::Io { action, .. }) => {
+                assert_eq!(action, "starting the interval flusher thread")
+            }
+            other => panic!("{other:?}"),
+        }
+        // The lock is released and the journal opens, as after a crash at that point.
+        let journal = Journal::options()
+            .durability(Durability::Interval(Duration::from_millis(1)))
+            .open(dir.path())
+            .unwrap();
+        assert_eq!(journal.append(b"x").unwrap(), 0);
     }
 
     #[test]

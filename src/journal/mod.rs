@@ -27,7 +27,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod appender;
 mod error;
+mod flusher;
 mod helper;
 #[allow(clippy::module_inception)]
 mod journal;
@@ -35,13 +37,15 @@ mod maintain;
 mod options;
 mod reader;
 mod recovery;
+mod report;
 mod segment;
 mod sync;
 
 pub use error::{AppendError, JournalError};
-pub use journal::{DroppedRange, Journal, OpenReport, PruneReport};
+pub use journal::Journal;
 pub use maintain::{
     prune, repair, stats, verify, JournalStats, Problem, VerifyReport, VerifyStatus,
 };
 pub use options::{Durability, JournalOptions, Prefault, RecoveryMode, MAX_SEGMENTS_AHEAD};
 pub use reader::JournalReader;
+pub use report::{DroppedRange, OpenReport, PruneReport};

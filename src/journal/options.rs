@@ -21,15 +21,20 @@ use crate::core::{RECORD_HEADER_LEN, TRAILER_RESERVE};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Durability {
-    /// Only when [`Journal::sync`] is called (or the OS writes pages back on its own).
-    /// A process crash loses nothing appended; a power loss may lose what was not synced.
+    /// Only when [`Journal::sync`] is called (or the OS writes pages back on its own), not
+    /// even when the journal is dropped. A process crash loses nothing appended; a power
+    /// loss may lose what was not synced.
     Never,
     /// Every record: `append` returns once the record is durable. Appends from several
     /// threads share syncs (group commit).
     EveryRecord,
     /// Every `n` records: the append that completes a batch of `n` syncs before returning.
+    /// Dropping the journal syncs the last, incomplete batch (best effort: see
+    /// [`Journal`]).
     EveryN(u64),
-    /// A background thread syncs at this interval.
+    /// A background thread syncs at this interval (opening fails if it cannot be started).
+    /// Dropping the journal syncs what the thread has not synced yet (best effort: see
+    /// [`Journal`]).
     Interval(Duration),
 }
 
@@ -105,7 +110,8 @@ pub struct JournalOptions {
     pub(crate) durability: Durability,
     pub(crate) recovery: RecoveryMode,
     pub(crate) preallocate: bool,
-    pub(crate) segments_ahead: usize,
+    /// `None` unless set: 1 with preallocation, none without.
+    pub(crate) segments_ahead: Option<usize>,
     pub(crate) prefault: Prefault,
 }
 
@@ -132,7 +138,7 @@ impl JournalOptions {
             durability: Durability::EveryRecord,
             recovery: RecoveryMode::TolerateTornTail,
             preallocate: true,
-            segments_ahead: 1,
+            segments_ahead: None,
             prefault: Prefault::Ahead,
         }
     }
@@ -190,7 +196,9 @@ impl JournalOptions {
     /// Whether the next segment is created, reserved on storage and prefaulted by a
     /// background thread before it is needed, so that rolling over costs the appending
     /// thread no file creation, `fallocate` or `fsync`. Defaults to `true`; with `false` the
-    /// appending thread creates each segment when it needs it.
+    /// appending thread creates each segment when it needs it, no segment is prepared ahead
+    /// (setting [`segments_ahead`](JournalOptions::segments_ahead) as well is refused at
+    /// open), and [`Journal::warm_up`] has no prepared segment to wait for.
     ///
     /// ```
     /// let options = kekbit::journal::JournalOptions::new().preallocate(false);
@@ -202,8 +210,9 @@ impl JournalOptions {
     }
 
     /// How many segments the background thread keeps prepared ahead of the one being
-    /// appended to (with [`preallocate`](JournalOptions::preallocate)), from 1 to
-    /// [`MAX_SEGMENTS_AHEAD`]. Defaults to 1. More than one lets a writer stream through
+    /// appended to, from 1 to [`MAX_SEGMENTS_AHEAD`]. Defaults to 1. Needs
+    /// [`preallocate`](JournalOptions::preallocate) on: opening with both this and
+    /// `preallocate(false)` set fails with [`JournalError::InvalidOptions`]. More than one lets a writer stream through
     /// several segments in a burst without waiting for the next one to be created and
     /// prefaulted; each costs its capacity on storage (and, under [`Prefault::Whole`], in
     /// memory) until it is used. Segments prepared and never used are removed when the
@@ -214,7 +223,7 @@ impl JournalOptions {
     /// assert_eq!(options.segments_prepared_ahead(), 3);
     /// ```
     pub fn segments_ahead(mut self, segments: usize) -> JournalOptions {
-        self.segments_ahead = segments;
+        self.segments_ahead = Some(segments);
         self
     }
 
@@ -231,13 +240,19 @@ impl JournalOptions {
         self
     }
 
-    /// The number of segments prepared ahead.
+    /// The number of segments prepared ahead: the one set, else 1, or 0 without
+    /// preallocation.
     ///
     /// ```
-    /// assert_eq!(kekbit::journal::JournalOptions::new().segments_prepared_ahead(), 1);
+    /// use kekbit::journal::JournalOptions;
+    /// assert_eq!(JournalOptions::new().segments_prepared_ahead(), 1);
+    /// assert_eq!(JournalOptions::new().preallocate(false).segments_prepared_ahead(), 0);
     /// ```
     pub fn segments_prepared_ahead(&self) -> usize {
-        self.segments_ahead
+        match (self.preallocate, self.segments_ahead) {
+            (false, _) => 0,
+            (true, ahead) => ahead.unwrap_or(1),
+        }
     }
 
     /// The prefault policy set.
@@ -326,11 +341,19 @@ impl JournalOptions {
         if let Durability::EveryN(0) = self.durability {
             return Err(invalid("Durability::EveryN needs at least 1 record".into()));
         }
-        if !(1..=MAX_SEGMENTS_AHEAD).contains(&self.segments_ahead) {
-            return Err(invalid(format!(
-                "segments_ahead must be from 1 to {MAX_SEGMENTS_AHEAD}, not {}",
-                self.segments_ahead
-            )));
+        match self.segments_ahead {
+            Some(n) if !(1..=MAX_SEGMENTS_AHEAD).contains(&n) => {
+                return Err(invalid(format!(
+                    "segments_ahead must be from 1 to {MAX_SEGMENTS_AHEAD}, not {n}"
+                )));
+            }
+            Some(n) if !self.preallocate => {
+                return Err(invalid(format!(
+                    "segments_ahead({n}) needs preallocate(true): with preallocate(false) no \
+                     segment is prepared ahead"
+                )));
+            }
+            _ => {}
         }
         if let Durability::Interval(d) = self.durability {
             if d.is_zero() {

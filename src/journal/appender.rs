@@ -1,0 +1,106 @@
+//! The state appends change, behind the journal's lock: the active segment, the next
+//! sequence number, what a sync must cover, and rolling over to the next segment.
+
+use std::path::{Path, PathBuf};
+
+use super::helper::Helper;
+use super::recovery::Active;
+use super::segment;
+use super::AppendError;
+use crate::core::{SyncHandle, WriteError, Writer};
+
+/// The sealed segments whose seal, and the records before it, are not yet known durable.
+pub(crate) struct Unsynced {
+    pub(crate) handle: SyncHandle,
+    pub(crate) position: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) sealed: bool,
+}
+
+/// Everything appends change, behind one lock.
+pub(crate) struct Appender {
+    pub(crate) active: Active,
+    pub(crate) next_seq: u64,
+    pub(crate) unsynced: Vec<Unsynced>,
+    pub(crate) helper: Helper,
+    /// How many segments the helper keeps prepared ahead.
+    pub(crate) ahead: u64,
+    pub(crate) poisoned: bool,
+}
+
+impl Appender {
+    pub(crate) fn append(&mut self, record: &[u8], dir: &Path) -> Result<u64, AppendError> {
+        if self.poisoned {
+            return Err(AppendError::Poisoned {
+                dir: dir.to_path_buf(),
+            });
+        }
+        match self.active.writer.write(record) {
+            Ok(_) => {}
+            Err(WriteError::ChannelFull { .. }) => {
+                self.roll_over(dir)?;
+                self.active.writer.write(record)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
+    /// Seals the active segment with a marker naming its successor's first sequence number
+    /// and continues in the successor, prepared ahead by the helper. The successor is linked
+    /// (its header names this segment, its seal's checksum and its first sequence number)
+    /// before the seal is published, so a reader that follows the seal finds it linked.
+    fn roll_over(&mut self, dir: &Path) -> Result<(), AppendError> {
+        let next_id =
+            segment::successor(self.active.id).ok_or_else(|| AppendError::SegmentIdsExhausted {
+                dir: dir.to_path_buf(),
+                last: self.active.id,
+            })?;
+        let mut next = self.helper.take(next_id)?;
+        let trailer = segment::trailer(self.next_seq);
+        let checksum = self.active.writer.closing_checksum(&trailer);
+        next.link(self.next_seq, self.active.id, checksum);
+        let sealed = self.active.writer.seal(&trailer)?;
+        debug_assert_eq!(sealed, checksum);
+        let old = std::mem::replace(
+            &mut self.active,
+            Active {
+                writer: next,
+                id: next_id,
+            },
+        );
+        self.unsynced.push(Unsynced {
+            handle: old.writer.sync_handle(),
+            position: old.writer.position(),
+            path: old.writer.path().to_path_buf(),
+            sealed: true,
+        });
+        self.helper.retire(old.writer);
+        self.helper.prepare(segment::ids_after(next_id, self.ahead));
+        Ok(())
+    }
+
+    /// What a sync must cover now, and the record count it makes durable.
+    pub(crate) fn sync_work(&mut self) -> (Vec<Unsynced>, u64) {
+        let mut work: Vec<Unsynced> = self.unsynced.drain(..).collect();
+        work.push(Unsynced {
+            handle: self.active.writer.sync_handle(),
+            position: self.active.writer.position(),
+            path: self.active.writer.path().to_path_buf(),
+            sealed: false,
+        });
+        (work, self.next_seq)
+    }
+}
+
+impl Drop for Appender {
+    fn drop(&mut self) {
+        // Seal the active segment naming the next sequence number, as a rollover does (the
+        // writer's own drop would leave a marker without it). Not synced: what was not
+        // durable stays so, and recovery knows where the chain ends either way.
+        let trailer = segment::trailer(self.next_seq);
+        let _ = self.active.writer.seal(&trailer);
+    }
+}
