@@ -58,7 +58,7 @@ pub struct DroppedRange {
     pub reason: String,
 }
 
-/// What [`Journal::prune_before`] removed.
+/// What [`Journal::prune_before`](super::Journal::prune_before) removed.
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
