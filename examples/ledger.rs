@@ -10,9 +10,10 @@
 //! throughput of `execute`, the snapshot's size and time (and how long it blocked
 //! `execute`), and the restore time.
 //!
-//! `POLICY` is the journal's durability policy: `interval:MS` (default `interval:10`, a
-//! background sync every 10 ms), `never` (sync only at the end), `every` (each transfer
-//! durable before `execute` returns; slow on a real disk) or `n:K` (every K transfers).
+//! `POLICY` is the journal's durability policy, in the words of the `kekbit` tool and of
+//! `Durability`'s `FromStr`: `interval:MS` (default `interval:10`, a background sync every
+//! 10 ms), `never` (sync only at the end), `every-record` (each transfer durable before
+//! `execute` returns; slow on a real disk) or `every:N` (every N transfers).
 //! `DIR` defaults to a fresh temporary directory, removed at the end.
 
 use std::process::ExitCode;
@@ -33,8 +34,6 @@ struct Args {
     commands: u64,
     accounts: u32,
     durability: Durability,
-    /// The policy as given on the command line, for the first line of the report.
-    durability_name: String,
     dir: Option<std::path::PathBuf>,
 }
 
@@ -43,14 +42,13 @@ usage: ledger [--commands N] [--accounts N] [--durability POLICY] [--dir DIR]
 
 Executes N transfers (default 1000000) between accounts (default 10000) through a kekbit
 prevalent store, snapshots half-way, reopens the store and checks every balance.
-POLICY: interval:MS (default interval:10), never, every, n:K.";
+POLICY: interval:MS (default interval:10), never, every-record or every:N.";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         commands: 1_000_000,
         accounts: 10_000,
         durability: Durability::Interval(Duration::from_millis(10)),
-        durability_name: "interval:10".into(),
         dir: None,
     };
     let mut it = std::env::args().skip(1);
@@ -67,9 +65,7 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "--durability" => {
-                let policy = value()?;
-                args.durability = parse_durability(&policy)?;
-                args.durability_name = policy;
+                args.durability = value()?.parse().map_err(|e| format!("--durability: {e}"))?;
             }
             "--dir" => args.dir = Some(value()?.into()),
             "-h" | "--help" => return Err(String::new()),
@@ -77,22 +73,6 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
-}
-
-fn parse_durability(policy: &str) -> Result<Durability, String> {
-    let number = |s: &str| {
-        s.parse::<u64>()
-            .map_err(|e| format!("--durability {policy}: {e}"))
-    };
-    match policy.split_once(':') {
-        None if policy == "never" => Ok(Durability::Never),
-        None if policy == "every" => Ok(Durability::EveryRecord),
-        Some(("interval", ms)) => Ok(Durability::Interval(Duration::from_millis(
-            number(ms)?.max(1),
-        ))),
-        Some(("n", k)) => Ok(Durability::EveryN(number(k)?.max(1))),
-        _ => Err(format!("unknown durability policy {policy}")),
-    }
 }
 
 fn open(dir: &std::path::Path, args: &Args) -> Result<Ledger, Box<dyn std::error::Error>> {
@@ -159,7 +139,7 @@ fn ledger(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         "kekbit ledger: {} transfers between {} accounts, durability {}, in {}",
         args.commands,
         args.accounts,
-        args.durability_name,
+        args.durability,
         dir.display()
     );
 

@@ -4,7 +4,7 @@
 //! NUL-separated binary records (newlines, invalid UTF-8), spread over many small segments,
 //! come back byte for byte in the `text`, `hex` and `json` formats, for the whole journal and
 //! for `--from`/`--to` ranges. `--ack` prints exactly the sequence numbers appended, in
-//! order, under every `--sync` policy, and prints each one only once the record is durable
+//! order, under every `--durability` policy, and prints each one only once the record is durable
 //! (the segment's durable watermark covers it; nothing is acknowledged early under `never`
 //! or `every:N`).
 
@@ -196,7 +196,13 @@ fn line_records_round_trip_in_every_format_across_many_segments() {
     run_in(
         "append",
         &dir,
-        &["--create", "--segment-size", "4096", "--sync", "never"],
+        &[
+            "--create",
+            "--segment-size",
+            "4096",
+            "--durability",
+            "never",
+        ],
         &input,
     )
     .expect_ok();
@@ -256,7 +262,7 @@ fn line_records_round_trip_in_every_format_across_many_segments() {
     run_in(
         "append",
         &dir,
-        &["--segment-size", "4096", "--sync", "never"],
+        &["--segment-size", "4096", "--durability", "never"],
         &joined(&more, b'\n'),
     )
     .expect_ok();
@@ -308,7 +314,7 @@ fn null_separated_binary_records_round_trip() {
             "--null",
             "--segment-size",
             "4096",
-            "--sync",
+            "--durability",
             "every:100",
         ],
         &joined(&records, 0),
@@ -348,7 +354,7 @@ fn acking(policy: &str) -> [&str; 6] {
         "--create",
         "--segment-size",
         "4096",
-        "--sync",
+        "--durability",
         policy,
         "--ack",
     ]
@@ -363,24 +369,24 @@ fn ack_prints_every_sequence_number_in_order_under_each_policy() {
     let tmp = tempfile::tempdir().unwrap();
     let records = line_records(600);
     let input = joined(&records, b'\n');
-    for policy in ["always", "never", "every:7", "interval:5"] {
+    for policy in ["every-record", "never", "every:7", "interval:5"] {
         let dir = tmp.path().join(policy.replace(':', "-"));
         let first = run_in("append", &dir, &acking(policy), &input);
         assert_eq!(
             first.expect_ok().out(),
             expected_acks(0..600),
-            "acks under --sync {policy}"
+            "acks under --durability {policy}"
         );
         // A later session acknowledges the continuing sequence numbers: one per line of
         // the first half of the input, and one for a last line cut short.
         let half = &input[..input.len() / 2];
-        let second = run_in("append", &dir, &["--sync", policy, "--ack"], half);
+        let second = run_in("append", &dir, &["--durability", policy, "--ack"], half);
         let n = half.iter().filter(|&&b| b == b'\n').count() as u64;
         let trailing = u64::from(half.last() != Some(&b'\n'));
         assert_eq!(
             second.expect_ok().out(),
             expected_acks(600..600 + n + trailing),
-            "acks of a second session under --sync {policy}"
+            "acks of a second session under --durability {policy}"
         );
         check_text(&dump(&dir, &["--to", "599"]), 0, &records);
     }
@@ -399,7 +405,7 @@ fn end_of(seq: u64) -> u64 {
     (seq + 1) * frame_len(DURABLE.len())
 }
 
-/// `kekbit append --ack` creating the journal `<tmp>/NAME` under `--sync POLICY`.
+/// `kekbit append --ack` creating the journal `<tmp>/NAME` under `--durability POLICY`.
 fn acking_writer(tmp: &Path, name: &str, policy: &str) -> (PathBuf, Live) {
     let dir = tmp.join(name);
     let writer = Live::append(&dir, &acking(policy));
@@ -416,8 +422,8 @@ fn acks_wait_for_durability() {
     let tmp = tempfile::tempdir().unwrap();
     let quiet = Duration::from_millis(300);
 
-    // always: each record is acknowledged on its own, after its sync.
-    let (dir, mut writer) = acking_writer(tmp.path(), "always", "always");
+    // every-record: each record is acknowledged on its own, after its sync.
+    let (dir, mut writer) = acking_writer(tmp.path(), "every-record", "every-record");
     for seq in 0..3u64 {
         send_records(&mut writer, 1);
         assert_eq!(writer.line(), seq.to_string());

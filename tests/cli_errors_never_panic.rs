@@ -29,7 +29,7 @@ const OFF_HEADER_CHECKSUM: u64 = 92;
 /// Every subcommand with the extra arguments it is tried with.
 const COMMANDS: &[(&str, &[&str])] = &[
     ("append", &[]),
-    ("append", &["--create", "--sync", "never"]),
+    ("append", &["--create", "--durability", "never"]),
     ("dump", &[]),
     ("dump", &["--format", "json"]),
     ("dump", &["--format", "hex", "--from", "1", "--to", "3"]),
@@ -285,9 +285,9 @@ fn options_the_journal_cannot_use_fail_in_one_line() {
     // Arguments the parser rejects: a usage error, never a panic.
     let dir = tmp.path().join("journal");
     for extra in [
-        &["--sync", "sometimes"][..],
-        &["--sync", "every:0"][..],
-        &["--sync", "interval:x"][..],
+        &["--durability", "sometimes"][..],
+        &["--durability", "every:0"][..],
+        &["--durability", "interval:x"][..],
         &["--segment-size", "-1"][..],
         &["--max-record", "lots"][..],
     ] {
@@ -342,7 +342,7 @@ fn help_exits_0_and_names_every_option() {
                 "--create",
                 "--segment-size",
                 "--max-record",
-                "--sync",
+                "--durability",
                 "--ack",
                 "--null",
             ],

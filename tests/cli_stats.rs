@@ -41,7 +41,7 @@ fn check_stats(dir: &Path, records: u64, first: u64, active: bool) -> Json {
     assert_eq!(stats.u64_field("records"), records, "{stats:?}");
     assert_eq!(stats.u64_field("first_sequence"), first, "{stats:?}");
     assert_eq!(stats.u64_field("last_sequence"), last, "{stats:?}");
-    assert!(stats.u64_field("bytes") > 0, "{stats:?}");
+    assert!(stats.u64_field("file_bytes") > 0, "{stats:?}");
     assert_eq!(
         stats.field("writer_active").as_bool(),
         Some(active),
@@ -59,7 +59,7 @@ fn check_stats(dir: &Path, records: u64, first: u64, active: bool) -> Json {
         text_field(&out, "writer active"),
         if active { "yes" } else { "no" }
     );
-    for label in ["bytes", "first timestamp", "last timestamp"] {
+    for label in ["file bytes", "first segment created", "last written"] {
         assert!(!text_field(&out, label).is_empty());
     }
     stats
@@ -72,8 +72,8 @@ fn stats_reports_the_journal_and_whether_a_writer_is_active() {
     assert!(linked_segment_ids(&dir).len() > 5);
 
     let stats = check_stats(&dir, 700, 0, false);
-    let first_ts = stats.u64_field("first_timestamp_ms");
-    let last_ts = stats.u64_field("last_timestamp_ms");
+    let first_ts = stats.u64_field("first_segment_created_ms");
+    let last_ts = stats.u64_field("last_written_ms");
     let slack = 5_000;
     assert!(
         started - slack <= first_ts && first_ts <= last_ts && last_ts <= now_ms() + slack,
@@ -81,7 +81,7 @@ fn stats_reports_the_journal_and_whether_a_writer_is_active() {
     );
     // Bytes: at least what the records occupy.
     let payload: u64 = (0..700).map(|s| frame_len(numbered(s).len())).sum();
-    assert!(stats.u64_field("bytes") >= payload);
+    assert!(stats.u64_field("file_bytes") >= payload);
 
     // A writer holding the journal (waiting on its input) is seen as active...
     let mut writer = holding_writer(&dir, &["--segment-size", "4096"], 700);
@@ -119,4 +119,41 @@ fn stats_reports_the_journal_and_whether_a_writer_is_active() {
     assert_eq!(stats.field("first_sequence"), &Json::Null);
     assert_eq!(stats.field("last_sequence"), &Json::Null);
     assert_eq!(stats.field("writer_active").as_bool(), Some(false));
+}
+
+// Regression: issue 16 item 6: `bytes` meant framed record bytes in verify and file sizes in
+// stats, and stats' "timestamps" were file times that read as record times.
+#[test]
+fn each_number_says_what_it_counts() {
+    let (_tmp, dir) = temp_journal(300, 4096);
+    let files: u64 = file_sizes(&dir)
+        .iter()
+        .filter(|(name, _)| name.ends_with(".kekbit"))
+        .map(|(_, size)| size)
+        .sum();
+    let records: u64 = (0..300).map(|s| frame_len(numbered(s).len())).sum();
+    assert!(files > records);
+
+    let stats = stats_json(&dir);
+    assert_eq!(stats.u64_field("file_bytes"), files, "{stats:?}");
+    let text = run("stats", &dir, &[]).expect_ok().out();
+    assert_eq!(text_field(&text, "file bytes"), files.to_string());
+    let verify = parse_json_line(
+        run("verify", &dir, &["--json"])
+            .expect_ok()
+            .out()
+            .trim_end(),
+    );
+    assert_eq!(verify.u64_field("record_bytes"), records, "{verify:?}");
+    let text = run("verify", &dir, &[]).expect_ok().out();
+    assert_eq!(text_field(&text, "record bytes"), records.to_string());
+
+    // No bare `bytes` or `timestamp` left to guess at.
+    for json in [&stats, &verify] {
+        assert!(json.get("bytes").is_none(), "{json:?}");
+    }
+    for label in ["first segment created", "last written"] {
+        assert!(run("stats", &dir, &[]).out().contains(label));
+    }
+    assert!(!run("stats", &dir, &[]).out().contains("timestamp"));
 }

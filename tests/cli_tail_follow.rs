@@ -40,7 +40,7 @@ fn follower_prints_every_record_across_rollovers_and_sessions() {
     for session in 0..sessions {
         let mut writer = Live::append(
             &dir,
-            &["--segment-size", "4096", "--sync", "never", "--ack"],
+            &["--segment-size", "4096", "--durability", "never", "--ack"],
         );
         // Send in chunks, reading what the follower printed in between, so that the follower
         // reads while the writer appends.
@@ -105,7 +105,13 @@ fn tail_without_follow_prints_the_last_records_and_exits() {
     run_in(
         "append",
         &dir,
-        &["--create", "--segment-size", "4096", "--sync", "never"],
+        &[
+            "--create",
+            "--segment-size",
+            "4096",
+            "--durability",
+            "never",
+        ],
         input(0..300).as_bytes(),
     )
     .expect_ok();

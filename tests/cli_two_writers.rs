@@ -22,7 +22,7 @@ fn second_writer_is_refused_until_the_first_is_killed() {
 
     for extra in [
         &["--ack"][..],
-        &["--create", "--sync", "never"][..],
+        &["--create", "--durability", "never"][..],
         &["--null", "--segment-size", "8192"][..],
     ] {
         let started = Instant::now();

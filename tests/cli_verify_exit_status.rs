@@ -36,7 +36,7 @@ fn verify(dir: &Path, code: i32) -> (Json, String) {
     for field in [
         "segments",
         "records",
-        "bytes",
+        "record_bytes",
         "first_sequence",
         "last_sequence",
         "torn_tail_bytes",
@@ -78,7 +78,7 @@ fn clean_journal_exits_0_with_a_complete_report() {
     let (report, text) = verify(&dir, 0);
     assert_eq!(report.u64_field("segments"), segments);
     assert_eq!(report.u64_field("records"), RECORDS);
-    assert_eq!(report.u64_field("bytes"), record_bytes(RECORDS));
+    assert_eq!(report.u64_field("record_bytes"), record_bytes(RECORDS));
     assert_eq!(report.u64_field("first_sequence"), 0);
     assert_eq!(report.u64_field("last_sequence"), RECORDS - 1);
     assert_eq!(report.u64_field("torn_tail_bytes"), 0);

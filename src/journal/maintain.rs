@@ -81,8 +81,9 @@ pub struct VerifyReport {
     pub segments: u64,
     /// Valid records.
     pub records: u64,
-    /// Bytes of valid records, framing included.
-    pub bytes: u64,
+    /// Bytes the valid records occupy in the segments, framing (record headers and padding)
+    /// included: not the size of the files.
+    pub record_bytes: u64,
     /// Sequence number of the first valid record.
     pub first_sequence: Option<u64>,
     /// Sequence number of the last valid record.
@@ -130,17 +131,19 @@ pub struct JournalStats {
     pub segments: u64,
     /// Records held (from the first to the last sequence number).
     pub records: u64,
-    /// Bytes the segment files occupy.
-    pub bytes: u64,
+    /// Bytes of the segment files: the sum of their lengths, segments prepared ahead
+    /// included. Not the bytes of records (see [`VerifyReport::record_bytes`]).
+    pub file_bytes: u64,
     /// Sequence number of the first record held.
     pub first_sequence: Option<u64>,
     /// Sequence number of the last record.
     pub last_sequence: Option<u64>,
-    /// When the first segment held was created.
-    pub first_timestamp: Option<SystemTime>,
-    /// When the last segment was last modified (its file's modification time, or its
-    /// creation, whichever is later).
-    pub last_timestamp: Option<SystemTime>,
+    /// When the first segment held was created (the creation time in its header). A file
+    /// time: records carry no time of their own.
+    pub first_segment_created: Option<SystemTime>,
+    /// When the last segment was last written: its file's modification time, or its
+    /// creation time, whichever is later. A file time, not a record's.
+    pub last_written: Option<SystemTime>,
     /// Whether a writer holds the journal.
     pub writer_active: bool,
 }
@@ -279,14 +282,14 @@ pub fn verify(
         let end = base + found.records;
         match found.stop {
             Stop::Sealed { trailer, checksum } => {
-                report.bytes += found.reader.position();
+                report.record_bytes += found.reader.position();
                 if let Err(e) = recovery::check_trailer(&trailer, end, dir, id) {
                     report.problems.push(problem(None, e.to_string()));
                 }
                 previous = Some((id, end, Some(checksum), header.writer_id()));
             }
             Stop::Open { position, damage } => {
-                report.bytes += position;
+                report.record_bytes += position;
                 let extent = found.reader.written_extent(position);
                 let durable = found.reader.durable_position();
                 if is_last && position >= durable {
@@ -343,18 +346,18 @@ pub fn stats(dir: &Path) -> Result<JournalStats, JournalError> {
     let modified = std::fs::metadata(&last_path)
         .and_then(|m| m.modified())
         .ok();
-    let bytes = segment::list(dir)?
+    let file_bytes = segment::list(dir)?
         .iter()
         .map(|&id| file_len(&segment::segment_path(dir, id)))
         .sum();
     Ok(JournalStats {
         segments: ids.len() as u64,
         records: next.saturating_sub(first_seq),
-        bytes,
+        file_bytes,
         first_sequence: (next > first_seq).then_some(first_seq),
         last_sequence: next.checked_sub(1).filter(|&l| l >= first_seq),
-        first_timestamp: stamp(&first),
-        last_timestamp: stamp(&last.header).max(modified),
+        first_segment_created: stamp(&first),
+        last_written: stamp(&last.header).max(modified),
         writer_active: writer_active(dir),
     })
 }

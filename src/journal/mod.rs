@@ -28,6 +28,7 @@
 //! ```
 
 mod appender;
+mod durability;
 mod error;
 mod flusher;
 mod helper;
@@ -41,6 +42,7 @@ mod report;
 mod segment;
 mod sync;
 
+pub use durability::ParseDurabilityError;
 pub use error::{AppendError, JournalError};
 pub use journal::Journal;
 pub use maintain::{

@@ -8,6 +8,13 @@ use crate::core::{RECORD_HEADER_LEN, TRAILER_RESERVE};
 
 /// When appended records are made durable (written to storage with `msync`).
 ///
+/// Wherever a policy is typed (the `kekbit` tool's `--durability`, the examples), it is
+/// spelled `never`, `every-record`, `every:N` or `interval:MS`: see the [`FromStr`] and
+/// [`Display`] implementations.
+///
+/// [`FromStr`]: std::str::FromStr
+/// [`Display`]: std::fmt::Display
+///
 /// ```
 /// use kekbit::journal::{Durability, JournalOptions};
 /// use std::time::Duration;

@@ -882,7 +882,7 @@ pub fn build_journal(dir: &Path, count: u64, segment_size: u64) {
     run_in(
         "append",
         dir,
-        &["--create", "--segment-size", &size, "--sync", "never"],
+        &["--create", "--segment-size", &size, "--durability", "never"],
         &numbered_input(0..count),
     )
     .expect_ok();
@@ -913,14 +913,14 @@ pub fn stats_json(dir: &Path) -> Json {
     parse_json_line(run("stats", dir, &["--json"]).expect_ok().out().trim_end())
 }
 
-/// Appends records `from..to` (see [`numbered`]) with a `kekbit append --sync never` that
+/// Appends records `from..to` (see [`numbered`]) with a `kekbit append --durability never` that
 /// is killed with SIGKILL once they are all visible: the journal's last segment is left
 /// without a closing marker, as a crashed writer leaves it.
 pub fn killed_writer(dir: &Path, from: u64, to: u64, segment_size: u64) {
     let size = segment_size.to_string();
     let mut writer = Live::append(
         dir,
-        &["--create", "--segment-size", &size, "--sync", "never"],
+        &["--create", "--segment-size", &size, "--durability", "never"],
     );
     writer.send(&numbered_input(from..to));
     let deadline = Instant::now() + LINE_LIMIT;

@@ -2,7 +2,6 @@
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,34 +10,6 @@ use clap::Args;
 use kekbit::journal::{Durability, JournalOptions};
 
 use crate::{Failure, Outcome};
-
-/// When appended records are synced.
-#[derive(Clone, Copy, Debug)]
-pub struct Sync(Durability);
-
-impl FromStr for Sync {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Sync, String> {
-        let number = |n: &str| {
-            n.parse::<u64>()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| format!("{s}: expected a positive number after ':'"))
-        };
-        match s.split_once(':') {
-            None if s == "always" => Ok(Sync(Durability::EveryRecord)),
-            None if s == "never" => Ok(Sync(Durability::Never)),
-            Some(("every", n)) => Ok(Sync(Durability::EveryN(number(n)?))),
-            Some(("interval", ms)) => Ok(Sync(Durability::Interval(Duration::from_millis(
-                number(ms)?,
-            )))),
-            _ => Err(format!(
-                "{s}: expected always, never, every:N or interval:MS"
-            )),
-        }
-    }
-}
 
 /// Arguments of `kekbit append`.
 #[derive(Args)]
@@ -54,11 +25,16 @@ pub struct AppendArgs {
     /// Largest record accepted, in bytes (default: 1 MiB, or what fits a segment).
     #[arg(long, value_name = "BYTES")]
     max_record: Option<u32>,
-    /// When records are synced: always (each record), never (only at the end of input),
+    /// When records are made durable: never (only at the end of input), every-record,
     /// every:N (every N records) or interval:MS (every MS milliseconds). Everything is synced
-    /// at the end of input in any case.
-    #[arg(long, default_value = "always", value_name = "POLICY")]
-    sync: Sync,
+    /// at the end of input in any case. The same words as the library's `Durability`.
+    #[arg(
+        long,
+        default_value = "every-record",
+        value_name = "POLICY",
+        alias = "sync"
+    )]
+    durability: Durability,
     /// Print each record's sequence number on standard output, one per line, once the record
     /// is durable under the chosen policy.
     #[arg(long)]
@@ -107,7 +83,7 @@ pub fn run(args: &AppendArgs) -> Outcome {
             1,
         ));
     }
-    let mut options = JournalOptions::new().durability(args.sync.0);
+    let mut options = JournalOptions::new().durability(args.durability);
     if let Some(bytes) = args.segment_size {
         options = options.segment_capacity(bytes);
     }
@@ -121,7 +97,7 @@ pub fn run(args: &AppendArgs) -> Outcome {
     let done = Arc::new(AtomicBool::new(false));
     // Under an interval policy records become durable while input is idle: a thread prints
     // their acknowledgements as the background syncs land.
-    let acker = match (args.ack, args.sync.0) {
+    let acker = match (args.ack, args.durability) {
         (true, Durability::Interval(every)) => {
             let (journal, appended, acks, done) = (
                 Arc::clone(&journal),

@@ -82,10 +82,10 @@ pub fn verify(dir: &Path, json: bool) -> Outcome {
             .collect();
         put!(
             text,
-            "{{\"status\":\"{status_name}\",\"segments\":{},\"records\":{},\"bytes\":{},\"first_sequence\":{},\"last_sequence\":{},\"torn_tail_bytes\":{},\"writer_active\":{},\"problems\":[{}]}}",
+            "{{\"status\":\"{status_name}\",\"segments\":{},\"records\":{},\"record_bytes\":{},\"first_sequence\":{},\"last_sequence\":{},\"torn_tail_bytes\":{},\"writer_active\":{},\"problems\":[{}]}}",
             report.segments,
             report.records,
-            report.bytes,
+            report.record_bytes,
             json_opt(report.first_sequence),
             json_opt(report.last_sequence),
             report.torn_tail_bytes,
@@ -95,7 +95,7 @@ pub fn verify(dir: &Path, json: bool) -> Outcome {
     } else {
         put!(text, "segments:        {}", report.segments);
         put!(text, "records:         {}", report.records);
-        put!(text, "bytes:           {}", report.bytes);
+        put!(text, "record bytes:    {}", report.record_bytes);
         put!(text, "first sequence:  {}", opt(report.first_sequence));
         put!(text, "last sequence:   {}", opt(report.last_sequence));
         put!(text, "torn tail bytes: {}", report.torn_tail_bytes);
@@ -167,28 +167,32 @@ pub fn stats(dir: &Path, json: bool) -> Outcome {
     if json {
         put!(
             text,
-            "{{\"segments\":{},\"records\":{},\"bytes\":{},\"first_sequence\":{},\"last_sequence\":{},\"first_timestamp_ms\":{},\"last_timestamp_ms\":{},\"writer_active\":{}}}",
+            "{{\"segments\":{},\"records\":{},\"file_bytes\":{},\"first_sequence\":{},\"last_sequence\":{},\"first_segment_created_ms\":{},\"last_written_ms\":{},\"writer_active\":{}}}",
             stats.segments,
             stats.records,
-            stats.bytes,
+            stats.file_bytes,
             json_opt(stats.first_sequence),
             json_opt(stats.last_sequence),
-            millis(stats.first_timestamp),
-            millis(stats.last_timestamp),
+            millis(stats.first_segment_created),
+            millis(stats.last_written),
             stats.writer_active
         );
     } else {
         let time = |t: Option<SystemTime>| t.map_or("-".into(), utc);
-        put!(text, "segments:        {}", stats.segments);
-        put!(text, "records:         {}", stats.records);
-        put!(text, "bytes:           {}", stats.bytes);
-        put!(text, "first sequence:  {}", opt(stats.first_sequence));
-        put!(text, "last sequence:   {}", opt(stats.last_sequence));
-        put!(text, "first timestamp: {}", time(stats.first_timestamp));
-        put!(text, "last timestamp:  {}", time(stats.last_timestamp));
+        put!(text, "segments:              {}", stats.segments);
+        put!(text, "records:               {}", stats.records);
+        put!(text, "file bytes:            {}", stats.file_bytes);
+        put!(text, "first sequence:        {}", opt(stats.first_sequence));
+        put!(text, "last sequence:         {}", opt(stats.last_sequence));
         put!(
             text,
-            "writer active:   {}",
+            "first segment created: {}",
+            time(stats.first_segment_created)
+        );
+        put!(text, "last written:          {}", time(stats.last_written));
+        put!(
+            text,
+            "writer active:         {}",
             if stats.writer_active { "yes" } else { "no" }
         );
     }

@@ -64,7 +64,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Check every record of every segment and the chain linking them. Exit status: 0 clean,
+    /// Check every record of every segment and the chain linking them; `record bytes` are
+    /// the bytes the valid records occupy, framing included. Exit status: 0 clean,
     /// 1 torn tail only (recoverable, nothing acknowledged lost), 2 corruption or a
     /// missing/foreign segment, 3 not a journal or unreadable.
     Verify {
@@ -74,8 +75,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print segments, records, bytes, first/last sequence and timestamp, and whether a
-    /// writer holds the journal.
+    /// Print segments, records, the segment files' size in bytes, first/last sequence, when
+    /// the first segment was created and the last one written (file times: records carry no
+    /// time), and whether a writer holds the journal.
     Stats {
         /// The journal's directory.
         dir: PathBuf,
