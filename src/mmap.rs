@@ -1,5 +1,7 @@
 //! The crate's only `unsafe` code: mapping channel files, the publish/acquire protocol on
-//! record headers, the writer's staging area, and the `fallocate(2)` call.
+//! record headers, the writer's staging area, and the system calls std lacks: `fallocate(2)`
+//! and the open-file-description locks of `fcntl(2)` (a writer's lock, and a liveness probe
+//! that takes no lock).
 //!
 //! Channel memory is only ever reached through a raw pointer that no Rust reference covered:
 //! mappings are held as `memmap2::MmapRaw`, which hands out raw pointers and never a slice, and
@@ -524,6 +526,85 @@ impl io::Write for Staging<'_> {
     }
 }
 
+/// Takes a writer's lock on `file` without blocking: an exclusive open-file-description lock
+/// (`fcntl(F_OFD_SETLK)`, write lock over the whole file), which [`lock_held`] observes
+/// without taking any lock, and, under it, an exclusive `flock`, which writers of format 1
+/// that predate the OFD lock take. `WouldBlock` if another open file description holds
+/// either. Both live on the open file: the OS releases them when the file (and every mapping
+/// of it) is closed, or the process dies. Needs `file` open for writing.
+pub(crate) fn try_lock_writer(file: &File) -> Result<(), std::fs::TryLockError> {
+    use std::fs::TryLockError;
+    let took_ofd = match ofd_lock(file, OFD_SET, LockKind::Write) {
+        Ok(true) => true,
+        Ok(false) => return Err(TryLockError::WouldBlock),
+        // No OFD locks here: the `flock` alone is the lock (and `lock_held` probes it).
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => false,
+        Err(e) => return Err(TryLockError::Error(e)),
+    };
+    let flock = file.try_lock();
+    if flock.is_err() && took_ofd {
+        let _ = ofd_lock(file, OFD_SET, LockKind::Unlock);
+    }
+    flock
+}
+
+/// Whether another open file description holds a writer's lock on `file` (see
+/// [`try_lock_writer`]), asked with `fcntl(F_OFD_GETLK)`: a query, not a lock, so that a
+/// reader's probe can never make a writer's (or a recovery's) `try_lock_writer` fail. Where
+/// the system has no OFD locks, falls back to probing the `flock` with a shared lock, which
+/// can make a concurrent `try_lock_writer` fail for that moment.
+pub(crate) fn lock_held(file: &File) -> io::Result<bool> {
+    match ofd_lock(file, OFD_GET, LockKind::Write) {
+        Ok(free) => Ok(!free),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => match file.try_lock_shared() {
+            Ok(()) => {
+                let _ = file.unlock();
+                Ok(false)
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum LockKind {
+    Write,
+    Unlock,
+}
+
+const OFD_SET: libc::c_int = libc::F_OFD_SETLK;
+const OFD_GET: libc::c_int = libc::F_OFD_GETLK;
+
+/// One `fcntl` OFD lock command over the whole file. For `F_OFD_SETLK`: `Ok(true)` if done,
+/// `Ok(false)` if another lock conflicts. For `F_OFD_GETLK`: `Ok(true)` if the lock could be
+/// placed (no conflicting lock), `Ok(false)` if one conflicts. `EINVAL` where OFD locks do not
+/// exist (Linux before 3.15).
+fn ofd_lock(file: &File, cmd: libc::c_int, kind: LockKind) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `libc::flock` is a C struct of plain integers, for which all zeros is a valid
+    // value (and the one F_OFD_* commands want in `l_pid`, and for a whole-file range).
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = match kind {
+        LockKind::Write => libc::F_WRLCK,
+        LockKind::Unlock => libc::F_UNLCK,
+    } as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: `fcntl` with an F_OFD_* command reads (and, for GETLK, writes) one `flock`
+    // struct through the pointer, which points to `lock`, alive and exclusively borrowed for
+    // the call; `file` keeps the descriptor open for the call.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), cmd, &mut lock as *mut libc::flock) };
+    if rc == -1 {
+        let err = io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EACCES) if cmd == OFD_SET => Ok(false),
+            _ => Err(err),
+        };
+    }
+    Ok(cmd == OFD_SET || lock.l_type == libc::F_UNLCK as libc::c_short)
+}
+
 /// Reserves `len` bytes of real disk space for `file` (not a sparse hole), extending it to
 /// `len` bytes: a full disk is reported here as `StorageFull` instead of a SIGBUS later.
 pub(crate) fn reserve(file: &File, len: u64) -> io::Result<()> {
@@ -628,6 +709,37 @@ mod tests {
             Published::Word { payload, .. } => assert_eq!(payload, &[0; 16]),
             Published::Nothing => panic!("the word was stored"),
         }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "fcntl locks are system calls Miri does not run")]
+    fn a_probe_sees_the_writer_lock_without_taking_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locked");
+        let open = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .unwrap()
+        };
+        let (writer, rival, probe) = (open(), open(), File::open(&path).unwrap());
+        assert!(!lock_held(&probe).unwrap());
+        try_lock_writer(&writer).unwrap();
+        assert!(lock_held(&probe).unwrap());
+        // A probe holds nothing: the writer's locks are still the only ones, so a rival is
+        // refused by them, and a writer taking the lock during probes never is.
+        assert!(matches!(
+            try_lock_writer(&rival),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        assert!(rival.try_lock().is_err(), "the flock is held too");
+        drop(writer);
+        assert!(!lock_held(&probe).unwrap());
+        try_lock_writer(&rival).unwrap();
+        assert!(lock_held(&probe).unwrap());
     }
 
     // Pins item 2's fix in the source: channel memory is held only as `MmapRaw` (which never

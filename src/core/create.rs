@@ -85,7 +85,7 @@ pub(crate) fn create_channel(
 
 /// Lock, reserve, write the header, sync: everything done to the temporary file.
 fn prepare(file: &File, tmp: &Path, header: &Header) -> Result<(), ChannelError> {
-    file.try_lock().map_err(|e| match e {
+    crate::mmap::try_lock_writer(file).map_err(|e| match e {
         TryLockError::WouldBlock => ChannelError::Locked {
             path: tmp.to_path_buf(),
         },
@@ -116,14 +116,14 @@ fn existing(path: &Path) -> ChannelError {
         Ok(f) => f,
         Err(e) => return io_err(path, "opening the existing channel")(e),
     };
-    match file.try_lock() {
-        Ok(()) => ChannelError::AlreadyExists {
+    match crate::mmap::lock_held(&file) {
+        Ok(false) => ChannelError::AlreadyExists {
             path: path.to_path_buf(),
         },
-        Err(TryLockError::WouldBlock) => ChannelError::Locked {
+        Ok(true) => ChannelError::Locked {
             path: path.to_path_buf(),
         },
-        Err(TryLockError::Error(e)) => io_err(path, "checking the channel's lock")(e),
+        Err(e) => io_err(path, "checking the channel's lock")(e),
     }
 }
 

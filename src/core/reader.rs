@@ -1,6 +1,6 @@
 //! The channel reader and its non-blocking iterator.
 
-use std::fs::{File, TryLockError};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -334,7 +334,9 @@ impl ShmReader {
     }
 
     /// Whether a writer still holds the channel's lock. A crashed writer's lock is released
-    /// by the OS, so `false` with no closing marker means the writer died.
+    /// by the OS, so `false` with no closing marker means the writer died. The question is
+    /// asked without taking any lock (`fcntl(F_OFD_GETLK)` on Linux), so probing never makes
+    /// a writer, or a journal's recovery, fail to take the lock.
     ///
     /// ```
     /// # use kekbit::core::{shm_reader, shm_writer, EncoderHandler, Header, TickUnit};
@@ -346,14 +348,7 @@ impl ShmReader {
     /// assert!(!reader.writer_alive());
     /// ```
     pub fn writer_alive(&self) -> bool {
-        match self.chan.file.try_lock_shared() {
-            Ok(()) => {
-                let _ = self.chan.file.unlock();
-                false
-            }
-            Err(TryLockError::WouldBlock) => true,
-            Err(TryLockError::Error(_)) => false,
-        }
+        crate::mmap::lock_held(&self.chan.file).unwrap_or(false)
     }
 
     /// The closing marker's trailer and checksum, once the reader has reached it.

@@ -236,7 +236,7 @@ pub(crate) fn resume_for_seal(
         .write(true)
         .open(path)
         .map_err(io_err("opening the channel for sealing"))?;
-    file.try_lock().map_err(|e| match e {
+    crate::mmap::try_lock_writer(&file).map_err(|e| match e {
         std::fs::TryLockError::WouldBlock => ChannelError::Locked {
             path: path.to_path_buf(),
         },

@@ -535,7 +535,7 @@ pub(crate) fn lock_journal(dir: &Path) -> Result<File, JournalError> {
             action: "opening the journal lock",
             source,
         })?;
-    match file.try_lock() {
+    match crate::mmap::try_lock_writer(&file) {
         Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => Err(JournalError::Locked {
             dir: dir.to_path_buf(),

@@ -1,7 +1,7 @@
 //! Working on a journal without appending to it: verify every record, gather statistics,
 //! repair a torn tail, prune old segments. What the `kekbit` command-line tool runs.
 
-use std::fs::{File, TryLockError};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -151,11 +151,7 @@ pub struct JournalStats {
 /// Whether a writer holds the journal in `dir`.
 fn writer_active(dir: &Path) -> bool {
     match File::open(dir.join(LOCK_FILE)) {
-        Ok(file) => match file.try_lock_shared() {
-            Ok(()) => false,
-            Err(TryLockError::WouldBlock) => true,
-            Err(TryLockError::Error(_)) => false,
-        },
+        Ok(file) => crate::mmap::lock_held(&file).unwrap_or(false),
         Err(_) => false,
     }
 }
