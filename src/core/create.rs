@@ -177,6 +177,16 @@ pub(crate) fn mark_durable(path: &Path, position: u64) -> Result<(), ChannelErro
 /// so that the new directories survive a power loss (a name is durable only once its
 /// directory is synced).
 pub(crate) fn create_dir_durable(dir: &Path) -> Result<(), ChannelError> {
+    make_dir_durable(dir).map_err(|(path, action, source)| ChannelError::Io {
+        path,
+        action,
+        source,
+    })
+}
+
+/// [`create_dir_durable`] for callers with their own error type: a failure is the path
+/// concerned, what was being done and the I/O error.
+pub(crate) fn make_dir_durable(dir: &Path) -> Result<(), (PathBuf, &'static str, io::Error)> {
     let mut missing = Vec::new();
     let mut at = Some(dir);
     while let Some(path) = at {
@@ -186,10 +196,16 @@ pub(crate) fn create_dir_durable(dir: &Path) -> Result<(), ChannelError> {
         missing.push(path.to_path_buf());
         at = path.parent();
     }
-    fs::create_dir_all(dir).map_err(io_err(dir, "creating the directory"))?;
+    fs::create_dir_all(dir).map_err(|e| (dir.to_path_buf(), "creating the directory", e))?;
     for created in missing.iter().rev() {
         if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
-            sync_directory(parent)?;
+            fsync_directory(parent).map_err(|e| {
+                (
+                    parent.to_path_buf(),
+                    "syncing the parent of a new directory",
+                    e,
+                )
+            })?;
         }
     }
     Ok(())

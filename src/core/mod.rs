@@ -51,7 +51,9 @@ pub use tick::TickUnit;
 pub use timeout::TimeoutReader;
 pub use writer::{shm_writer, ShmWriter, Writer};
 
-pub(crate) use create::{create_dir_durable, fsync_directory, mark_durable, sync_directory};
+pub(crate) use create::{
+    create_dir_durable, fsync_directory, make_dir_durable, mark_durable, sync_directory,
+};
 pub(crate) use frame::frame_len;
 pub(crate) use header::CHECKED_LEN;
 pub(crate) use pretouch::AHEAD as PREFAULT_WINDOW;

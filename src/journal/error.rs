@@ -54,6 +54,16 @@ pub enum JournalError {
         #[source]
         source: io::Error,
     },
+    /// Writing to a segment failed while opening or repairing the journal (sealing a
+    /// recovered tail); the source names the segment and says why (a failed sync, say).
+    #[error("{action} failed: {source}")]
+    Write {
+        /// What was being done.
+        action: &'static str,
+        /// The underlying error.
+        #[source]
+        source: WriteError,
+    },
     /// A record is damaged (the source names the segment file and offset).
     #[error("corrupt journal: {source}")]
     Corrupt {

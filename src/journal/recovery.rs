@@ -419,10 +419,9 @@ pub(crate) fn settle(
             let path = segment::segment_path(dir, id);
             let checksum = resume_for_seal(&path, position)?
                 .close_with_trailer(&segment::trailer(next_base))
-                .map_err(|e| JournalError::Io {
-                    path: path.clone(),
+                .map_err(|source| JournalError::Write {
                     action: "sealing the recovered tail",
-                    source: std::io::Error::other(e),
+                    source,
                 })?;
             report.sealed_segment = Some(id);
             checksum

@@ -157,10 +157,12 @@ impl SnapshotStore {
     /// ```
     pub fn open(dir: impl AsRef<Path>, keep: usize) -> Result<SnapshotStore, SnapshotError> {
         let dir = dir.as_ref().to_path_buf();
-        crate::core::create_dir_durable(&dir).map_err(|e| SnapshotError::Io {
-            path: dir.clone(),
-            action: "creating the snapshot directory",
-            source: std::io::Error::other(e),
+        crate::core::make_dir_durable(&dir).map_err(|(path, action, source)| {
+            SnapshotError::Io {
+                path,
+                action,
+                source,
+            }
         })?;
         let entries = fs::read_dir(&dir).map_err(io_err(&dir, "listing snapshots"))?;
         for entry in entries.flatten() {
