@@ -2,13 +2,18 @@
 //! chain, which writes prefix fields, then encodes the value itself, straight into the
 //! channel's memory (no intermediate buffer).
 
+use std::borrow::Cow;
 use std::io::{self, Write};
+use std::rc::Rc;
+use std::sync::Arc;
 
 use super::TickUnit;
 
 /// A value that can be written as a record's payload.
 ///
-/// Implemented for byte slices, strings and their owned forms; implement it for your own
+/// Implemented for byte slices, byte arrays, strings and their owned forms, and through
+/// references, `Box`, `Rc`, `Arc` and `Cow` of any of them (so `Box<[u8]>`, `Cow<str>` or
+/// `Arc<[u8]>` write their bytes, as they did in kekbit 0.3); implement it for your own
 /// types to encode them in place.
 ///
 /// ```
@@ -69,6 +74,59 @@ impl Encodable for String {
 }
 
 impl<T: Encodable + ?Sized> Encodable for &T {
+    fn encode<W: Write>(&self, out: &mut W) -> io::Result<()> {
+        (**self).encode(out)
+    }
+}
+
+/// ```
+/// use kekbit::core::Encodable;
+/// let boxed: Box<[u8]> = vec![1, 2].into_boxed_slice();
+/// let mut out = Vec::new();
+/// boxed.encode(&mut out).unwrap();
+/// assert_eq!(out, [1, 2]);
+/// ```
+impl<T: Encodable + ?Sized> Encodable for Box<T> {
+    fn encode<W: Write>(&self, out: &mut W) -> io::Result<()> {
+        (**self).encode(out)
+    }
+}
+
+/// ```
+/// use kekbit::core::Encodable;
+/// let shared: std::rc::Rc<str> = "rc".into();
+/// let mut out = Vec::new();
+/// shared.encode(&mut out).unwrap();
+/// assert_eq!(out, b"rc");
+/// ```
+impl<T: Encodable + ?Sized> Encodable for Rc<T> {
+    fn encode<W: Write>(&self, out: &mut W) -> io::Result<()> {
+        (**self).encode(out)
+    }
+}
+
+/// ```
+/// use kekbit::core::Encodable;
+/// let shared: std::sync::Arc<[u8]> = vec![3u8, 4].into();
+/// let mut out = Vec::new();
+/// shared.encode(&mut out).unwrap();
+/// assert_eq!(out, [3, 4]);
+/// ```
+impl<T: Encodable + ?Sized> Encodable for Arc<T> {
+    fn encode<W: Write>(&self, out: &mut W) -> io::Result<()> {
+        (**self).encode(out)
+    }
+}
+
+/// ```
+/// use kekbit::core::Encodable;
+/// use std::borrow::Cow;
+/// let mut out = Vec::new();
+/// Cow::<str>::Borrowed("a").encode(&mut out).unwrap();
+/// Cow::<[u8]>::Owned(vec![b'b']).encode(&mut out).unwrap();
+/// assert_eq!(out, b"ab");
+/// ```
+impl<B: Encodable + ToOwned + ?Sized> Encodable for Cow<'_, B> {
     fn encode<W: Write>(&self, out: &mut W) -> io::Result<()> {
         (**self).encode(out)
     }
