@@ -1001,6 +1001,10 @@ fn recovery_run(tally: &mut Tally, template: &Path, crashed: bool, plan: Plan) -
             let clean = match &e {
                 JournalError::Io { source, .. } => is_injected(source),
                 JournalError::Channel(c) => channel_injected(c),
+                JournalError::Write {
+                    source: WriteError::SyncFailed { source, .. },
+                    ..
+                } => is_injected(source),
                 _ => false,
             };
             tally.check(clean, || format!("{what}: open: {e:?}"));
