@@ -72,7 +72,7 @@ fn shell(command: &str) -> Command {
 
 /// Runs a one-shot step; returns its standard output and error, interleaved as printed.
 fn run_step(command: &str) -> Vec<String> {
-    let output = shell(&format!("{command} 2>&1"))
+    let output = shell(&format!("{{ {command}\n}} 2>&1"))
         .stdin(Stdio::null())
         .output()
         .expect("running sh");

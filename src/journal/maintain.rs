@@ -374,7 +374,8 @@ pub fn stats(dir: &Path) -> Result<JournalStats, JournalError> {
 /// assert_eq!(report.torn_bytes_dropped, 0);
 /// ```
 pub fn repair(dir: &Path) -> Result<OpenReport, JournalError> {
-    if !dir.is_dir() {
+    // Without a segment file there is nothing to repair, and no lock file is left behind.
+    if !dir.is_dir() || segment::list(dir)?.is_empty() {
         return Err(JournalError::NotAJournal {
             dir: dir.to_path_buf(),
         });

@@ -1,7 +1,7 @@
 //! `kekbit append`: records from standard input into a journal.
 
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,7 +9,8 @@ use std::time::Duration;
 use clap::Args;
 use kekbit::journal::{Durability, JournalOptions};
 
-use crate::{Failure, Outcome};
+use crate::status::{FAILED, USAGE};
+use crate::{locate, Failure, Outcome};
 
 /// Arguments of `kekbit append`.
 #[derive(Args)]
@@ -19,7 +20,8 @@ pub struct AppendArgs {
     /// Create the journal if the directory holds none.
     #[arg(long)]
     create: bool,
-    /// Capacity of each new segment in bytes.
+    /// Capacity of each new segment in bytes, from 128 to 1099511627776 (1 TiB), rounded up
+    /// to a multiple of 8.
     #[arg(long, value_name = "BYTES")]
     segment_size: Option<u64>,
     /// Largest record accepted, in bytes (default: 1 MiB, or what fits a segment).
@@ -40,8 +42,30 @@ pub struct AppendArgs {
     #[arg(long)]
     ack: bool,
     /// Records are separated by NUL bytes instead of newlines.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "crlf")]
     null: bool,
+    /// Lines end with CR LF: strip the carriage return too. Without it a record is every
+    /// byte before the newline, a carriage return included (records are bytes, and a
+    /// trailing CR may be data).
+    #[arg(long)]
+    crlf: bool,
+}
+
+/// Refuses a `--segment-size` no segment can have, in the words of the number given (not
+/// of the capacity it would be rounded to).
+fn check_segment_size(dir: &Path, bytes: u64) -> Result<(), Failure> {
+    use kekbit::core::{MAX_CAPACITY, MIN_CAPACITY};
+    if (MIN_CAPACITY..=MAX_CAPACITY).contains(&bytes) {
+        return Ok(());
+    }
+    Err(Failure::new(
+        format!(
+            "{}: --segment-size {bytes}: a segment holds from {MIN_CAPACITY} to {MAX_CAPACITY} \
+             bytes (1 TiB)",
+            dir.display()
+        ),
+        USAGE,
+    ))
 }
 
 /// Prints sequence numbers as they become durable, in order, exactly once.
@@ -67,24 +91,14 @@ impl Acks {
 
 /// Runs `kekbit append`.
 pub fn run(args: &AppendArgs) -> Outcome {
-    let has_journal = std::fs::read_dir(&args.dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .any(|e| e.file_name().to_string_lossy().ends_with(".kekbit"))
-        })
-        .unwrap_or(false);
-    if !has_journal && !args.create {
-        return Err(Failure::new(
-            format!(
-                "{}: not a kekbit journal (use --create to create one)",
-                args.dir.display()
-            ),
-            1,
-        ));
+    if args.create {
+        locate::new_journal(&args.dir)?;
+    } else {
+        locate::journal(&args.dir)?;
     }
     let mut options = JournalOptions::new().durability(args.durability);
     if let Some(bytes) = args.segment_size {
+        check_segment_size(&args.dir, bytes)?;
         options = options.segment_capacity(bytes);
     }
     if let Some(bytes) = args.max_record {
@@ -127,21 +141,26 @@ pub fn run(args: &AppendArgs) -> Outcome {
             record.clear();
             let read = input
                 .read_until(separator, &mut record)
-                .map_err(|e| Failure::new(format!("reading standard input: {e}"), 1))?;
+                .map_err(|e| Failure::new(format!("reading standard input: {e}"), FAILED))?;
             if read == 0 {
                 return Ok(());
             }
             if record.last() == Some(&separator) {
                 record.pop();
+                if args.crlf && record.last() == Some(&b'\r') {
+                    record.pop();
+                }
             }
             let seq = journal.append(&record)?;
             appended.store(seq + 1, Ordering::Release);
             if args.ack {
                 let mut acks = acks
                     .lock()
-                    .map_err(|_| Failure::new("acknowledgement printer failed", 1))?;
+                    .map_err(|_| Failure::new("acknowledgement printer failed", FAILED))?;
                 acks.print_up_to(journal.durable_count(), seq + 1)
-                    .map_err(|e| Failure::new(format!("writing to standard output: {e}"), 1))?;
+                    .map_err(|e| {
+                        Failure::new(format!("writing to standard output: {e}"), FAILED)
+                    })?;
             }
         }
     })();
@@ -155,9 +174,9 @@ pub fn run(args: &AppendArgs) -> Outcome {
     if args.ack && synced.is_ok() {
         let mut acks = acks
             .lock()
-            .map_err(|_| Failure::new("acknowledgement printer failed", 1))?;
+            .map_err(|_| Failure::new("acknowledgement printer failed", FAILED))?;
         acks.print_up_to(journal.durable_count(), appended.load(Ordering::Acquire))
-            .map_err(|e| Failure::new(format!("writing to standard output: {e}"), 1))?;
+            .map_err(|e| Failure::new(format!("writing to standard output: {e}"), FAILED))?;
     }
     result?;
     synced?;

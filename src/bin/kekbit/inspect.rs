@@ -6,10 +6,11 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use kekbit::journal::{self, JournalError, VerifyStatus};
+use kekbit::journal::{self, VerifyStatus};
 
 use crate::output::json_string;
-use crate::{Failure, Outcome};
+use crate::status::FAILED;
+use crate::{locate, Failure, Outcome};
 
 /// Appends a line to a `String` (writing to a `String` cannot fail).
 macro_rules! put {
@@ -23,9 +24,10 @@ macro_rules! put {
 fn emit(text: &str) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Failure::new(format!("writing to standard output: {e}"), 1))
-        }
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
+            format!("writing to standard output: {e}"),
+            FAILED,
+        )),
         _ => Ok(()),
     }
 }
@@ -39,8 +41,9 @@ fn json_opt(value: Option<u64>) -> String {
 }
 
 /// Runs `kekbit verify`: exit status 0 clean, 1 torn tail only, 2 corruption, 3 not a
-/// journal or unreadable.
+/// journal.
 pub fn verify(dir: &Path, json: bool) -> Outcome {
+    locate::journal(dir)?;
     let bar = std::io::stdout().is_terminal().then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(
@@ -55,7 +58,7 @@ pub fn verify(dir: &Path, json: bool) -> Outcome {
             bar.set_position(done);
         }
     };
-    let report = journal::verify(dir, &mut progress).map_err(|e| Failure::new(e, 3))?;
+    let report = journal::verify(dir, &mut progress)?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -162,7 +165,8 @@ fn millis(time: Option<SystemTime>) -> String {
 
 /// Runs `kekbit stats`.
 pub fn stats(dir: &Path, json: bool) -> Outcome {
-    let stats = journal::stats(dir).map_err(|e| Failure::new(e, 3))?;
+    locate::journal(dir)?;
+    let stats = journal::stats(dir)?;
     let mut text = String::new();
     if json {
         put!(
@@ -202,10 +206,9 @@ pub fn stats(dir: &Path, json: bool) -> Outcome {
 
 /// Runs `kekbit repair`.
 pub fn repair(dir: &Path) -> Outcome {
-    let report = journal::repair(dir).map_err(|e| match e {
-        JournalError::NotAJournal { .. } => Failure::new(e, 3),
-        e => Failure::new(e, 1),
-    })?;
+    // A directory without a journal is left as it was (no lock file).
+    locate::journal(dir)?;
+    let report = journal::repair(dir)?;
     let mut text = String::new();
     match report.sealed_segment {
         Some(segment) => put!(
@@ -229,6 +232,7 @@ pub fn repair(dir: &Path) -> Outcome {
 
 /// Runs `kekbit prune`.
 pub fn prune(dir: &Path, before: u64) -> Outcome {
+    locate::journal(dir)?;
     let report = journal::prune(dir, before)?;
     let mut text = String::new();
     put!(

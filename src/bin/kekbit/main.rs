@@ -1,11 +1,14 @@
 //! `kekbit`: append to, inspect, follow, verify, repair and prune kekbit journals.
 //!
-//! Installed with `cargo install --path . --features cli`. Every error is one line on
-//! standard error naming the file and the reason, with a non-zero exit status.
+//! Installed with `cargo install --locked --path . --features cli`. Every error is one line
+//! on standard error naming the file and the reason, with the exit status of its condition
+//! (the table in [`status::TABLE`]).
 
 mod append;
 mod inspect;
+mod locate;
 mod output;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +17,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// Append to, inspect, follow, verify, repair and prune kekbit journals.
 #[derive(Parser)]
-#[command(name = "kekbit", version, about, long_about = None)]
+#[command(name = "kekbit", version, about, long_about = None, after_help = status::TABLE)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,10 +57,14 @@ enum Command {
     Tail {
         /// The journal's directory.
         dir: PathBuf,
-        /// First sequence number to print (default: the last ten records).
-        #[arg(long)]
+        /// First sequence number to print (default: the journal's last records, see --lines).
+        #[arg(long, conflicts_with = "lines")]
         from: Option<u64>,
-        /// Keep following the journal.
+        /// How many of the last records to print first.
+        #[arg(short = 'n', long, value_name = "N", default_value_t = 10)]
+        lines: u64,
+        /// Keep following the journal; stops when interrupted or when the reader of standard
+        /// output goes away.
         #[arg(long)]
         follow: bool,
         /// Output format.
@@ -67,7 +74,7 @@ enum Command {
     /// Check every record of every segment and the chain linking them; `record bytes` are
     /// the bytes the valid records occupy, framing included. Exit status: 0 clean,
     /// 1 torn tail only (recoverable, nothing acknowledged lost), 2 corruption or a
-    /// missing/foreign segment, 3 not a journal or unreadable.
+    /// missing/foreign segment, 3 not a journal (see `kekbit --help`).
     Verify {
         /// The journal's directory.
         dir: PathBuf,
@@ -102,7 +109,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Help and version go to standard output and are no failure.
+            return ExitCode::from(if e.use_stderr() { status::USAGE } else { 0 });
+        }
+    };
     let outcome = match cli.command {
         Command::Append(args) => append::run(&args),
         Command::Dump {
@@ -114,9 +128,15 @@ fn main() -> ExitCode {
         Command::Tail {
             dir,
             from,
+            lines,
             follow,
             format,
-        } => output::tail(&dir, from, follow, format),
+        } => output::tail(
+            &dir,
+            from.map_or(output::Start::Last(lines), output::Start::At),
+            follow,
+            format,
+        ),
         Command::Verify { dir, json } => inspect::verify(&dir, json),
         Command::Stats { dir, json } => inspect::stats(&dir, json),
         Command::Repair { dir } => inspect::repair(&dir),
@@ -144,12 +164,6 @@ impl Failure {
             message: message.to_string().replace('\n', " "),
             code,
         }
-    }
-}
-
-impl<E: std::error::Error> From<E> for Failure {
-    fn from(e: E) -> Failure {
-        Failure::new(e, 1)
     }
 }
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 use kekbit::journal::{self, JournalReader, RecoveryMode};
 use kekbit::replay::{self, CorruptRange, Decision, Replay, ReplayError};
 
-use crate::{Failure, Format, Outcome};
+use crate::status::{DAMAGED, FAILED, OK, USAGE};
+use crate::{locate, Failure, Format, Outcome};
 
 /// Writes one record in `format`.
 pub fn write_record(
@@ -120,7 +121,15 @@ impl<W: Write> Replay for Printer<'_, W> {
 /// Runs `kekbit dump`: every readable record from `from` to `to`; damaged ranges are
 /// skipped, reported on standard error, and make the exit status 2.
 pub fn dump(dir: &Path, from: Option<u64>, to: Option<u64>, format: Format) -> Outcome {
-    // Also refuses a directory that holds no journal.
+    if let (Some(from), Some(to)) = (from, to) {
+        if from > to {
+            return Err(Failure::new(
+                format!("--from {from} is after --to {to}: the range holds no record"),
+                USAGE,
+            ));
+        }
+    }
+    locate::journal(dir)?;
     let stats = journal::stats(dir)?;
     let from = from.unwrap_or(stats.first_sequence.unwrap_or(0));
     let stdout = io::stdout();
@@ -135,32 +144,47 @@ pub fn dump(dir: &Path, from: Option<u64>, to: Option<u64>, format: Format) -> O
         Ok(_) => {}
         Err(ReplayError::Application { source, .. }) => match source.downcast_ref::<Stop>() {
             Some(Stop::Past) => {}
-            Some(Stop::Output(e)) if closed_pipe(e) => return Ok(0),
-            _ => return Err(Failure::new(source, 1)),
+            Some(Stop::Output(e)) if closed_pipe(e) => return Ok(OK),
+            _ => return Err(Failure::new(source, FAILED)),
         },
         Err(e) => return Err(e.into()),
     }
     let damaged = printer.damaged;
     match out.flush() {
         Err(e) if !closed_pipe(&e) => {
-            return Err(Failure::new(format!("writing to standard output: {e}"), 1))
+            return Err(Failure::new(
+                format!("writing to standard output: {e}"),
+                FAILED,
+            ))
         }
         _ => {}
     }
-    Ok(if damaged > 0 { 2 } else { 0 })
+    Ok(if damaged > 0 { DAMAGED } else { OK })
 }
 
-/// Runs `kekbit tail`: records from `from` (default: the last ten), then, with `follow`,
-/// new ones as they are appended, until interrupted.
-pub fn tail(dir: &Path, from: Option<u64>, follow: bool, format: Format) -> Outcome {
-    // Also refuses a directory that holds no journal.
+/// Where `tail` starts.
+pub enum Start {
+    /// At this sequence number.
+    At(u64),
+    /// At the last this many records (all of them if the journal holds fewer).
+    Last(u64),
+}
+
+/// Runs `kekbit tail`: records from `start`, then, with `follow`, new ones as they are
+/// appended, until interrupted or until the reader of standard output goes away.
+pub fn tail(dir: &Path, start: Start, follow: bool, format: Format) -> Outcome {
+    locate::journal(dir)?;
     let stats = journal::stats(dir)?;
     let first = stats.first_sequence.unwrap_or(0);
-    let from = from.unwrap_or_else(|| {
-        stats
+    let from = match start {
+        Start::At(seq) => seq,
+        Start::Last(count) => stats
             .last_sequence
-            .map_or(first, |last| last.saturating_sub(9).max(first))
-    });
+            .map_or(first, |last| (last + 1).saturating_sub(count).max(first)),
+    };
+    if follow {
+        exit_when_output_closes();
+    }
     let mut reader = JournalReader::open(dir, from)?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
@@ -176,19 +200,50 @@ pub fn tail(dir: &Path, from: Option<u64>, follow: bool, format: Format) -> Outc
                     write_record(&mut out, format, seq, record).and_then(|()| out.flush())
                 {
                     if closed_pipe(&e) {
-                        return Ok(0);
+                        return Ok(OK);
                     }
-                    return Err(Failure::new(format!("writing to standard output: {e}"), 1));
+                    return Err(Failure::new(
+                        format!("writing to standard output: {e}"),
+                        FAILED,
+                    ));
                 }
             }
             Ok(None) if follow => {}
-            Ok(None) => return Ok(0),
-            Err(e @ kekbit::journal::JournalError::Corrupt { .. }) => {
-                return Err(Failure::new(e, 2))
-            }
+            Ok(None) => return Ok(OK),
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Ends the process (status 0) as soon as the reader of standard output goes away, even
+/// while `tail --follow` waits for records and so writes nothing that could fail: a thread
+/// waits in poll(2) for the error or hang-up condition of standard output, which a pipe
+/// reports once its reading end is closed. Terminals and files never report it.
+fn exit_when_output_closes() {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let spawned = std::thread::Builder::new()
+        .name("stdout-watch".into())
+        .spawn(|| {
+            let stdout = io::stdout();
+            loop {
+                let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+                match poll(&mut fds, None) {
+                    Ok(_) => {
+                        let revents = fds[0].revents();
+                        if revents.intersects(PollFlags::ERR | PollFlags::HUP) {
+                            std::process::exit(i32::from(OK));
+                        }
+                        if revents.contains(PollFlags::NVAL) {
+                            return;
+                        }
+                    }
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+    // Without the thread, `tail --follow` still stops at its next write.
+    drop(spawned);
 }
 
 #[cfg(test)]
