@@ -1,7 +1,7 @@
 //! The crate's only `unsafe` code: mapping channel files, the publish/acquire protocol on
-//! record headers, the writer's staging area, and the system calls std lacks: `fallocate(2)`
-//! and the open-file-description locks of `fcntl(2)` (a writer's lock, and a liveness probe
-//! that takes no lock).
+//! record headers, the writer's staging area, and the system calls std lacks: `fallocate(2)`,
+//! `lseek(2)`'s `SEEK_DATA`/`SEEK_HOLE` (to skip a file's holes) and the open-file-description
+//! locks of `fcntl(2)` (a writer's lock, and a liveness probe that takes no lock).
 //!
 //! Channel memory is only ever reached through a raw pointer that no Rust reference covered:
 //! mappings are held as `memmap2::MmapRaw`, which hands out raw pointers and never a slice, and
@@ -524,6 +524,39 @@ impl io::Write for Staging<'_> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// The first stretch of `file` within the file offsets `[from, to)` that may hold data, as
+/// `(start, end)`, found with `lseek(SEEK_DATA)` and `lseek(SEEK_HOLE)`: holes (never
+/// written, never allocated) are skipped without reading, or mapping, a byte of them. `None`
+/// when only holes remain. Where the file system cannot tell, all of `[from, to)` may hold
+/// data. Moves the file's offset, which the crate never uses (it reads with `pread`).
+pub(crate) fn next_data(file: &File, from: u64, to: u64) -> Option<(u64, u64)> {
+    use std::os::fd::AsRawFd;
+    if from >= to {
+        return None;
+    }
+    let seek = |at: u64, whence: libc::c_int| {
+        let at = libc::off_t::try_from(at).ok()?;
+        // SAFETY: plain system call on a descriptor that `file` keeps open for the duration of
+        // the call; no memory is passed.
+        let found = unsafe { libc::lseek(file.as_raw_fd(), at, whence) };
+        Some(u64::try_from(found).map_err(|_| io::Error::last_os_error()))
+    };
+    let start = match seek(from, libc::SEEK_DATA) {
+        Some(Ok(start)) => start,
+        // Nothing but holes from `from` to the end of the file.
+        Some(Err(e)) if e.raw_os_error() == Some(libc::ENXIO) => return None,
+        _ => return Some((from, to)),
+    };
+    if start >= to {
+        return None;
+    }
+    let end = match seek(start, libc::SEEK_HOLE) {
+        Some(Ok(end)) if end > start => end.min(to),
+        _ => to,
+    };
+    Some((start, end))
 }
 
 /// Takes a writer's lock on `file` without blocking: an exclusive open-file-description lock

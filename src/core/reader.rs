@@ -524,19 +524,26 @@ impl ShmReader {
     /// when all is zero: how far written bytes reach past a channel's valid records. Also
     /// `from` while a writer holds the channel: bytes past its records are in flight, not
     /// left behind, and some of them are being copied in with plain stores, which must not
-    /// be read concurrently.
+    /// be read concurrently. Only the stretches of the file that may hold data are read: its
+    /// holes, never written, are skipped unread, so that the scan costs what the file holds,
+    /// not what its header claims (a sparse file claiming a terabyte holds little).
     pub(crate) fn written_extent(&self, from: u64) -> u64 {
         if self.writer_alive() {
             return from;
         }
-        let capacity = self.chan.header.capacity();
+        let base = HEADER_LEN as u64;
+        let to = base + self.chan.header.capacity();
         let mut end = from;
-        let mut at = from;
-        while at + 8 <= capacity {
-            if self.chan.map.load_acquire(HEADER_LEN + at as usize) != 0 {
-                end = at + 8;
+        let mut next = base + from;
+        while let Some((start, stop)) = self.chan.data_after(next, to) {
+            let mut at = start.next_multiple_of(8).max(next);
+            while at + 8 <= stop {
+                if self.chan.map.load_acquire(at as usize) != 0 {
+                    end = at + 8 - base;
+                }
+                at += 8;
             }
-            at += 8;
+            next = stop;
         }
         end
     }
@@ -549,6 +556,12 @@ impl Channel {
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The first stretch of file offsets within `[from, to)` that may hold data (see
+    /// `mmap::next_data`).
+    fn data_after(&self, from: u64, to: u64) -> Option<(u64, u64)> {
+        crate::mmap::next_data(&self.file, from, to)
     }
 
     pub(crate) fn load_live(&self, offset: usize) -> u64 {
