@@ -74,6 +74,21 @@ fn each_message_names_what_was_given_and_what_to_do() {
     let segment = display(segment_path(&empty_segment, 1));
     every_command(&empty_segment, 3, &[&segment, "0 bytes", "segment header"]);
 
+    // A segment with its header but cut short: the same message and status everywhere.
+    let (_cut_tmp, cut) = temp_journal(3, 4096);
+    let file = segment_path(&cut, 1);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(200)
+        .unwrap();
+    for sub in ["verify", "dump", "stats"] {
+        run(sub, &cut, &[])
+            .expect_code(2)
+            .expect_one_line_error(&[&display(&file), "truncated: 200 bytes"]);
+    }
+
     let store = tmp.path().join("store");
     build_journal(&store.join("journal"), 3, 4096);
     fs::create_dir(store.join("snapshots")).unwrap();

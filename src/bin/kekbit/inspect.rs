@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use kekbit::journal::{self, VerifyStatus};
+use kekbit::journal::{self, JournalError, VerifyStatus};
 
 use crate::output::json_string;
 use crate::status::FAILED;
@@ -58,7 +58,15 @@ pub fn verify(dir: &Path, json: bool) -> Outcome {
             bar.set_position(done);
         }
     };
-    let report = journal::verify(dir, &mut progress)?;
+    let report = match journal::verify(dir, &mut progress) {
+        // Segment files are there (locate found headers) but none reads: fail with the
+        // error that names the file, as dump, tail and stats do.
+        Err(e @ JournalError::NotAJournal { .. }) => {
+            journal::stats(dir)?;
+            return Err(e.into());
+        }
+        result => result?,
+    };
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
