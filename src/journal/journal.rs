@@ -2,17 +2,17 @@
 //! syncs under a durability policy with group commit, and prunes old segments.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::appender::Appender;
 use super::flusher::IntervalFlusher;
 use super::helper::{Helper, SegmentSpec};
 use super::recovery;
 use super::segment;
-use super::sync::{GroupCommit, Turn};
+use super::shared::{Shared, Wait};
+use super::sync::GroupCommit;
 use super::{
     AppendError, Durability, JournalError, JournalOptions, JournalReader, OpenReport, Prefault,
     PruneReport,
@@ -21,36 +21,6 @@ use super::{
 /// Name of the file whose OS lock marks the journal's single writer. The lock, not the
 /// file, is what counts: it disappears with the process that held it.
 pub(crate) const LOCK_FILE: &str = "kekbit.lock";
-
-/// How long a sync leader waits at most for the threads its last sync served to append
-/// again (group commit).
-const GATHER_MAX: Duration = Duration::from_micros(50);
-
-/// How long a sync may be waited for.
-#[derive(Clone, Copy)]
-enum Wait {
-    Forever,
-    /// Until the deadline, which is the timeout asked from now.
-    Until(Instant, Duration),
-}
-
-impl Wait {
-    fn new(timeout: Duration) -> Wait {
-        match Instant::now().checked_add(timeout) {
-            Some(deadline) => Wait::Until(deadline, timeout),
-            None => Wait::Forever,
-        }
-    }
-}
-
-struct Shared {
-    dir: PathBuf,
-    options: JournalOptions,
-    appender: Mutex<Appender>,
-    commit: GroupCommit,
-    report: OpenReport,
-    _lock: File,
-}
 
 /// An append-only log of records with global sequence numbers, stored as a chain of
 /// fixed-capacity segments (channels of [`crate::core`]) in one directory.
@@ -203,7 +173,10 @@ impl Journal {
     /// ```
     pub fn append(&self, record: &[u8]) -> Result<u64, AppendError> {
         let seq = self.append_deferred(record)?;
-        self.apply_policy(seq)?;
+        // `seq` was just appended: no need for `apply_policy`'s check (and its lock).
+        if self.policy_syncs(seq) {
+            self.shared.sync_through(seq + 1, Wait::Forever)?;
+        }
         Ok(seq)
     }
 
@@ -545,107 +518,6 @@ pub(crate) fn lock_journal(dir: &Path) -> Result<File, JournalError> {
             action: "locking the journal",
             source,
         }),
-    }
-}
-
-impl Shared {
-    fn appender(&self) -> MutexGuard<'_, Appender> {
-        self.appender.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Refuses a sequence number not appended yet (a poisoned journal is reported as such
-    /// first). Sequence numbers only grow, so a sync for one that passes this ends.
-    fn check_appended(&self, seq: u64) -> Result<(), AppendError> {
-        let appender = self.appender();
-        if appender.poisoned {
-            return Err(AppendError::Poisoned {
-                dir: self.dir.clone(),
-            });
-        }
-        if seq >= appender.next_seq {
-            return Err(AppendError::NotAppended {
-                dir: self.dir.clone(),
-                requested: seq,
-                next: appender.next_seq,
-            });
-        }
-        Ok(())
-    }
-
-    /// Returns once records `[0, target)` are durable: leads a sync or waits for the one in
-    /// progress (group commit). Returns the number of durable records. `target` must not
-    /// exceed the records appended (see [`Shared::check_appended`]).
-    fn sync_through(&self, target: u64, wait: Wait) -> Result<u64, AppendError> {
-        let deadline = match wait {
-            Wait::Forever => None,
-            Wait::Until(deadline, _) => Some(deadline),
-        };
-        loop {
-            match self.commit.wait_for(target, deadline) {
-                Turn::Durable(n) => return Ok(n),
-                Turn::Poisoned => {
-                    return Err(AppendError::Poisoned {
-                        dir: self.dir.clone(),
-                    })
-                }
-                Turn::TimedOut(durable) => {
-                    return Err(AppendError::Timeout {
-                        dir: self.dir.clone(),
-                        sequence: target - 1,
-                        durable,
-                        timeout: match wait {
-                            Wait::Until(_, timeout) => timeout,
-                            Wait::Forever => Duration::MAX,
-                        },
-                    })
-                }
-                Turn::Lead => {}
-            }
-            // Let the threads the last sync served append again before this one takes the
-            // snapshot of what to sync (they come back within microseconds), so that this
-            // sync covers as many of them: wait, yielding, until as many records as there
-            // were threads are pending, for at most GATHER_MAX. A leader that appends alone
-            // never waits: its own record is pending.
-            let (durable, group) = self.commit.progress();
-            if group > 1 {
-                let since = Instant::now();
-                while self.appender().next_seq < durable + group && since.elapsed() < GATHER_MAX {
-                    thread::yield_now();
-                }
-            }
-            let (work, upto) = {
-                let mut appender = self.appender();
-                if appender.poisoned {
-                    self.commit.finish(None);
-                    continue;
-                }
-                appender.sync_work()
-            };
-            // Sealed segments first, oldest first, then the active one: a record after a
-            // rollover is never durable before the seal that leads to it.
-            let failed = work.iter().find_map(|u| {
-                let synced = if u.sealed {
-                    u.handle.sync_sealed(u.position)
-                } else {
-                    u.handle.sync(u.position)
-                };
-                synced.err().map(|e| (u.path.clone(), e))
-            });
-            if let Some((segment, source)) = failed {
-                let mut appender = self.appender();
-                appender.poisoned = true;
-                self.commit.finish(None);
-                appender.helper.retire(work);
-                return Err(AppendError::SyncFailed { segment, source });
-            }
-            // Wake the waiters first; then release the work. Only sealed segments' mappings
-            // are worth handing to the background thread (unmapping costs time); the active
-            // segment's handle is just another reference to a mapping that stays.
-            self.commit.finish(Some(upto));
-            if work.iter().any(|u| u.sealed) {
-                self.appender().helper.retire(work);
-            }
-        }
     }
 }
 

@@ -40,6 +40,7 @@ mod reader;
 mod recovery;
 mod report;
 mod segment;
+mod shared;
 mod sync;
 
 pub use durability::ParseDurabilityError;
