@@ -55,7 +55,7 @@ pub(crate) use create::{
     create_dir_durable, fsync_directory, make_dir_durable, mark_durable, sync_directory,
 };
 pub(crate) use frame::frame_len;
-pub(crate) use header::CHECKED_LEN;
+pub(crate) use header::{CHECKED_LEN, OFF_CLOSED_AT, OFF_DURABLE_WATERMARK};
 pub(crate) use pretouch::AHEAD as PREFAULT_WINDOW;
 pub(crate) use reader::{read_header, Peek};
 pub(crate) use writer::{resume_for_seal, shm_writer_pending, Populate, SyncHandle};

@@ -10,8 +10,8 @@ use super::helper::SegmentSpec;
 use super::segment::{self, Link};
 use super::{DroppedRange, JournalError, OpenReport, RecoveryMode};
 use crate::core::{
-    frame_len, mark_durable, resume_for_seal, EncoderHandler, Header, ReadError, Reader, ShmReader,
-    ShmWriter,
+    frame_len, mark_durable, resume_for_seal, ChannelError, EncoderHandler, Header, ReadError,
+    Reader, ShmReader, ShmWriter, HEADER_LEN, OFF_CLOSED_AT, OFF_DURABLE_WATERMARK,
 };
 use crate::fault::{self, IoOp};
 
@@ -172,6 +172,38 @@ fn durable_seal(dir: &Path, id: u64) -> Option<(u32, u64)> {
     (reader.durable_position() >= at + frame_len(trailer.len() as u32)).then_some((checksum, next))
 }
 
+/// Whether segment `id`, whose header could not be read (`error`), is one whose link was
+/// torn: its header fails only its checksum (a process killed while the checksummed part was
+/// rewritten in place, at step 2 of a rollover), nothing was ever published in it (its first
+/// record word, durable watermark and seal locator are zero: records are appended only once
+/// the link is complete), and only segments prepared ahead (pending) follow it. Such a segment
+/// holds no record, acknowledged or not.
+fn torn_link(dir: &Path, ids: &[u64], id: u64, error: &JournalError) -> bool {
+    use std::os::unix::fs::FileExt;
+    if !matches!(
+        error,
+        JournalError::Channel(ChannelError::HeaderChecksumMismatch { .. })
+    ) {
+        return false;
+    }
+    let later_pending = ids
+        .iter()
+        .filter(|&&later| later > id)
+        .all(|&later| matches!(segment::header(dir, later), Ok(h) if h.is_pending()));
+    if !later_pending {
+        return false;
+    }
+    let Ok(file) = File::open(segment::segment_path(dir, id)) else {
+        return false;
+    };
+    let mut head = [0u8; HEADER_LEN + 8];
+    if file.read_exact_at(&mut head, 0).is_err() {
+        return false;
+    }
+    let zero = |at: usize| head[at..at + 8].iter().all(|&b| b == 0);
+    zero(OFF_DURABLE_WATERMARK) && zero(OFF_CLOSED_AT) && zero(HEADER_LEN)
+}
+
 /// Bytes written in segment `id` from data-area offset `from` on (0 if unreadable).
 fn written_after(dir: &Path, id: u64, from: u64) -> u64 {
     ShmReader::open(segment::segment_path(dir, id))
@@ -263,8 +295,15 @@ fn plan(dir: &Path) -> Result<Plan, JournalError> {
                 plan.remove.push((id, false));
                 continue;
             }
-            // An unreadable header is damage, never a crash's leftover: a header is written
-            // whole (one sector) and synced before its segment is named.
+            // Killed while the header was rewritten in place to link the segment (a rollover,
+            // or the open that created it): nothing was ever appended to it.
+            Err(e) if torn_link(dir, &ids, id, &e) => {
+                cut = true;
+                plan.remove.push((id, true));
+                continue;
+            }
+            // Any other unreadable header is damage, never a crash's leftover: a header is
+            // written whole (one sector) and synced before its segment is named.
             Err(e) => return Err(e),
         };
         if header.writer_id() != plan.journal_id {
