@@ -125,7 +125,7 @@ fn hostile_cases(scratch: &Path) -> Vec<(&'static str, Files)> {
         ),
         (
             "newer format version",
-            one(patched(&clean, |h| put_u16(h, 8, 2))),
+            one(patched(&clean, |h| put_u16(h, 8, 3))),
         ),
         (
             "unknown flags",

@@ -222,7 +222,7 @@ fn unknown_tick_units_flags_and_header_lengths_are_invalid_headers() {
         );
     }
     // Bit 0 is the journal's "pending" flag; every other bit is unknown in version 1.
-    for flags in [2u32, 0x8000_0000] {
+    for flags in [4u32, 0x10, 0x8000_0000, 0x0300] {
         invalid_header(
             tampered(|b| {
                 put_u32(b, 44, flags);

@@ -49,6 +49,8 @@ fn durable_appends_write_back_the_new_pages_and_the_header_now_and_then() {
     let journal = Journal::options()
         .segment_capacity(1 << 20)
         .max_record_len(1024)
+        // No resynchronisation marks: every record then takes exactly its frame.
+        .resync_marks(0)
         .durability(Durability::EveryRecord)
         .open(dir.path())
         .unwrap();

@@ -831,10 +831,11 @@ fn judge(p: &Pristine, case: &Case, outcome: &Outcome) -> Vec<(Promise, String)>
                     let last = report.corrupt_ranges.last();
                     for s in (0..n).filter(|s| !r.seqs.contains(s)) {
                         let covered = report.corrupt_ranges.iter().any(|c| {
-                            (c.first_sequence_lost..c.first_sequence_lost + c.records_lost)
+                            (c.first_sequence_lost
+                                ..c.first_sequence_lost + c.records_lost.unwrap_or(0))
                                 .contains(&s)
                         }) || last.is_some_and(|c| {
-                            c.records_lost == 0
+                            c.records_lost.is_none()
                                 && c.segment == SEGMENTS as u64
                                 && s >= c.first_sequence_lost
                         });

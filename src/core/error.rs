@@ -221,6 +221,20 @@ pub enum ReadError {
         /// Checksum of the bytes found.
         computed: u32,
     },
+    /// A resynchronisation mark verified at its position, but names another count of
+    /// records before it than the reader counted, or another key than the channel's: the
+    /// records between the previous mark and this one are not the ones written.
+    #[error("{}: resynchronisation mark at offset {position} says {ordinal} records precede it, but {expected} were read (or its key is not the channel's)", path.display())]
+    MarkMismatch {
+        /// The channel's file.
+        path: PathBuf,
+        /// Data-area offset of the mark.
+        position: u64,
+        /// Records before it, as the mark says.
+        ordinal: u64,
+        /// Records before it, as the reader counted.
+        expected: u64,
+    },
     /// The record header's length exceeds the channel's maximum for its kind.
     #[error("{}: record at offset {position} claims {len} bytes, more than the maximum {max}", path.display())]
     InvalidLength {
@@ -272,6 +286,7 @@ impl ReadError {
         matches!(
             self,
             ReadError::ChecksumMismatch { .. }
+                | ReadError::MarkMismatch { .. }
                 | ReadError::InvalidLength { .. }
                 | ReadError::OutOfBounds { .. }
                 | ReadError::UnknownKind { .. }
@@ -289,6 +304,7 @@ impl ReadError {
         match self {
             ReadError::Closed { position, .. }
             | ReadError::Timeout { position, .. }
+            | ReadError::MarkMismatch { position, .. }
             | ReadError::ChecksumMismatch { position, .. }
             | ReadError::InvalidLength { position, .. }
             | ReadError::OutOfBounds { position, .. }

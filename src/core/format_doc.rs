@@ -95,11 +95,13 @@ fn kinds_table_matches_code() {
             ("0", "end of data"),
             ("1", "data"),
             ("2", "closing marker"),
-            ("3-15", "reserved")
+            ("3", "resynchronisation mark"),
+            ("4-15", "reserved")
         ]
     );
     assert_eq!(Kind::Data as u32, 1);
     assert_eq!(Kind::Closed as u32, 2);
+    assert_eq!(Kind::Mark as u32, 3);
 }
 
 #[test]
@@ -113,6 +115,10 @@ fn constants_table_matches_code() {
         ("MAX_TRAILER_LEN", MAX_TRAILER_LEN as u64),
         ("MAX_RECORD_LEN", u64::from(MAX_RECORD_LEN)),
         ("MIN_CAPACITY", MIN_CAPACITY),
+        ("MARK_LEN", super::header::MARK_LEN as u64),
+        ("DEFAULT_MARK_SHIFT", u64::from(DEFAULT_MARK_SHIFT)),
+        ("MIN_MARK_SHIFT", u64::from(MIN_MARK_SHIFT)),
+        ("MAX_MARK_SHIFT", u64::from(MAX_MARK_SHIFT)),
         ("MAX_CAPACITY", MAX_CAPACITY),
     ];
     let doc: Vec<(String, u64)> = table("### Constants")

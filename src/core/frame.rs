@@ -2,7 +2,7 @@
 
 use crc32fast::Hasher;
 
-use super::header::HEADER_LEN;
+use super::header::{HEADER_LEN, MARK_LEN};
 use crate::mmap::{Published, ReadMap};
 
 /// Records start at data-area offsets that are multiples of this.
@@ -66,6 +66,8 @@ pub(crate) enum Kind {
     Data = 1,
     /// The closing marker: the writer will write nothing more.
     Closed = 2,
+    /// A resynchronisation mark (version 2): the number of data records before it.
+    Mark = 3,
 }
 
 /// The kind named by a header word, if it is a known one.
@@ -73,6 +75,7 @@ pub(crate) fn kind_of(word: u64) -> Option<Kind> {
     match (word as u32) >> LEN_BITS {
         1 => Some(Kind::Data),
         2 => Some(Kind::Closed),
+        3 => Some(Kind::Mark),
         _ => None,
     }
 }
@@ -201,6 +204,9 @@ pub(crate) enum Frame<'a> {
     Data { payload: &'a [u8], len: u64 },
     /// The verified closing marker and its trailer.
     Closed { trailer: &'a [u8], checksum: u32 },
+    /// A verified resynchronisation mark: the number of data records before it in the
+    /// channel, and its key (the header's writer id).
+    Mark { ordinal: u64, key: u64 },
 }
 
 /// Why the bytes at a position are not a valid record.
@@ -222,6 +228,8 @@ pub(crate) enum Defect {
 pub(crate) struct Limits {
     pub(crate) capacity: u64,
     pub(crate) max_record_len: u32,
+    /// Whether the channel carries resynchronisation marks (a mark anywhere else is damage).
+    pub(crate) marks: bool,
 }
 
 /// The verified data record at data-area offset `position` (8-aligned, `<= capacity -
@@ -283,9 +291,12 @@ pub(crate) fn decode<'a>(
             limits.capacity - TRAILER_RESERVE,
         ),
         k if k == Kind::Closed as u32 => (MAX_TRAILER_LEN as u64, limits.capacity),
+        k if k == Kind::Mark as u32 && limits.marks => {
+            (MARK_LEN as u64, limits.capacity - TRAILER_RESERVE)
+        }
         _ => return Err(Defect::UnknownKind { word }),
     };
-    if u64::from(len) > max {
+    if u64::from(len) > max || (kind == Kind::Mark as u32 && len as usize != MARK_LEN) {
         return Err(Defect::Length { len, max });
     }
     let end = position + RECORD_HEADER_LEN as u64 + u64::from(len);
@@ -300,6 +311,12 @@ pub(crate) fn decode<'a>(
         Ok(Frame::Data {
             payload,
             len: frame_len(len),
+        })
+    } else if kind == Kind::Mark as u32 {
+        let (ordinal, key) = payload.split_at(8);
+        Ok(Frame::Mark {
+            ordinal: crate::le::get_u64(ordinal, 0),
+            key: crate::le::get_u64(key, 0),
         })
     } else {
         Ok(Frame::Closed {

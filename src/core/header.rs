@@ -28,7 +28,36 @@ pub const MAGIC: [u8; 8] = *b"\x89KEKBIT\n";
 /// use kekbit::core::{Header, TickUnit, FORMAT_VERSION};
 /// assert_eq!(Header::new(1, 1, 4096, 64, 10, TickUnit::Secs).format_version(), FORMAT_VERSION);
 /// ```
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest on-disk format version this crate reads (kekbit 0.4's).
+///
+/// ```
+/// assert_eq!(kekbit::core::OLDEST_FORMAT_VERSION, 1);
+/// ```
+pub const OLDEST_FORMAT_VERSION: u16 = 1;
+/// Payload bytes of a resynchronisation mark: its ordinal and its key (docs/FORMAT.md,
+/// "Resynchronisation marks").
+pub(crate) const MARK_LEN: usize = 16;
+/// log2 of the mark block journal segments use unless configured: 32 KiB.
+///
+/// ```
+/// assert_eq!(1u32 << kekbit::core::DEFAULT_MARK_SHIFT, 32 * 1024);
+/// ```
+pub const DEFAULT_MARK_SHIFT: u8 = 15;
+/// The smallest mark block, as log2 of its size in bytes (512 bytes).
+///
+/// ```
+/// use kekbit::core::{Header, TickUnit, MIN_MARK_SHIFT};
+/// assert!(Header::new(1, 1, 4096, 64, 10, TickUnit::Secs).with_resync_marks(MIN_MARK_SHIFT - 1).is_err());
+/// ```
+pub const MIN_MARK_SHIFT: u8 = 9;
+/// The largest mark block, as log2 of its size in bytes (1 GiB).
+///
+/// ```
+/// use kekbit::core::{Header, TickUnit, MAX_MARK_SHIFT};
+/// assert!(Header::new(1, 1, 4096, 64, 10, TickUnit::Secs).with_resync_marks(MAX_MARK_SHIFT).is_ok());
+/// ```
+pub const MAX_MARK_SHIFT: u8 = 30;
 /// The smallest data-area capacity a channel may have.
 ///
 /// ```
@@ -72,12 +101,19 @@ pub(crate) const OFF_DURABLE_WATERMARK: usize = 96;
 pub(crate) const OFF_HEARTBEAT: usize = 104;
 /// Offset of the live closing-marker locator: data-area offset of the marker plus one.
 pub(crate) const OFF_CLOSED_AT: usize = 112;
+/// Offset of the live `voided_from` word (version 2, reserved for tail truncation): zero
+/// unless records were voided. Not read by this version (docs/FORMAT.md).
 #[cfg(test)]
-const OFF_RESERVED: usize = 120;
+const OFF_VOIDED_FROM: usize = 120;
 /// Bytes of the header fixed at creation (or at linking) and covered by its checksum.
 pub(crate) const CHECKED_LEN: usize = 96;
 /// Flag bit: a journal segment prepared ahead of need and not yet linked into its journal.
 const FLAG_PENDING: u32 = 1;
+/// Flag bit (version 2): the data area may hold bytes of the file's earlier life.
+const FLAG_RECYCLED: u32 = 1 << 1;
+/// Flags bits holding the mark shift (version 2).
+const MARK_SHIFT_BITS: u32 = 8;
+const MARK_SHIFT_MASK: u32 = 0xff << MARK_SHIFT_BITS;
 
 /// Every header field as (name, offset, size), in file order.
 #[cfg(test)]
@@ -101,7 +137,7 @@ pub(crate) const FIELDS: &[(&str, usize, usize)] = &[
     ("durable_watermark", OFF_DURABLE_WATERMARK, 8),
     ("heartbeat", OFF_HEARTBEAT, 8),
     ("closed_at", OFF_CLOSED_AT, 8),
-    ("reserved", OFF_RESERVED, 8),
+    ("voided_from", OFF_VOIDED_FROM, 8),
 ];
 
 /// The metadata of a channel, fixed by its writer at creation: identity, size limits, time
@@ -135,6 +171,8 @@ pub struct Header {
     previous_channel_id: u64,
     previous_checksum: u32,
     pending: bool,
+    recycled: bool,
+    mark_shift: u8,
 }
 
 impl Header {
@@ -175,6 +213,8 @@ impl Header {
             previous_channel_id: 0,
             previous_checksum: 0,
             pending: false,
+            recycled: false,
+            mark_shift: 0,
         }
     }
 
@@ -292,7 +332,7 @@ impl Header {
     ///
     /// ```
     /// # use kekbit::core::{Header, TickUnit};
-    /// assert_eq!(Header::new(5, 2, 4096, 64, 10, TickUnit::Secs).format_version(), 1);
+    /// assert_eq!(Header::new(5, 2, 4096, 64, 10, TickUnit::Secs).format_version(), kekbit::core::FORMAT_VERSION);
     /// ```
     pub fn format_version(&self) -> u16 {
         self.format_version
@@ -347,6 +387,43 @@ impl Header {
     /// ```
     pub fn is_pending(&self) -> bool {
         self.pending
+    }
+
+    /// log2 of the channel's mark block, or 0 when it carries no resynchronisation marks
+    /// (docs/FORMAT.md, "Resynchronisation marks"). Journal segments have marks; plain
+    /// channels do not unless [`with_resync_marks`](Header::with_resync_marks) asked.
+    ///
+    /// ```
+    /// # use kekbit::core::{Header, TickUnit};
+    /// let header = Header::new(5, 2, 1 << 20, 64, 10, TickUnit::Secs);
+    /// assert_eq!(header.mark_shift(), 0);
+    /// assert_eq!(header.with_resync_marks(12).unwrap().mark_shift(), 12);
+    /// ```
+    pub fn mark_shift(&self) -> u8 {
+        self.mark_shift
+    }
+
+    /// The same header, with a resynchronisation mark at the first record of every block
+    /// of `2^shift` bytes of the data area: a reader that meets a damaged record can resume
+    /// at the next block, and a seek verifies at most about one block of records. `shift` is
+    /// 0 (no marks) or from [`MIN_MARK_SHIFT`] to [`MAX_MARK_SHIFT`]; anything else is
+    /// refused, naming the value given.
+    ///
+    /// ```
+    /// # use kekbit::core::{Header, TickUnit};
+    /// let header = Header::new(5, 2, 1 << 20, 64, 10, TickUnit::Secs);
+    /// assert!(header.clone().with_resync_marks(15).is_ok());
+    /// assert!(header.with_resync_marks(3).is_err());
+    /// ```
+    pub fn with_resync_marks(mut self, shift: u8) -> Result<Header, String> {
+        if shift != 0 && !(MIN_MARK_SHIFT..=MAX_MARK_SHIFT).contains(&shift) {
+            return Err(format!(
+                "mark block shift {shift} is neither 0 (no marks) nor in \
+                 {MIN_MARK_SHIFT}..={MAX_MARK_SHIFT} (512 bytes to 1 GiB)"
+            ));
+        }
+        self.mark_shift = shift;
+        Ok(self)
     }
 
     /// Marks the header as pending (see [`is_pending`](Header::is_pending)).
@@ -423,11 +500,14 @@ impl Header {
         put_u64(&mut b, OFF_CHANNEL_ID, self.channel_id);
         put_u64(&mut b, OFF_CAPACITY, self.capacity);
         put_u32(&mut b, OFF_MAX_RECORD_LEN, self.max_record_len);
-        put_u32(
-            &mut b,
-            OFF_FLAGS,
-            if self.pending { FLAG_PENDING } else { 0 },
-        );
+        let mut flags = u32::from(self.mark_shift) << MARK_SHIFT_BITS;
+        if self.pending {
+            flags |= FLAG_PENDING;
+        }
+        if self.recycled {
+            flags |= FLAG_RECYCLED;
+        }
+        put_u32(&mut b, OFF_FLAGS, flags);
         put_u64(&mut b, OFF_TIMEOUT, self.timeout);
         put_u64(&mut b, OFF_CREATION_TIME, self.creation_time);
         put_u64(&mut b, OFF_DATA_VERSION, self.data_version);
@@ -452,7 +532,7 @@ impl Header {
             return Err(HeaderDefect::Magic { found: magic });
         }
         let format_version = get_u16(bytes, OFF_VERSION);
-        if format_version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&format_version) {
             return Err(HeaderDefect::Version {
                 found: format_version,
             });
@@ -469,9 +549,21 @@ impl Header {
             )));
         }
         let flags = get_u32(bytes, OFF_FLAGS);
-        if flags & !FLAG_PENDING != 0 {
+        let known = if format_version == 1 {
+            FLAG_PENDING
+        } else {
+            FLAG_PENDING | FLAG_RECYCLED | MARK_SHIFT_MASK
+        };
+        if flags & !known != 0 {
             return Err(HeaderDefect::Field(format!(
-                "unknown flags {flags:#x} are set"
+                "unknown flags {:#x} are set (format version {format_version})",
+                flags & !known
+            )));
+        }
+        let mark_shift = ((flags & MARK_SHIFT_MASK) >> MARK_SHIFT_BITS) as u8;
+        if mark_shift != 0 && !(MIN_MARK_SHIFT..=MAX_MARK_SHIFT).contains(&mark_shift) {
+            return Err(HeaderDefect::Field(format!(
+                "mark block shift {mark_shift} is outside {MIN_MARK_SHIFT}..={MAX_MARK_SHIFT}"
             )));
         }
         let tick_id = get_u32(bytes, OFF_TICK_UNIT);
@@ -491,6 +583,8 @@ impl Header {
             previous_channel_id: get_u64(bytes, OFF_PREVIOUS_CHANNEL_ID),
             previous_checksum: get_u32(bytes, OFF_PREVIOUS_CHECKSUM),
             pending: flags & FLAG_PENDING != 0,
+            recycled: flags & FLAG_RECYCLED != 0,
+            mark_shift,
         };
         header.check_limits().map_err(HeaderDefect::Field)?;
         Ok(header)

@@ -30,6 +30,7 @@ mod handler;
 mod header;
 mod pretouch;
 mod reader;
+mod seek;
 mod tick;
 mod timeout;
 mod writer;
@@ -45,7 +46,10 @@ pub use frame::{
 pub use handler::{
     ChainedHandler, Encodable, EncoderHandler, Handler, SequenceHandler, TimestampHandler,
 };
-pub use header::{Header, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_CAPACITY, MIN_CAPACITY};
+pub use header::{
+    Header, DEFAULT_MARK_SHIFT, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_CAPACITY, MAX_MARK_SHIFT,
+    MIN_CAPACITY, MIN_MARK_SHIFT, OLDEST_FORMAT_VERSION,
+};
 pub use reader::{shm_reader, try_shm_reader, Reader, Records, ShmReader};
 pub use tick::TickUnit;
 pub use timeout::TimeoutReader;
@@ -58,4 +62,5 @@ pub(crate) use frame::frame_len;
 pub(crate) use header::{CHECKED_LEN, OFF_CLOSED_AT, OFF_DURABLE_WATERMARK};
 pub(crate) use pretouch::AHEAD as PREFAULT_WINDOW;
 pub(crate) use reader::{read_header, Peek};
+pub(crate) use seek::SeekStop;
 pub(crate) use writer::{resume_for_seal, shm_writer_pending, Populate, SyncHandle};

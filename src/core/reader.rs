@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::frame::{self, Binder, Defect, Frame, Limits};
+use super::header::MARK_LEN;
 use super::header::{
     HeaderDefect, FORMAT_VERSION, HEADER_LEN, OFF_CLOSED_AT, OFF_DURABLE_WATERMARK,
 };
@@ -91,20 +92,23 @@ pub(crate) enum Peek {
 
 /// The mapped channel: what a reader and its iterator share immutably.
 pub(crate) struct Channel {
-    map: ReadMap,
+    pub(super) map: ReadMap,
     file: File,
-    path: PathBuf,
-    header: Header,
+    pub(super) path: PathBuf,
+    pub(super) header: Header,
     binder: Binder,
     limits: Limits,
 }
 
 /// A reader's mutable state.
 pub(crate) struct Cursor {
-    position: u64,
+    pub(crate) position: u64,
+    /// Data records before `position` in the channel (what a resynchronisation mark there
+    /// must say).
+    pub(crate) ordinal: u64,
     durable_only: bool,
     durable: u64,
-    closed: Option<(u64, Vec<u8>, u32)>,
+    pub(super) closed: Option<(u64, Vec<u8>, u32)>,
     pub(crate) watch: Option<Watch>,
 }
 
@@ -253,7 +257,9 @@ impl ShmReader {
         let limits = Limits {
             capacity: header.capacity(),
             max_record_len: header.max_record_len(),
+            marks: header.mark_shift() != 0,
         };
+
         Ok(ShmReader {
             chan: Channel {
                 binder: Binder::new(header.channel_id()),
@@ -265,6 +271,7 @@ impl ShmReader {
             },
             cursor: Cursor {
                 position: 0,
+                ordinal: 0,
                 durable_only: false,
                 durable: 0,
                 closed: None,
@@ -421,35 +428,6 @@ impl ShmReader {
         frame::kind_of(word) == Some(frame::Kind::Closed)
     }
 
-    /// Steps over the data record at the reader's position without verifying its payload's
-    /// checksum: for seeking past records that will not be returned. Only a published data
-    /// record whose length is within the channel's limits is stepped over (and, for a
-    /// durable-only reader, only a durable one); anything else returns `false` and is left
-    /// for `try_read` to judge. A damaged length cannot make a later record read wrongly:
-    /// checksums bind records to their positions, so a record read at a wrong position
-    /// fails its checksum.
-    pub(crate) fn skip_unverified(&mut self) -> bool {
-        if self.cursor.closed.is_some() {
-            return false;
-        }
-        let position = self.cursor.position;
-        let word = self.chan.map.load_acquire(HEADER_LEN + position as usize);
-        if frame::kind_of(word) != Some(frame::Kind::Data) {
-            return false;
-        }
-        let len = frame::len_of(word);
-        let end = position + frame::frame_len(len);
-        let limit = self.chan.header.capacity() - frame::TRAILER_RESERVE;
-        if len > self.chan.header.max_record_len() || end > limit {
-            return false;
-        }
-        if !self.cursor.visible(&self.chan, end) {
-            return false;
-        }
-        self.cursor.position = end;
-        true
-    }
-
     /// Whether something other than a closing marker is published at the reader's position
     /// (a data record, or damage for `try_read` to report), whatever the durable-only
     /// setting: from one acquire load of its header word, `!at_closing_marker() && !at_end()`.
@@ -568,11 +546,40 @@ impl Channel {
         self.map.load_acquire(offset)
     }
 
-    fn durable_watermark(&self) -> u64 {
+    /// Bytes of storage the file really occupies (its allocated blocks): what bounds a scan
+    /// of a file that may be sparse. The whole file when that cannot be told.
+    pub(super) fn allocated_bytes(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        self.file
+            .metadata()
+            .map_or(self.header.file_len(), |m| m.blocks().saturating_mul(512))
+    }
+
+    pub(super) fn durable_watermark(&self) -> u64 {
         self.map.load_acquire(OFF_DURABLE_WATERMARK)
     }
 
-    fn frame_at(&self, position: u64) -> Result<Frame<'_>, ReadError> {
+    /// Checks a verified mark at `position` against the reader's count of records before it
+    /// and the channel's key.
+    pub(crate) fn check_mark(
+        &self,
+        position: u64,
+        ordinal: u64,
+        key: u64,
+        expected: u64,
+    ) -> Result<(), ReadError> {
+        if ordinal == expected && key == self.header.writer_id() {
+            return Ok(());
+        }
+        Err(ReadError::MarkMismatch {
+            path: self.path.clone(),
+            position,
+            ordinal,
+            expected,
+        })
+    }
+
+    pub(crate) fn frame_at(&self, position: u64) -> Result<Frame<'_>, ReadError> {
         frame::decode(&self.map, &self.binder, self.limits, position)
             .map_err(|defect| self.damage(position, defect))
     }
@@ -611,7 +618,7 @@ impl Channel {
 impl Cursor {
     /// Whether the bytes up to `end` may be returned under the durable-only setting.
     #[inline]
-    fn visible(&mut self, chan: &Channel, end: u64) -> bool {
+    pub(super) fn visible(&mut self, chan: &Channel, end: u64) -> bool {
         if !self.durable_only || end <= self.durable {
             return true;
         }
@@ -636,6 +643,7 @@ pub(crate) fn step<'a>(
                 return Ok(None);
             }
             cursor.position = position + len;
+            cursor.ordinal += 1;
             if let Some(watch) = &mut cursor.watch {
                 watch.progress();
             }
@@ -654,8 +662,23 @@ fn step_other<'a>(chan: &'a Channel, cursor: &mut Cursor) -> Result<Option<&'a [
             position,
         });
     }
-    let position = cursor.position;
-    match chan.frame_at(position)? {
+    let mut position = cursor.position;
+    let mut frame = chan.frame_at(position)?;
+    // A resynchronisation mark is checked and stepped over: never returned, never counted.
+    // Two marks never follow each other, but damage could chain them: the loop is bounded
+    // by the data area all the same, since every step moves forward.
+    while let Frame::Mark { ordinal, key } = frame {
+        chan.check_mark(position, ordinal, key, cursor.ordinal)?;
+        let end = position + frame::frame_len(MARK_LEN as u32);
+        if !cursor.visible(chan, end) {
+            return Ok(None);
+        }
+        cursor.position = end;
+        position = end;
+        frame = chan.frame_at(position)?;
+    }
+    match frame {
+        Frame::Mark { .. } => unreachable!("marks are stepped over above"),
         Frame::End => {
             if let Some(watch) = &mut cursor.watch {
                 watch.idle(chan, position)?;
@@ -667,6 +690,7 @@ fn step_other<'a>(chan: &'a Channel, cursor: &mut Cursor) -> Result<Option<&'a [
                 return Ok(None);
             }
             cursor.position += len;
+            cursor.ordinal += 1;
             if let Some(watch) = &mut cursor.watch {
                 watch.progress();
             }
@@ -696,21 +720,34 @@ pub(crate) fn seek(
     if !target.is_multiple_of(frame::RECORD_ALIGN) {
         return Err(InvalidPosition::Unaligned { position: target });
     }
-    // Walk from the nearest known record start at or before the target.
-    let mut at = if target >= cursor.position {
-        cursor.position
+    // Walk from the nearest known record start at or before the target, verifying and
+    // counting every record on the way.
+    let (mut at, mut ordinal) = if target >= cursor.position {
+        (cursor.position, cursor.ordinal)
     } else {
-        0
+        (0, 0)
     };
     while at < target {
         match chan.frame_at(at) {
+            Ok(Frame::Mark { ordinal: said, key }) => {
+                if let Err(cause) = chan.check_mark(at, said, key, ordinal) {
+                    return Err(InvalidPosition::BeyondDamage {
+                        position: target,
+                        cause: Box::new(cause),
+                    });
+                }
+                at += frame::frame_len(MARK_LEN as u32);
+            }
             Ok(Frame::Data { len, .. }) if at + len > target => {
                 return Err(InvalidPosition::NotRecordStart {
                     position: target,
                     record_start: at,
                 });
             }
-            Ok(Frame::Data { len, .. }) => at += len,
+            Ok(Frame::Data { len, .. }) => {
+                at += len;
+                ordinal += 1;
+            }
             Ok(Frame::End | Frame::Closed { .. }) => {
                 return Err(InvalidPosition::Unavailable {
                     position: target,
@@ -726,6 +763,7 @@ pub(crate) fn seek(
         }
     }
     cursor.position = target;
+    cursor.ordinal = ordinal;
     if cursor.closed.as_ref().is_some_and(|(p, _, _)| *p != target) {
         cursor.closed = None;
     }

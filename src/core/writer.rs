@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::create::create_channel;
 use super::frame::{self, Binder, Kind, MAX_TRAILER_LEN, RECORD_HEADER_LEN, TRAILER_RESERVE};
-use super::header::{HEADER_LEN, OFF_CLOSED_AT, OFF_DURABLE_WATERMARK, OFF_HEARTBEAT};
+use super::header::{HEADER_LEN, MARK_LEN, OFF_CLOSED_AT, OFF_DURABLE_WATERMARK, OFF_HEARTBEAT};
 use super::pretouch::{Pretoucher, AHEAD};
 use super::reader::read_header;
 use super::{ChannelError, Encodable, EncoderHandler, Handler, Header, WriteError};
@@ -114,6 +114,22 @@ pub struct ShmWriter<H: Handler> {
     state: State,
     handler: H,
     pretoucher: Option<Pretoucher>,
+    /// Data records written so far (what the next resynchronisation mark says).
+    ordinal: u64,
+    /// The data-area offset from which the next record is preceded by a mark (`u64::MAX`
+    /// when the channel has none): the start of the block after the last mark's.
+    next_mark: u64,
+}
+
+/// Bytes a resynchronisation mark occupies.
+const MARK_FRAME: u64 = RECORD_HEADER_LEN as u64 + MARK_LEN as u64;
+
+/// Where the first mark of a channel with this header goes: block 0 needs none.
+fn first_mark(header: &Header) -> u64 {
+    match header.mark_shift() {
+        0 => u64::MAX,
+        shift => 1 << shift,
+    }
 }
 
 /// Creates a channel under `root` as described by `header` (its file is
@@ -169,6 +185,8 @@ fn create_writer<H: Handler>(
         handler,
         pretoucher: None,
         path,
+        ordinal: 0,
+        next_mark: first_mark(header),
         header: header.clone(),
     })
 }
@@ -267,6 +285,9 @@ pub(crate) fn resume_for_seal(
         state: State::Open,
         handler: EncoderHandler,
         pretoucher: None,
+        // Only a closing marker is written: no record, so no mark.
+        ordinal: 0,
+        next_mark: u64::MAX,
         header,
     })
 }
@@ -572,6 +593,22 @@ impl<H: Handler> ShmWriter<H> {
         Ok(checksum)
     }
 
+    /// Publishes a resynchronisation mark at `at` (the record after it is staged, not yet
+    /// published) and moves the next mark to the following block.
+    fn write_mark(&mut self, at: u64) {
+        let mut payload = [0u8; MARK_LEN];
+        payload[..8].copy_from_slice(&self.ordinal.to_le_bytes());
+        payload[8..].copy_from_slice(&self.header.writer_id().to_le_bytes());
+        let offset = HEADER_LEN + at as usize;
+        let mut stage = self.map.stage(offset + RECORD_HEADER_LEN, MARK_LEN);
+        std::io::Write::write_all(&mut stage, &payload).expect("the mark was given room");
+        let meta = frame::meta(Kind::Mark, MARK_LEN as u32);
+        let crc = self.binder.checksum(at, meta, &payload);
+        self.map.store_release(offset, frame::word(meta, crc));
+        let shift = self.header.mark_shift();
+        self.next_mark = ((at >> shift) + 1) << shift;
+    }
+
     /// Publishes the closing marker (there is always room: the trailer reserve).
     fn write_closing(&mut self, trailer: &[u8]) -> u32 {
         let position = self.position;
@@ -610,11 +647,19 @@ impl<H: Handler> Writer for ShmWriter<H> {
     #[inline]
     fn write<D: Encodable + ?Sized>(&mut self, data: &D) -> Result<u64, WriteError> {
         self.check_writable()?;
-        let position = self.position;
-        let available = self.limit - position;
+        // The first record starting in a new mark block is preceded by a mark
+        // (docs/FORMAT.md, "Resynchronisation marks").
+        let mark_at = self.position;
+        let needs_mark = mark_at >= self.next_mark;
+        let position = if needs_mark {
+            mark_at + MARK_FRAME
+        } else {
+            mark_at
+        };
+        let available = self.limit.saturating_sub(position);
         let room = available.saturating_sub(RECORD_HEADER_LEN as u64);
         let limit = room.min(u64::from(self.header.max_record_len())) as usize;
-        let offset = HEADER_LEN + position as usize;
+        let offset = HEADER_LEN + position.min(self.limit) as usize;
         let mut stage = self.map.stage(offset + RECORD_HEADER_LEN, limit);
         let encoded = self
             .handler
@@ -642,8 +687,12 @@ impl<H: Handler> Writer for ShmWriter<H> {
         }
         let meta = frame::meta(Kind::Data, len);
         let crc = self.binder.checksum(position, meta, stage.written());
+        if needs_mark {
+            self.write_mark(mark_at);
+        }
         self.map.store_release(offset, frame::word(meta, crc));
-        self.position += frame::frame_len(len);
+        self.position = position + frame::frame_len(len);
+        self.ordinal += 1;
         self.handler.committed();
         if let Some(p) = &mut self.pretoucher {
             p.advance(HEADER_LEN as u64 + self.position);

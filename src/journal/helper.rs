@@ -22,6 +22,8 @@ pub(crate) struct SegmentSpec {
     pub(crate) capacity: u64,
     pub(crate) max_record_len: u32,
     pub(crate) prefault: Prefault,
+    /// log2 of the resynchronisation mark block (0: no marks).
+    pub(crate) mark_shift: u8,
 }
 
 impl SegmentSpec {
@@ -36,7 +38,11 @@ impl SegmentSpec {
         id: u64,
         ahead: bool,
     ) -> Result<ShmWriter<EncoderHandler>, ChannelError> {
-        let header = segment::new_header(self.journal_id, id, self.capacity, self.max_record_len);
+        let header =
+            segment::new_header(self, id).map_err(|reason| ChannelError::InvalidConfig {
+                path: crate::core::storage_path(&self.dir, id),
+                reason,
+            })?;
         let populate = match (self.prefault, ahead) {
             (Prefault::Whole, true) => Populate::Whole,
             (Prefault::Whole, false) => Populate::Ahead {

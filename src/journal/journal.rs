@@ -99,9 +99,10 @@ impl Journal {
             capacity: options.segment_capacity,
             max_record_len: options.max_record_len_bytes(),
             prefault: options.prefault,
+            mark_shift: options.mark_shift,
         };
-        let sample = segment::new_header(0, 1, spec.capacity, spec.max_record_len);
-        if let Err(reason) = sample.check_limits() {
+        let sample = segment::new_header(&spec, 1);
+        if let Err(reason) = sample.and_then(|h| h.check_limits()) {
             return Err(JournalError::InvalidOptions {
                 dir: dir.to_path_buf(),
                 reason,

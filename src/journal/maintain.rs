@@ -28,6 +28,12 @@ pub struct Problem {
     pub offset: Option<u64>,
     /// What is wrong.
     pub reason: String,
+    /// Sequence number of the first record lost to a damaged record, when it is one.
+    pub first_sequence_lost: Option<u64>,
+    /// Records lost to a damaged record (`first_sequence_lost` onwards), when known:
+    /// reading resumed at the segment's next resynchronisation mark, or the segment's seal
+    /// names where its records end.
+    pub records_lost: Option<u64>,
 }
 
 /// The verdict of [`verify`].
@@ -220,6 +226,7 @@ pub fn verify(
             path: path.clone(),
             offset,
             reason,
+            ..Problem::default()
         };
         report.segments += 1;
         done += file_len(&path);
@@ -230,11 +237,12 @@ pub fn verify(
                     path: segment::segment_path(dir, prev + 1),
                     offset: None,
                     reason: format!("segment {} is missing", prev + 1),
+                    ..Problem::default()
                 });
                 previous = None;
             }
         }
-        let found = match scan(dir, id) {
+        let mut found = match scan(dir, id) {
             Ok(found) => {
                 readable += 1;
                 found
@@ -270,12 +278,35 @@ pub fn verify(
                 }
             }
         }
+        let durable = found.reader.durable_position();
+        let torn = |position| is_last && position >= durable;
+        // Past each damaged record (not in a torn tail), reading resumes at the segment's
+        // next resynchronisation mark, and the records lost in between are reported exactly.
+        while let Stop::Open {
+            position,
+            damage: Some(e),
+        } = &found.stop
+        {
+            if torn(*position) {
+                break;
+            }
+            let first_lost = base + found.reader.ordinal();
+            let Some(resumed) = found.reader.resync() else {
+                break;
+            };
+            report.problems.push(Problem {
+                first_sequence_lost: Some(first_lost),
+                records_lost: Some(resumed.resumed - resumed.first_lost),
+                ..problem(Some(*position), e.to_string())
+            });
+            found.stop = recovery::read_on(&mut found.reader, &mut found.records);
+        }
+        let end = base + found.reader.ordinal();
         if found.records > 0 {
             report.first_sequence.get_or_insert(base);
-            report.last_sequence = Some(base + found.records - 1);
+            report.last_sequence = Some(end - 1);
         }
         report.records += found.records;
-        let end = base + found.records;
         match found.stop {
             Stop::Sealed { trailer, checksum } => {
                 report.record_bytes += found.reader.position();
@@ -287,8 +318,7 @@ pub fn verify(
             Stop::Open { position, damage } => {
                 report.record_bytes += position;
                 let extent = found.reader.written_extent(position);
-                let durable = found.reader.durable_position();
-                if is_last && position >= durable {
+                if torn(position) {
                     if !report.writer_active {
                         report.torn_tail_bytes = extent - position;
                     }
@@ -300,7 +330,16 @@ pub fn verify(
                         ),
                         (None, false) => "segment is not sealed but another follows it".into(),
                     };
-                    report.problems.push(problem(Some(position), why));
+                    let first_lost = base + found.reader.ordinal();
+                    let sealed = found.reader.located_closing();
+                    let records_lost = sealed
+                        .and_then(|(_, trailer, _)| segment::parse_trailer(&trailer).ok()?)
+                        .map(|next| next.saturating_sub(first_lost));
+                    report.problems.push(Problem {
+                        first_sequence_lost: damage.is_some().then_some(first_lost),
+                        records_lost: records_lost.filter(|_| damage.is_some()),
+                        ..problem(Some(position), why)
+                    });
                 }
                 previous = Some((id, end, None, header.writer_id()));
             }

@@ -120,6 +120,7 @@ pub struct JournalOptions {
     /// `None` unless set: 1 with preallocation, none without.
     pub(crate) segments_ahead: Option<usize>,
     pub(crate) prefault: Prefault,
+    pub(crate) mark_shift: u8,
 }
 
 /// The most segments [`JournalOptions::segments_ahead`] accepts.
@@ -147,7 +148,40 @@ impl JournalOptions {
             preallocate: true,
             segments_ahead: None,
             prefault: Prefault::Ahead,
+            mark_shift: crate::core::DEFAULT_MARK_SHIFT,
         }
+    }
+
+    /// The block size of the resynchronisation marks of new segments, as its log2: a mark
+    /// precedes the first record of every block of `2^shift` bytes (docs/FORMAT.md,
+    /// "Resynchronisation marks"). After damage, reading resumes at the next mark, so one
+    /// damaged byte costs about one block of records; a seek verifies about one block of
+    /// records. Smaller blocks lose less and seek faster, for 24 bytes per block. From
+    /// [`MIN_MARK_SHIFT`](crate::core::MIN_MARK_SHIFT) (512 bytes) to
+    /// [`MAX_MARK_SHIFT`](crate::core::MAX_MARK_SHIFT), or 0 for none (damage then costs
+    /// the rest of its segment, and a seek verifies every record before its target).
+    /// Defaults to [`DEFAULT_MARK_SHIFT`](crate::core::DEFAULT_MARK_SHIFT), 32 KiB.
+    ///
+    /// ```
+    /// use kekbit::journal::Journal;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = Journal::options().resync_marks(12).open(dir.path()).unwrap();
+    /// # drop(journal);
+    /// assert!(Journal::options().resync_marks(5).open(dir.path()).is_err());
+    /// ```
+    pub fn resync_marks(mut self, shift: u8) -> JournalOptions {
+        self.mark_shift = shift;
+        self
+    }
+
+    /// The log2 of the mark block new segments get (see
+    /// [`resync_marks`](JournalOptions::resync_marks)).
+    ///
+    /// ```
+    /// assert_eq!(kekbit::journal::JournalOptions::new().resync_mark_shift(), 15);
+    /// ```
+    pub fn resync_mark_shift(&self) -> u8 {
+        self.mark_shift
     }
 
     /// Size of each segment's data area in bytes. Defaults to 64 MiB. Applies to segments

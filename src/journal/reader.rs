@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::segment::{self, Link};
 use super::JournalError;
-use crate::core::{ChannelError, Peek, ReadError, Reader, ShmReader};
+use crate::core::{ChannelError, Peek, ReadError, Reader, SeekStop, ShmReader};
 
 /// The segment being read.
 struct Current {
@@ -336,19 +336,20 @@ impl JournalReader {
                 self.check_unsealed_end()?;
                 return Ok(true);
             }
-            // Seeking: step over records by their lengths, without checksumming payloads
-            // that will not be returned.
-            if current.reader.skip_unverified() {
-                self.next_seq += 1;
-                continue;
-            }
-            match current.reader.try_read() {
-                Ok(Some(_)) => self.next_seq += 1,
-                Ok(None) => {
+            // Seeking: every record passed is verified, from the last resynchronisation
+            // mark before the target where the segment has marks (docs/FORMAT.md).
+            let base = current.reader.header().base_sequence();
+            let stop = current.reader.seek_ordinal(self.skip_until - base);
+            self.next_seq = base + current.reader.ordinal();
+            match stop {
+                Ok(SeekStop::Reached) => {}
+                Ok(SeekStop::Short) => {
+                    if current.reader.at_closing_marker() {
+                        continue;
+                    }
                     self.check_unsealed_end()?;
                     return Ok(false);
                 }
-                Err(ReadError::Closed { .. }) => {}
                 Err(source) => return Err(JournalError::Corrupt { source }),
             }
         }
@@ -532,6 +533,30 @@ impl JournalReader {
             durable: current.reader.durable_position(),
             is_last,
         }))
+    }
+
+    /// After a read reported damage inside the current segment, resumes at the segment's
+    /// next resynchronisation mark (docs/FORMAT.md): returns the sequence numbers lost,
+    /// `first..resumed` (only those at or after where the reader was asked to start), and
+    /// the data-area offset where reading resumes. `None` when no mark follows (the segment
+    /// has none, or none after the damage within the data that is safe to scan).
+    pub(crate) fn resync(&mut self) -> Option<(u64, u64, u64)> {
+        let current = self.current.as_mut()?;
+        let resynced = current.reader.resync()?;
+        let base = current.reader.header().base_sequence();
+        let first = (base + resynced.first_lost).max(self.skip_until);
+        let resumed = base + resynced.resumed;
+        self.next_seq = resumed;
+        Some((first, resumed.max(first), resynced.position))
+    }
+
+    /// The first sequence number after the current segment, if its seal can be found
+    /// without reading it (through the header's locator): how far the records lost to
+    /// damage with no later mark reach.
+    pub(crate) fn sealed_end(&self) -> Option<u64> {
+        let current = self.current.as_ref()?;
+        let (_, trailer, _) = current.reader.located_closing()?;
+        segment::parse_trailer(&trailer).ok().flatten()
     }
 
     /// Gives up the rest of the current (damaged) segment and moves to the start of the

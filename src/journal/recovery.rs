@@ -43,36 +43,42 @@ pub(crate) struct Scan {
 pub(crate) fn scan(dir: &Path, id: u64) -> Result<Scan, JournalError> {
     let mut reader = ShmReader::open(segment::segment_path(dir, id))?;
     let mut records = 0;
-    let stop = loop {
-        match reader.try_read() {
-            Ok(Some(_)) => records += 1,
-            Ok(None) => {
-                break Stop::Open {
-                    position: reader.position(),
-                    damage: None,
-                }
-            }
-            Err(ReadError::Closed { .. }) => {
-                let (trailer, checksum) = reader.closing().expect("closed reader has a marker");
-                break Stop::Sealed {
-                    trailer: trailer.to_vec(),
-                    checksum,
-                };
-            }
-            Err(e) => {
-                break Stop::Open {
-                    position: reader.position(),
-                    damage: Some(e),
-                }
-            }
-        }
-    };
+    let stop = read_on(&mut reader, &mut records);
     Ok(Scan {
         header: reader.header().clone(),
         reader,
         records,
         stop,
     })
+}
+
+/// Reads a segment on from the reader's position, counting valid records into `records`,
+/// up to its seal, the end of its data or damage.
+pub(crate) fn read_on(reader: &mut ShmReader, records: &mut u64) -> Stop {
+    loop {
+        match reader.try_read() {
+            Ok(Some(_)) => *records += 1,
+            Ok(None) => {
+                return Stop::Open {
+                    position: reader.position(),
+                    damage: None,
+                }
+            }
+            Err(ReadError::Closed { .. }) => {
+                let (trailer, checksum) = reader.closing().expect("closed reader has a marker");
+                return Stop::Sealed {
+                    trailer: trailer.to_vec(),
+                    checksum,
+                };
+            }
+            Err(e) => {
+                return Stop::Open {
+                    position: reader.position(),
+                    damage: Some(e),
+                }
+            }
+        }
+    }
 }
 
 /// Removes temporary files left by creators that died (those nobody holds locked).

@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use super::helper::SegmentSpec;
 use super::JournalError;
 use crate::core::{read_header, storage_path, Header, TickUnit};
 
@@ -95,15 +96,16 @@ pub(crate) fn header(dir: &Path, id: u64) -> Result<Header, JournalError> {
 }
 
 /// The header of a new segment of journal `journal_id`.
-pub(crate) fn new_header(journal_id: u64, id: u64, capacity: u64, max_record_len: u32) -> Header {
+pub(crate) fn new_header(spec: &SegmentSpec, id: u64) -> Result<Header, String> {
     Header::new(
-        journal_id,
+        spec.journal_id,
         id,
-        capacity,
-        max_record_len,
+        spec.capacity,
+        spec.max_record_len,
         0,
         TickUnit::Millis,
     )
+    .with_resync_marks(spec.mark_shift)
 }
 
 /// The trailer of a sealing marker whose successor starts at `next_base`.

@@ -220,7 +220,7 @@ where
                 offset: d.offset,
                 length: d.length,
                 first_sequence_lost: d.first_sequence_lost,
-                records_lost: 0,
+                records_lost: None,
                 reason: d.reason.clone(),
             }));
         // Now that the state is restored without them, set rejected snapshots aside (renamed,

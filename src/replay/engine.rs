@@ -20,7 +20,7 @@ use crate::journal::{JournalError, JournalReader, RecoveryMode};
 ///         Ok(())
 ///     }
 ///     fn damaged(&mut self, range: &CorruptRange) -> Decision {
-///         eprintln!("skipping {} records: {}", range.records_lost, range.reason);
+///         eprintln!("skipping {:?} records from {}: {}", range.records_lost, range.first_sequence_lost, range.reason);
 ///         Decision::Skip
 ///     }
 /// }
@@ -178,6 +178,26 @@ pub fn replay<R: Replay>(
                     return Err(damage.into());
                 }
                 let first_lost = reader.next_sequence();
+                // Inside the segment, reading resumes at the next resynchronisation mark;
+                // never in a torn tail, which recovery cuts whatever follows it.
+                if !torn {
+                    if let Some((first, resumed, position)) = reader.resync() {
+                        if resumed > first {
+                            let range = CorruptRange {
+                                segment: at.segment,
+                                path: at.path,
+                                offset: at.offset,
+                                length: position - at.offset,
+                                first_sequence_lost: first,
+                                records_lost: Some(resumed - first),
+                                reason: damage.to_string(),
+                            };
+                            skip(target, &mut report, range)?;
+                        }
+                        continue;
+                    }
+                }
+                let sealed_end = reader.sealed_end();
                 let next = reader.skip_segment()?;
                 let range = CorruptRange {
                     segment: at.segment,
@@ -185,7 +205,9 @@ pub fn replay<R: Replay>(
                     offset: at.offset,
                     length: at.extent.saturating_sub(at.offset),
                     first_sequence_lost: first_lost,
-                    records_lost: records_before(next, first_lost),
+                    records_lost: next
+                        .or(sealed_end)
+                        .map(|end| end.saturating_sub(first_lost)),
                     reason: damage.to_string(),
                 };
                 skip(target, &mut report, range)?;
@@ -208,7 +230,7 @@ pub fn replay<R: Replay>(
                     path,
                     offset: 0,
                     first_sequence_lost: first_lost,
-                    records_lost: records_before(next, first_lost),
+                    records_lost: next.map(|base| base.saturating_sub(first_lost)),
                     reason: damage.to_string(),
                 };
                 skip(target, &mut report, range)?;
@@ -219,13 +241,6 @@ pub fn replay<R: Replay>(
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-/// Records from `first_lost` up to `next`, the first sequence number of the segment where
-/// reading resumes (none when nothing follows). The reader resumes only at a segment whose
-/// base is not below `first_lost`; saturating all the same, as `next` was read from disk.
-fn records_before(next: Option<u64>, first_lost: u64) -> u64 {
-    next.map_or(0, |base| base.saturating_sub(first_lost))
 }
 
 /// Asks the application about a damaged range the replay is about to skip, and records it;

@@ -10,7 +10,7 @@ use crate::snapshot::Rejected;
 /// ```
 /// use kekbit::replay::CorruptRange;
 /// let range = CorruptRange::default();
-/// assert_eq!(range.records_lost, 0);
+/// assert_eq!(range.records_lost, None);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -21,13 +21,16 @@ pub struct CorruptRange {
     pub path: PathBuf,
     /// Data-area offset where the damage starts.
     pub offset: u64,
-    /// Bytes given up: from the damage to the end of what was written in the segment.
+    /// Bytes given up: from the damage to the resynchronisation mark where reading resumed,
+    /// or to the end of what was written in the segment when none followed.
     pub length: u64,
     /// Sequence number of the first record lost.
     pub first_sequence_lost: u64,
-    /// Records lost (known from the next segment's first sequence number; 0 when the damage
-    /// is at the end of the journal, where the count cannot be known).
-    pub records_lost: u64,
+    /// Records lost: sequence numbers `first_sequence_lost..first_sequence_lost +
+    /// records_lost`. Known exactly from the mark where reading resumed, the damaged
+    /// segment's seal, or the next segment's first sequence number; `None` when none of
+    /// them can be read (damage at the end of the journal with no seal after it).
+    pub records_lost: Option<u64>,
     /// What is wrong, as reported by the reader.
     pub reason: String,
 }

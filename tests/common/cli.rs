@@ -39,6 +39,8 @@ pub const OFF_BASE_SEQUENCE: u64 = 72;
 pub const OFF_DURABLE_WATERMARK: u64 = 96;
 /// Record kind of a data record.
 pub const KIND_DATA: u32 = 1;
+/// Kind of a resynchronisation mark (docs/FORMAT.md, version 2).
+pub const KIND_MARK: u32 = 3;
 
 /// How long any single `kekbit` run may take before the test fails instead of hanging.
 pub const RUN_LIMIT: Duration = Duration::from_secs(30);
@@ -515,7 +517,8 @@ pub fn frames(path: &Path) -> Vec<Frame> {
             len: meta & 0x0fff_ffff,
         };
         found.push(frame);
-        if frame.kind != KIND_DATA {
+        // Resynchronisation marks (kind 3, version 2) are stepped over like records.
+        if frame.kind != KIND_DATA && frame.kind != KIND_MARK {
             break;
         }
         position += frame_len(frame.len as usize);

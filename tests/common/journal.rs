@@ -34,6 +34,8 @@ pub const TRAILER_RESERVE: u64 = 64;
 pub const KIND_DATA: u32 = 1;
 /// Kind of a closing marker.
 pub const KIND_CLOSED: u32 = 2;
+/// Kind of a resynchronisation mark (version 2).
+pub const KIND_MARK: u32 = 3;
 
 /// Bytes a record with a `len`-byte payload occupies: 8-byte header and payload, padded to 8.
 pub fn frame_len(len: usize) -> u64 {
@@ -207,6 +209,8 @@ pub struct SegmentHeader {
     pub max_record_len: u32,
     /// Bit 0 of `flags` (offset 44).
     pub pending: bool,
+    /// Bits 8 to 15 of `flags`: log2 of the resynchronisation mark block, 0 for none.
+    pub mark_shift: u32,
     /// `base_sequence` (offset 72).
     pub base_sequence: u64,
     /// `previous_channel_id` (offset 80).
@@ -240,6 +244,7 @@ pub fn read_header(path: &Path) -> SegmentHeader {
         capacity: le_u64(&bytes, 32),
         max_record_len: le_u32(&bytes, 40),
         pending: le_u32(&bytes, 44) & 1 == 1,
+        mark_shift: (le_u32(&bytes, 44) >> 8) & 0xff,
         base_sequence: le_u64(&bytes, 72),
         previous_id: le_u64(&bytes, 80),
         previous_checksum: le_u32(&bytes, 88),
@@ -286,6 +291,8 @@ pub struct Walk {
     pub header: SegmentHeader,
     /// (position, payload) of each valid data record, in order.
     pub records: Vec<(u64, Vec<u8>)>,
+    /// (position, ordinal) of each resynchronisation mark passed.
+    pub marks: Vec<(u64, u64)>,
     /// Data-area offset after the last valid data record.
     pub end: u64,
     /// What follows them.
@@ -318,6 +325,7 @@ pub fn walk_segment(path: &Path) -> Walk {
     let data = &data_area(path);
     let capacity = header.capacity;
     let mut records = Vec::new();
+    let mut marks = Vec::new();
     let mut at = 0u64;
     let stop = loop {
         if at + 8 > capacity {
@@ -334,6 +342,7 @@ pub fn walk_segment(path: &Path) -> Walk {
         let limit = match kind {
             KIND_DATA if len <= u64::from(header.max_record_len) => capacity - TRAILER_RESERVE,
             KIND_CLOSED if len <= 56 => capacity,
+            KIND_MARK if len == 16 && header.mark_shift != 0 => capacity - TRAILER_RESERVE,
             _ => break End::Invalid,
         };
         if at + 8 + len > limit {
@@ -350,12 +359,22 @@ pub fn walk_segment(path: &Path) -> Walk {
                 checksum: stored,
             };
         }
-        records.push((at, body.to_vec()));
+        if kind == KIND_MARK {
+            // A mark names the records before it and carries the journal id.
+            let ordinal = le_u64(body, 0);
+            if ordinal != records.len() as u64 || le_u64(body, 8) != header.journal_id {
+                break End::Invalid;
+            }
+            marks.push((at, ordinal));
+        } else {
+            records.push((at, body.to_vec()));
+        }
         at += frame_len(len as usize);
     };
     Walk {
         header,
         records,
+        marks,
         end: at,
         stop,
     }

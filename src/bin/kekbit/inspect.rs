@@ -83,11 +83,13 @@ pub fn verify(dir: &Path, json: bool) -> Outcome {
             .iter()
             .map(|p| {
                 format!(
-                    "{{\"segment\":{},\"path\":{},\"offset\":{},\"reason\":{}}}",
+                    "{{\"segment\":{},\"path\":{},\"offset\":{},\"reason\":{},\"first_sequence_lost\":{},\"records_lost\":{}}}",
                     p.segment,
                     json_string(&p.path.to_string_lossy()),
                     json_opt(p.offset),
-                    json_string(&p.reason)
+                    json_string(&p.reason),
+                    json_opt(p.first_sequence_lost),
+                    json_opt(p.records_lost)
                 )
             })
             .collect();
@@ -117,10 +119,20 @@ pub fn verify(dir: &Path, json: bool) -> Outcome {
         );
         put!(text, "corrupt ranges:  {}", report.problems.len());
         for p in &report.problems {
+            let lost = match (p.first_sequence_lost, p.records_lost) {
+                (Some(first), Some(0)) => format!(" (no record lost from sequence {first})"),
+                (Some(first), Some(n)) => {
+                    format!(" ({n} records lost: sequence {first} to {})", first + n - 1)
+                }
+                (Some(first), None) => {
+                    format!(" (records from sequence {first} on lost, how many is unknown)")
+                }
+                _ => String::new(),
+            };
             match p.offset {
                 Some(offset) => put!(
                     text,
-                    "  segment {} ({}) at offset {offset}: {}",
+                    "  segment {} ({}) at data offset {offset}: {}{lost}",
                     p.segment,
                     p.path.display(),
                     p.reason

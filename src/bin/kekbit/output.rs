@@ -104,14 +104,25 @@ impl<W: Write> Replay for Printer<'_, W> {
 
     fn damaged(&mut self, range: &CorruptRange) -> Decision {
         self.damaged += 1;
+        let lost = match range.records_lost {
+            Some(0) => "no record lost".to_string(),
+            Some(1) => format!("record {} lost", range.first_sequence_lost),
+            Some(n) => format!(
+                "{n} records lost, sequence {} to {}",
+                range.first_sequence_lost,
+                range.first_sequence_lost + n - 1
+            ),
+            None => format!(
+                "records from sequence {} on lost, how many is unknown (no seal or later \
+                 segment to count them by)",
+                range.first_sequence_lost
+            ),
+        };
         eprintln!(
-            "kekbit: {}: damaged record at offset {} ({} bytes to the end of the segment skipped, \
-             {} records lost from sequence {}): {}",
+            "kekbit: {}: damaged record at data offset {} ({} bytes skipped; {lost}): {}",
             range.path.display(),
             range.offset,
             range.length,
-            range.records_lost,
-            range.first_sequence_lost,
             range.reason
         );
         Decision::Skip
