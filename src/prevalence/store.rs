@@ -222,6 +222,7 @@ where
                 first_sequence_lost: d.first_sequence_lost,
                 records_lost: None,
                 reason: d.reason.clone(),
+                whole_segment: false,
             }));
         // Now that the state is restored without them, set rejected snapshots aside (renamed,
         // for inspection): otherwise a bad newest file would count among the kept snapshots,

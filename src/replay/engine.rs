@@ -191,6 +191,7 @@ pub fn replay<R: Replay>(
                                 first_sequence_lost: first,
                                 records_lost: Some(resumed - first),
                                 reason: damage.to_string(),
+                                whole_segment: false,
                             };
                             skip(target, &mut report, range)?;
                         }
@@ -209,6 +210,7 @@ pub fn replay<R: Replay>(
                         .or(sealed_end)
                         .map(|end| end.saturating_sub(first_lost)),
                     reason: damage.to_string(),
+                    whole_segment: false,
                 };
                 skip(target, &mut report, range)?;
                 if next.is_none() {
@@ -232,6 +234,7 @@ pub fn replay<R: Replay>(
                     first_sequence_lost: first_lost,
                     records_lost: next.map(|base| base.saturating_sub(first_lost)),
                     reason: damage.to_string(),
+                    whole_segment: true,
                 };
                 skip(target, &mut report, range)?;
                 if next.is_none() {

@@ -33,6 +33,9 @@ pub struct CorruptRange {
     pub records_lost: Option<u64>,
     /// What is wrong, as reported by the reader.
     pub reason: String,
+    /// Whether the whole segment was given up (it could not be opened, is missing, or does
+    /// not fit the chain), rather than the records from one damaged record on.
+    pub whole_segment: bool,
 }
 
 /// The snapshot a restore started from.

@@ -118,13 +118,22 @@ impl<W: Write> Replay for Printer<'_, W> {
                 range.first_sequence_lost
             ),
         };
-        eprintln!(
-            "kekbit: {}: damaged record at data offset {} ({} bytes skipped; {lost}): {}",
-            range.path.display(),
-            range.offset,
-            range.length,
-            range.reason
-        );
+        if range.whole_segment {
+            eprintln!(
+                "kekbit: {}: segment {} skipped whole ({lost}): {}",
+                range.path.display(),
+                range.segment,
+                range.reason
+            );
+        } else {
+            eprintln!(
+                "kekbit: {}: damaged record at data offset {} ({} bytes skipped; {lost}): {}",
+                range.path.display(),
+                range.offset,
+                range.length,
+                range.reason
+            );
+        }
         Decision::Skip
     }
 }
@@ -141,8 +150,14 @@ pub fn dump(dir: &Path, from: Option<u64>, to: Option<u64>, format: Format) -> O
         }
     }
     locate::journal(dir)?;
-    let stats = journal::stats(dir)?;
-    let from = from.unwrap_or(stats.first_sequence.unwrap_or(0));
+    // A journal whose statistics cannot be read (a damaged last segment, say) is still
+    // dumped: the replay reads what it can and reports the rest.
+    let from = from.unwrap_or_else(|| {
+        journal::stats(dir)
+            .ok()
+            .and_then(|s| s.first_sequence)
+            .unwrap_or(0)
+    });
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut printer = Printer {
