@@ -211,6 +211,16 @@ fn hostile_segment_files_fail_cleanly_in_every_subcommand() {
         for (sub, extra) in COMMANDS {
             let dir = make_case(scratch, index, files);
             let run = attempt(sub, &dir, extra);
+            // A range that lies wholly in the valid segment before the garbage one is read
+            // and printed in full: the damage is not in what was asked for.
+            let before_damage = *case == "garbage after a valid segment"
+                && *sub == "dump"
+                && extra.contains(&"--to");
+            if before_damage && run.code() == 0 {
+                assert_no_panic(&run);
+                assert_eq!(run.out().lines().count(), 3, "{}", run.describe());
+                continue;
+            }
             assert_fails_cleanly(&run, sub, &display(&dir), case);
         }
     }
