@@ -132,6 +132,29 @@ pub enum JournalError {
         /// The first sequence number still held.
         first: u64,
     },
+    /// The reader has read every record, and the journal's writer closed the journal: its
+    /// last segment is sealed and no segment follows. Not damage: the reader stays where it
+    /// is, and reads on once a writer opens the journal again and appends.
+    #[error("{}: the writer closed the journal; its next record will be sequence {next}", dir.display())]
+    WriterClosed {
+        /// The journal's directory.
+        dir: PathBuf,
+        /// The sequence number the journal's next record will have.
+        next: u64,
+    },
+    /// The reader has read every record, and the journal's writer stopped without closing
+    /// the journal (the process died; the OS released its lock): no record will follow
+    /// until a writer opens the journal again, which recovers the segment's tail. Not
+    /// damage: the reader stays where it is and reads on after that.
+    #[error("{}: the journal's writer stopped without closing the journal (at offset {position}, before sequence {next}); opening the journal for appending recovers it", segment.display())]
+    WriterGone {
+        /// The segment the writer was appending to.
+        segment: PathBuf,
+        /// Data-area offset where its readable records end.
+        position: u64,
+        /// The sequence number of the next record the reader would return.
+        next: u64,
+    },
 }
 
 /// Errors appending to or syncing a journal.

@@ -50,5 +50,5 @@ pub use maintain::{
     prune, repair, stats, verify, JournalStats, Problem, VerifyReport, VerifyStatus,
 };
 pub use options::{Durability, JournalOptions, Prefault, RecoveryMode, MAX_SEGMENTS_AHEAD};
-pub use reader::JournalReader;
+pub use reader::{Follow, JournalReader};
 pub use report::{DroppedRange, OpenReport, PruneReport};

@@ -7,6 +7,9 @@ use super::segment::{self, Link};
 use super::JournalError;
 use crate::core::{ChannelError, Peek, ReadError, Reader, SeekStop, ShmReader};
 
+mod live;
+pub use live::Follow;
+
 /// The segment being read.
 struct Current {
     reader: ShmReader,
@@ -151,44 +154,6 @@ impl JournalReader {
             // A seal published since `advance` looked: the next call crosses it.
             Ok(None) | Err(ReadError::Closed { .. }) => Ok(None),
             Err(source) => Err(JournalError::Corrupt { source }),
-        }
-    }
-
-    /// Like [`try_next`](JournalReader::try_next), but waits up to `timeout` for a record
-    /// (spinning briefly, then sleeping with a growing pause of at most a millisecond).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let dir = tempfile::tempdir().unwrap();
-    /// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
-    /// let mut reader = journal.reader(0).unwrap();
-    /// assert_eq!(reader.next_timeout(Duration::from_millis(5)).unwrap(), None);
-    /// journal.append(b"x").unwrap();
-    /// assert!(reader.next_timeout(Duration::from_secs(1)).unwrap().is_some());
-    /// ```
-    pub fn next_timeout(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<Option<(u64, &[u8])>, JournalError> {
-        let deadline = Instant::now() + timeout;
-        let mut idle = 0u32;
-        loop {
-            if self.ready()? {
-                return self.try_next();
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(None);
-            }
-            idle += 1;
-            if idle < 64 {
-                std::hint::spin_loop();
-            } else if idle < 128 {
-                std::thread::yield_now();
-            } else {
-                let pause = Duration::from_micros(u64::from(idle - 127).min(1_000));
-                std::thread::sleep(pause.min(deadline - now));
-            }
         }
     }
 

@@ -355,6 +355,25 @@ impl Live {
         }
     }
 
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the child to exit by itself (failing the test after [`RUN_LIMIT`]) and
+    /// returns its exit status, the standard-output lines not read yet and its standard
+    /// error.
+    pub fn finish(mut self) -> (ExitStatus, Vec<String>, String) {
+        self.stdin = None;
+        let status = wait_limited(&mut self.child, RUN_LIMIT)
+            .unwrap_or_else(|| panic!("kekbit {:?} did not exit", self.args));
+        let mut rest = Vec::new();
+        while let Some(line) = self.line_within(Duration::from_secs(5)) {
+            rest.push(line);
+        }
+        (status, rest, self.take_stderr())
+    }
+
     /// Whether the child is still running.
     pub fn running(&mut self) -> bool {
         self.child.try_wait().expect("polling kekbit").is_none()

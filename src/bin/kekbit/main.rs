@@ -53,7 +53,12 @@ enum Command {
         format: Format,
     },
     /// Print the last records and, with --follow, keep printing new ones across segment
-    /// rollovers while a writer appends, until interrupted.
+    /// rollovers and writer sessions, until interrupted.
+    ///
+    /// A follower waits by polling with back-off (pauses growing to 1 ms while a writer holds
+    /// the journal; no futex). When the writer closes the journal, or stops without closing
+    /// it (it died), the follower looks for the next writer every 100 ms, or with
+    /// --until-closed says why it stops and exits.
     Tail {
         /// The journal's directory.
         dir: PathBuf,
@@ -67,6 +72,11 @@ enum Command {
         /// output goes away.
         #[arg(long)]
         follow: bool,
+        /// With --follow, stop once every record was printed and the journal has no writer:
+        /// exit status 0 when the writer closed the journal, 7 when it stopped without
+        /// closing it (it died).
+        #[arg(long, requires = "follow")]
+        until_closed: bool,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -130,11 +140,12 @@ fn main() -> ExitCode {
             from,
             lines,
             follow,
+            until_closed,
             format,
         } => output::tail(
             &dir,
             from.map_or(output::Start::Last(lines), output::Start::At),
-            follow,
+            output::Follow::new(follow, until_closed),
             format,
         ),
         Command::Verify { dir, json } => inspect::verify(&dir, json),

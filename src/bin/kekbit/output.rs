@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use kekbit::journal::{self, JournalReader, RecoveryMode};
+use kekbit::journal::{self, JournalError, JournalReader, RecoveryMode};
 use kekbit::replay::{self, CorruptRange, Decision, Replay, ReplayError};
 
 use crate::status::{DAMAGED, FAILED, OK, USAGE};
@@ -151,13 +151,12 @@ pub fn dump(dir: &Path, from: Option<u64>, to: Option<u64>, format: Format) -> O
     }
     locate::journal(dir)?;
     // A journal whose statistics cannot be read (a damaged last segment, say) is still
-    // dumped: the replay reads what it can and reports the rest.
-    let from = from.unwrap_or_else(|| {
-        journal::stats(dir)
-            .ok()
-            .and_then(|s| s.first_sequence)
-            .unwrap_or(0)
-    });
+    // dumped: the replay reads what it can and reports the rest. By default from the first
+    // record still there, even if pruning removed every record.
+    let from = match from {
+        Some(from) => from,
+        None => JournalReader::open_first(dir).map_or(0, |reader| reader.next_sequence()),
+    };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut printer = Printer {
@@ -196,29 +195,54 @@ pub enum Start {
     Last(u64),
 }
 
-/// Runs `kekbit tail`: records from `start`, then, with `follow`, new ones as they are
-/// appended, until interrupted or until the reader of standard output goes away.
-pub fn tail(dir: &Path, start: Start, follow: bool, format: Format) -> Outcome {
+/// Whether and how long `kekbit tail` follows the journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Follow {
+    /// Print what is there and exit.
+    No,
+    /// Follow across writer sessions until interrupted.
+    Forever,
+    /// Follow until the journal has no writer.
+    UntilClosed,
+}
+
+impl Follow {
+    /// From the `--follow` and `--until-closed` flags.
+    pub fn new(follow: bool, until_closed: bool) -> Follow {
+        match (follow, until_closed) {
+            (false, _) => Follow::No,
+            (true, false) => Follow::Forever,
+            (true, true) => Follow::UntilClosed,
+        }
+    }
+}
+
+/// How often a follower looks for a new writer while the journal has none.
+const NO_WRITER_POLL: Duration = Duration::from_millis(100);
+
+/// Runs `kekbit tail`: records from `start`, then, when following, new ones as they are
+/// appended, until interrupted, until the reader of standard output goes away, or (with
+/// `--until-closed`) until the journal has no writer.
+pub fn tail(dir: &Path, start: Start, follow: Follow, format: Format) -> Outcome {
     locate::journal(dir)?;
     let stats = journal::stats(dir)?;
-    let first = stats.first_sequence.unwrap_or(0);
-    let from = match start {
-        Start::At(seq) => seq,
-        Start::Last(count) => stats
-            .last_sequence
-            .map_or(first, |last| (last + 1).saturating_sub(count).max(first)),
-    };
-    if follow {
+    if follow != Follow::No {
         exit_when_output_closes();
     }
-    let mut reader = JournalReader::open(dir, from)?;
+    let mut reader = match (start, stats.first_sequence, stats.last_sequence) {
+        (Start::At(seq), _, _) => JournalReader::open(dir, seq)?,
+        (Start::Last(count), Some(first), Some(last)) => {
+            JournalReader::open(dir, (last + 1).saturating_sub(count).max(first))?
+        }
+        // No record (an empty journal, or pruning removed them all): from the next one.
+        (Start::Last(_), _, _) => JournalReader::open_first(dir)?,
+    };
     let stdout = io::stdout();
     let mut out = stdout.lock();
     loop {
-        let next = if follow {
-            reader.next_timeout(Duration::from_millis(200))
-        } else {
-            reader.try_next()
+        let next = match follow {
+            Follow::No => reader.try_next(),
+            _ => reader.next_timeout(Duration::from_secs(1)),
         };
         match next {
             Ok(Some((seq, record))) => {
@@ -234,8 +258,19 @@ pub fn tail(dir: &Path, start: Start, follow: bool, format: Format) -> Outcome {
                     ));
                 }
             }
-            Ok(None) if follow => {}
+            Ok(None) if follow != Follow::No => {}
             Ok(None) => return Ok(OK),
+            Err(e @ JournalError::WriterClosed { .. }) if follow == Follow::UntilClosed => {
+                eprintln!("kekbit: {e}");
+                return Ok(OK);
+            }
+            // No writer: wait for the next one, quietly (`--until-closed` stops instead,
+            // with WRITER_GONE for a writer that died).
+            Err(JournalError::WriterClosed { .. } | JournalError::WriterGone { .. })
+                if follow == Follow::Forever =>
+            {
+                std::thread::sleep(NO_WRITER_POLL)
+            }
             Err(e) => return Err(e.into()),
         }
     }

@@ -21,6 +21,8 @@ pub const LOCKED: u8 = 4;
 pub const USAGE: u8 = 5;
 /// Any other failure.
 pub const FAILED: u8 = 6;
+/// `tail --until-closed`: the journal's writer stopped without closing it.
+pub const WRITER_GONE: u8 = 7;
 
 /// The table of exit statuses, as `kekbit --help` prints it.
 pub const TABLE: &str = "\
@@ -33,6 +35,8 @@ Exit status (the same in every command):
   5  usage: an invalid argument or option value
   6  any other failure: reading input, the file system (full disk, permissions), a failed
      sync, a record too large
+  7  tail --until-closed: the journal's writer stopped without closing it (it died;
+     opening the journal for appending recovers it)
 When the reader of standard output goes away (`| head`), dump, tail, verify, stats, repair
 and prune stop quietly with the status they had so far; append --ack fails with 6, since
 its acknowledgements are lost.";
@@ -63,6 +67,7 @@ fn journal(e: &JournalError) -> u8 {
         | JournalError::Unsealed { .. }
         | JournalError::MissingSegment { .. }
         | JournalError::BrokenChain { .. } => DAMAGED,
+        JournalError::WriterGone { .. } => WRITER_GONE,
         _ => FAILED,
     }
 }
