@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::appender::Appender;
 use super::flusher::IntervalFlusher;
-use super::helper::{Helper, SegmentSpec};
+use super::helper::Helper;
 use super::recovery;
 use super::segment;
 use super::shared::{Shared, Wait};
@@ -93,23 +93,15 @@ impl Journal {
 
     pub(crate) fn open_with(dir: &Path, options: JournalOptions) -> Result<Journal, JournalError> {
         options.check(dir)?;
-        let spec = SegmentSpec {
-            dir: dir.to_path_buf(),
-            journal_id: 0,
-            capacity: options.segment_capacity,
-            max_record_len: options.max_record_len_bytes(),
-            prefault: options.prefault,
-            mark_shift: options.mark_shift,
-        };
-        let sample = segment::new_header(&spec, 1);
-        if let Err(reason) = sample.and_then(|h| h.check_limits()) {
-            return Err(JournalError::InvalidOptions {
-                dir: dir.to_path_buf(),
-                reason,
-            });
-        }
+        options.check_limits(dir, "")?;
         crate::core::create_dir_durable(dir)?;
         let lock = lock_journal(dir)?;
+        let inherited = options.segment_capacity.is_none();
+        let options = options.for_journal(dir)?;
+        if inherited {
+            options.check_limits(dir, " (the journal's segment size; set one to change it)")?;
+        }
+        let spec = options.segment_spec(dir);
         let (active, spec, report) = recovery::recover(spec, options.recovery)?;
         // A thread that cannot be started fails the open; the segment recovery created stays
         // behind as after a crash right here (linked, empty, unsealed), which the next open

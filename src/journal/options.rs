@@ -3,7 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Journal, JournalError};
+use super::helper::SegmentSpec;
+use super::{segment, Journal, JournalError};
 use crate::core::{RECORD_HEADER_LEN, TRAILER_RESERVE};
 
 /// When appended records are made durable (written to storage with `msync`).
@@ -112,7 +113,8 @@ pub enum Prefault {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct JournalOptions {
-    pub(crate) segment_capacity: u64,
+    /// `None`: the journal's own (its newest segment's), or the default for a new journal.
+    pub(crate) segment_capacity: Option<u64>,
     pub(crate) max_record_len: Option<u32>,
     pub(crate) durability: Durability,
     pub(crate) recovery: RecoveryMode,
@@ -122,6 +124,9 @@ pub struct JournalOptions {
     pub(crate) prefault: Prefault,
     pub(crate) mark_shift: u8,
 }
+
+/// Segment capacity of a new journal when none is set.
+const DEFAULT_SEGMENT_CAPACITY: u64 = 64 << 20;
 
 /// The most segments [`JournalOptions::segments_ahead`] accepts.
 pub const MAX_SEGMENTS_AHEAD: usize = 64;
@@ -141,7 +146,7 @@ impl JournalOptions {
     /// ```
     pub fn new() -> JournalOptions {
         JournalOptions {
-            segment_capacity: 64 << 20,
+            segment_capacity: None,
             max_record_len: None,
             durability: Durability::EveryRecord,
             recovery: RecoveryMode::TolerateTornTail,
@@ -184,21 +189,33 @@ impl JournalOptions {
         self.mark_shift
     }
 
-    /// Size of each segment's data area in bytes. Defaults to 64 MiB. Applies to segments
-    /// created from now on; existing segments keep theirs.
+    /// Size of each new segment's data area in bytes. Defaults to the journal's current
+    /// segment size (its newest segment's), or 64 MiB for a new journal: a journal keeps
+    /// the size it was created with unless this is set. Applies to segments created from
+    /// now on; existing segments keep theirs.
     ///
     /// ```
-    /// let options = kekbit::journal::JournalOptions::new().segment_capacity(1 << 20);
-    /// assert_eq!(options.segment_capacity_bytes(), 1 << 20);
+    /// use kekbit::journal::JournalOptions;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = JournalOptions::new().segment_capacity(1 << 20).open(dir.path()).unwrap();
+    /// drop(journal);
+    /// // Reopened without a size: the new segment gets the journal's own, 1 MiB, not the
+    /// // default 64 MiB.
+    /// let _journal = JournalOptions::new().open(dir.path()).unwrap();
+    /// let second = kekbit::core::storage_path(dir.path(), 2);
+    /// let header = kekbit::core::HEADER_LEN as u64;
+    /// assert_eq!(std::fs::metadata(second).unwrap().len(), header + (1 << 20));
     /// ```
     pub fn segment_capacity(mut self, bytes: u64) -> JournalOptions {
-        self.segment_capacity = bytes;
+        self.segment_capacity = Some(bytes);
         self
     }
 
-    /// Largest record payload accepted. Defaults to 1 MiB, or to the largest record that
-    /// fits in a segment when segments are smaller. A record of this size must fit in an
-    /// empty segment (with 8 bytes of framing and the 64-byte closing reserve).
+    /// Largest record payload accepted. Defaults to the journal's current maximum (its
+    /// newest segment's) when the segment capacity is not set either; otherwise, and for a
+    /// new journal, to 1 MiB, or to the largest record that fits in a segment when segments
+    /// are smaller. A record of this size must fit in an empty segment (with 8 bytes of
+    /// framing and the 64-byte closing reserve).
     ///
     /// ```
     /// let options = kekbit::journal::JournalOptions::new().max_record_len(512);
@@ -306,13 +323,14 @@ impl JournalOptions {
         self.prefault
     }
 
-    /// The segment capacity set.
+    /// The segment capacity set, or 64 MiB when none is (opening an existing journal then
+    /// keeps its own; see [`segment_capacity`](JournalOptions::segment_capacity)).
     ///
     /// ```
     /// assert_eq!(kekbit::journal::JournalOptions::new().segment_capacity_bytes(), 64 << 20);
     /// ```
     pub fn segment_capacity_bytes(&self) -> u64 {
-        self.segment_capacity
+        self.segment_capacity.unwrap_or(DEFAULT_SEGMENT_CAPACITY)
     }
 
     /// The maximum record length in effect: the one set, or the default for the segment
@@ -327,7 +345,7 @@ impl JournalOptions {
     pub fn max_record_len_bytes(&self) -> u32 {
         self.max_record_len.unwrap_or_else(|| {
             let fits = self
-                .segment_capacity
+                .segment_capacity_bytes()
                 .saturating_sub(RECORD_HEADER_LEN as u64 + TRAILER_RESERVE);
             fits.min(1 << 20) as u32
         })
@@ -372,6 +390,49 @@ impl JournalOptions {
     /// ```
     pub fn open(self, dir: impl AsRef<Path>) -> Result<Journal, JournalError> {
         Journal::open_with(dir.as_ref(), self)
+    }
+
+    /// These options with what they leave unset taken from the journal in `dir`: with no
+    /// segment capacity set, its newest segment's capacity, and its maximum record length
+    /// unless one is set. A segment prepared ahead and never used, or one whose header
+    /// cannot be read, is passed over. Unchanged for a new journal.
+    pub(crate) fn for_journal(mut self, dir: &Path) -> Result<JournalOptions, JournalError> {
+        if self.segment_capacity.is_some() {
+            return Ok(self);
+        }
+        for id in segment::list(dir)?.into_iter().rev() {
+            if let Ok(header) = segment::header(dir, id) {
+                if !header.is_pending() {
+                    self.segment_capacity = Some(header.capacity());
+                    self.max_record_len = self.max_record_len.or(Some(header.max_record_len()));
+                    break;
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// Refuses a segment capacity and maximum record length that break the format's limits;
+    /// `note` is added to the reason.
+    pub(crate) fn check_limits(&self, dir: &Path, note: &str) -> Result<(), JournalError> {
+        segment::new_header(&self.segment_spec(dir), 1)
+            .and_then(|sample| sample.check_limits())
+            .map_err(|reason| JournalError::InvalidOptions {
+                dir: dir.to_path_buf(),
+                reason: format!("{reason}{note}"),
+            })
+    }
+
+    /// What the segments of the journal in `dir` are created with (its id still unknown).
+    pub(crate) fn segment_spec(&self, dir: &Path) -> SegmentSpec {
+        SegmentSpec {
+            dir: dir.to_path_buf(),
+            journal_id: 0,
+            capacity: self.segment_capacity_bytes(),
+            max_record_len: self.max_record_len_bytes(),
+            prefault: self.prefault,
+            mark_shift: self.mark_shift,
+        }
     }
 
     pub(crate) fn check(&self, dir: &Path) -> Result<(), JournalError> {

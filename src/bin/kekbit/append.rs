@@ -21,10 +21,13 @@ pub struct AppendArgs {
     #[arg(long)]
     create: bool,
     /// Capacity of each new segment in bytes, from 128 to 1099511627776 (1 TiB), rounded up
-    /// to a multiple of 8.
+    /// to a multiple of 8 (default: the journal's current segment size; 64 MiB for a new
+    /// journal).
     #[arg(long, value_name = "BYTES")]
     segment_size: Option<u64>,
-    /// Largest record accepted, in bytes (default: 1 MiB, or what fits a segment).
+    /// Largest record accepted, in bytes (default: the journal's current limit unless
+    /// --segment-size is given; otherwise, and for a new journal, 1 MiB or what fits a
+    /// segment).
     #[arg(long, value_name = "BYTES")]
     max_record: Option<u32>,
     /// When records are made durable: never (only at the end of input), every-record,
