@@ -82,8 +82,14 @@
 //! use kekbit::core::{shm_reader, shm_writer, EncoderHandler, Header, Reader, TickUnit, Writer};
 //!
 //! let dir = tempfile::tempdir()?;
-//! // writer id 1, channel id 1, 64 KiB of data, records of at most 256 bytes, 1 s timeout
-//! let header = Header::new(1, 1, 1 << 16, 256, 1_000, TickUnit::Millis);
+//! let header = Header::builder()
+//!     .writer_id(1)
+//!     .channel_id(1)
+//!     .capacity(1 << 16)
+//!     .max_record_len(256)
+//!     .timeout(1_000)
+//!     .tick_unit(TickUnit::Millis)
+//!     .build(); // or positionally: Header::new(1, 1, 1 << 16, 256, 1_000, TickUnit::Millis)
 //! let mut writer = shm_writer(dir.path(), &header, EncoderHandler)?;
 //! writer.write("journal entry")?;
 //! let mut reader = shm_reader(dir.path(), 1)?;

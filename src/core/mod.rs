@@ -28,6 +28,7 @@ mod error;
 mod frame;
 mod handler;
 mod header;
+mod options;
 mod pretouch;
 mod reader;
 mod seek;
@@ -50,6 +51,7 @@ pub use header::{
     Header, DEFAULT_MARK_SHIFT, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_CAPACITY, MAX_MARK_SHIFT,
     MIN_CAPACITY, MIN_MARK_SHIFT, OLDEST_FORMAT_VERSION,
 };
+pub use options::{HeaderBuilder, ReaderOptions};
 pub use reader::{shm_reader, try_shm_reader, Reader, Records, ShmReader};
 pub use tick::TickUnit;
 pub use timeout::TimeoutReader;

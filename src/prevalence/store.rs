@@ -122,6 +122,10 @@ where
     /// `initial` when there is none, then every journaled command after it. What was done is
     /// in [`recovery_report`](PrevalentStore::recovery_report).
     ///
+    /// The second argument, `initial`, is the state of a new store, before any command: it
+    /// is used only when `dir` holds no snapshot (then every command since the first is
+    /// replayed onto it), and dropped otherwise. Pass the same value every time.
+    ///
     /// ```
     /// # use kekbit::prevalence::{Command, PrevalentStore, StoreOptions};
     /// # use serde::{Deserialize, Serialize};
