@@ -440,7 +440,13 @@ impl ShmReader {
             .chan
             .map
             .load_acquire(HEADER_LEN + self.cursor.position as usize);
-        word != 0 && frame::kind_of(word) != Some(frame::Kind::Closed)
+        // A mark is not a record: the caller steps over it first (`skip_marks`), since what
+        // follows it may be a seal.
+        word != 0
+            && !matches!(
+                frame::kind_of(word),
+                Some(frame::Kind::Closed | frame::Kind::Mark)
+            )
     }
 
     /// Whether nothing at all is published at the reader's position (its header word is

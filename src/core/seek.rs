@@ -83,6 +83,31 @@ impl ShmReader {
         Ok(SeekStop::Reached)
     }
 
+    /// Verifies and steps over the resynchronisation marks at the reader's position (at most
+    /// one, unless damage chained them), so that what the position then holds is a record, a
+    /// seal, damage or the end of the data. A mark a durable-only reader may not see yet is
+    /// left in place. Damage in a mark is an error, the reader staying at it.
+    pub(crate) fn skip_marks(&mut self) -> Result<(), ReadError> {
+        while self.cursor.closed.is_none() {
+            let at = self.cursor.position;
+            let word = self.chan.load_live(super::header::HEADER_LEN + at as usize);
+            if frame::kind_of(word) != Some(frame::Kind::Mark) {
+                break;
+            }
+            let Frame::Mark { ordinal, key } = self.chan.frame_at(at)? else {
+                break;
+            };
+            self.chan
+                .check_mark(at, ordinal, key, self.cursor.ordinal)?;
+            let end = at + frame::frame_len(MARK_LEN as u32);
+            if !self.cursor.visible(&self.chan, end) {
+                break;
+            }
+            self.cursor.position = end;
+        }
+        Ok(())
+    }
+
     /// After a read reported damage at the reader's position, moves the reader to the first
     /// valid mark after it, if there is one within the data that is safe to scan, and says
     /// which records were lost. `None` when the channel has no marks, or no mark follows.

@@ -291,6 +291,11 @@ impl JournalReader {
                 return Ok(false);
             }
             let current = self.current.as_mut().expect("located");
+            // A mark may stand before a seal: step over it, so that the seal is seen here.
+            current
+                .reader
+                .skip_marks()
+                .map_err(|source| JournalError::Corrupt { source })?;
             if current.reader.at_closing_marker() {
                 if !self.cross()? {
                     return Ok(false);
