@@ -49,6 +49,10 @@ pub enum IoOp<'a> {
     Rename(&'a Path, &'a Path),
     /// A name is removed.
     Remove(&'a Path),
+    /// The storage of the range `[offset, offset + len)` of a file is released without
+    /// changing the file's size (`fallocate(FALLOC_FL_PUNCH_HOLE)`): the unused part of a
+    /// sealed journal segment. The range reads as zeros afterwards.
+    Punch(&'a Path, u64, u64),
 }
 
 #[cfg(feature = "fault-injection")]
@@ -67,7 +71,8 @@ impl IoOp<'_> {
             | IoOp::SyncFile(p)
             | IoOp::FlushRange(p, _, _)
             | IoOp::SyncDir(p)
-            | IoOp::Remove(p) => p,
+            | IoOp::Remove(p)
+            | IoOp::Punch(p, _, _) => p,
             IoOp::Link(_, to) | IoOp::Rename(_, to) => to,
         }
     }

@@ -660,6 +660,38 @@ pub(crate) fn reserve(file: &File, len: u64) -> io::Result<()> {
     write_zeros(file, len)
 }
 
+/// Releases the storage of the file range `[offset, offset + len)` of `file` without changing
+/// its size (`fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)`): the range reads as
+/// zeros afterwards, from the file and through every mapping of it, and no mapping can fault
+/// past the end of the file, since the end does not move. The kernel zeroes any partial
+/// block at either end of the range in place. `EOPNOTSUPP` where the file system cannot
+/// punch holes (and everywhere but Linux).
+pub(crate) fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let too_large = || io::Error::new(io::ErrorKind::InvalidInput, "range too large");
+        let offset = libc::off_t::try_from(offset).map_err(|_| too_large())?;
+        let len = libc::off_t::try_from(len).map_err(|_| too_large())?;
+        let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+        // SAFETY: plain system call on a file descriptor that `file` keeps open for the
+        // duration of the call; no memory is passed. It changes the file's contents, not
+        // memory this process owns: pages of the range that are mapped read as zeros after
+        // it, which the callers allow only over bytes no one reads as data (past a seal).
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), mode, offset, len) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, offset, len);
+        Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+    }
+}
+
 /// The portable way to allocate: write every byte (for file systems without fallocate).
 fn write_zeros(file: &File, len: u64) -> io::Result<()> {
     use std::io::{Seek, SeekFrom, Write};

@@ -3,17 +3,21 @@
 //!
 //! A store runs 30 commands with `Durability::EveryRecord` in 256-byte segments (twelve
 //! 16-byte commands each: segment 1 holds 0..12, segment 2 12..24, segment 3 24..30), is
-//! dropped, and a copy gets one flipped byte:
+//! copied while it runs (what a killed process leaves: the tail unsealed) and dropped, and a
+//! copy of either gets one flipped byte:
 //!
 //! - in command 15 (a middle segment): `TolerateTornTail` fails with
 //!   `StoreError::Replay(ReplayError::Journal(JournalError::Corrupt))` at that record;
 //!   `SkipCorrupt` opens with commands 0..15 and 24..30 applied and reports the range
 //!   (segment 2, offset 48, first lost 15, 9 lost), no torn bytes;
-//! - in command 26 (the tail segment, below its durable watermark): `TolerateTornTail` and
-//!   `AbsoluteConsistency` fail with `StoreError::Journal(JournalError::Corrupt)` at that
-//!   record; `SkipCorrupt` opens with commands 0..26 and must report the lost acknowledged
-//!   commands as a corrupt range (segment 3, offset 32, first lost 26), like the middle case,
-//!   not as `torn_bytes_dropped`, which the report documents as bytes "never acknowledged".
+//! - in command 26 (the tail segment of the killed store, below its durable watermark), which
+//!   recovery reads to seal it: `TolerateTornTail` and `AbsoluteConsistency` fail with
+//!   `StoreError::Journal(JournalError::Corrupt)` at that record; `SkipCorrupt` opens with
+//!   commands 0..26 and must report the lost acknowledged commands as a corrupt range
+//!   (segment 3, offset 32, first lost 26), like the middle case, not as
+//!   `torn_bytes_dropped`, which the report documents as bytes "never acknowledged";
+//! - in command 26 of the store that was dropped: closing made the tail's seal durable, so
+//!   recovery does not read it and the replay finds the damage, as in a middle segment.
 
 #[path = "common/prevalence.rs"]
 mod prevalence_common;
@@ -54,12 +58,15 @@ fn options(mode: RecoveryMode) -> StoreOptions {
         .journal(journal_options(256, Durability::EveryRecord).recovery(mode))
 }
 
-/// The store after the 30 commands, in `root/original`, checked to have the layout above.
-fn build(root: &Path) -> PathBuf {
+/// The store after the 30 commands, in `root/original`, checked to have the layout above,
+/// and the copy taken before it was dropped, in `root/killed`.
+fn build(root: &Path) -> (PathBuf, PathBuf) {
     let original = root.join("original");
+    let killed = root.join("killed");
     let store = Store::open(&original, Counters::new(), options(RecoveryMode::default())).unwrap();
     let all: Vec<Op> = (0..TOTAL).map(op).collect();
     execute_checked(&store, &mut Counters::new(), &all);
+    copy_dir(&original, &killed);
     drop(store);
     let found = segments(&original.join("journal"));
     assert_eq!(found.len(), 3);
@@ -73,7 +80,7 @@ fn build(root: &Path) -> PathBuf {
         // Every command durable (the seals of rolled-over segments too).
         assert!(durable_watermark(path) >= count * FRAME);
     }
-    original
+    (original, killed)
 }
 
 /// A copy of `original` in `root/name` with one payload byte of the record at `offset` of
@@ -108,7 +115,7 @@ fn assert_checksum_mismatch(source: &ReadError, segment: &Path, offset: u64) {
 #[test]
 fn damage_in_a_middle_segment() {
     let root = tempfile::tempdir().unwrap();
-    let original = build(root.path());
+    let (original, _) = build(root.path());
     // Command 15: segment 2's fourth record.
     let offset = 3 * FRAME;
 
@@ -150,9 +157,22 @@ fn damage_in_a_middle_segment() {
 #[test]
 fn damage_below_the_watermark_of_the_tail_segment() {
     let root = tempfile::tempdir().unwrap();
-    let original = build(root.path());
+    let (closed, original) = build(root.path());
     // Command 26: segment 3's third record, below its watermark (96).
     let offset = 2 * FRAME;
+
+    // Closed cleanly, the tail's seal is durable: the replay meets the damage.
+    let (copy, segment) = damaged_copy(root.path(), &closed, "closed", 3, offset);
+    match Store::open(
+        &copy,
+        Counters::new(),
+        options(RecoveryMode::TolerateTornTail),
+    ) {
+        Err(StoreError::Replay(ReplayError::Journal(JournalError::Corrupt { source }))) => {
+            assert_checksum_mismatch(&source, &segment, offset)
+        }
+        other => panic!("closed: expected a corrupt journal, got {other:?}"),
+    }
 
     for mode in [
         RecoveryMode::TolerateTornTail,

@@ -17,10 +17,11 @@
 //!   then, each bound to its inode. A name created since is absent after a crash, a name
 //!   removed since is still there (with its durable image).
 //!
-//! Before and after every sync (`SyncFile`, `FlushRange`, `SyncDir`) — a *crash point* — the
-//! model notes the durable names with their durable images and, for each file, its current
-//! contents where they differ, with the number of records (or commands) the workload had been
-//! told were durable so far. After the workload, each crash point yields several *crash
+//! Before and after every sync (`SyncFile`, `FlushRange`, `SyncDir`) and every `Punch` (the
+//! release of a sealed segment's unused space, which changes no byte the model keeps) — a
+//! *crash point* — the model notes the durable names with their durable images and, for each
+//! file, its current contents where they differ, with the number of records (or commands)
+//! the workload had been told were durable so far. After the workload, each crash point yields several *crash
 //! images* (post-crash directories). A file whose current contents differ from its durable
 //! image is rebuilt 512-byte sector by sector (a sector, per docs/FORMAT.md, "What we assume
 //! of the system", is written entirely or not at all; nothing larger is atomic); each sector
@@ -278,6 +279,7 @@ impl Model {
             IoOp::Link(a, b) => format!("Link({} -> {})", self.show(a), self.show(b)),
             IoOp::Rename(a, b) => format!("Rename({} -> {})", self.show(a), self.show(b)),
             IoOp::Remove(p) => format!("Remove({})", self.show(p)),
+            IoOp::Punch(p, off, len) => format!("Punch({}, {off}..{})", self.show(p), off + len),
             other => format!("{other:?}"),
         }
     }
@@ -461,8 +463,17 @@ impl Model {
     }
 }
 
+/// Whether a crash point is noted before and after `op`: every sync, and every release of a
+/// sealed segment's unused space (a punched hole). A punch changes no byte the model keeps:
+/// the range held zeros (or, in a page no sync wrote, garbage, as the images already allow),
+/// and reads as zeros after it whether or not the punch reached storage; its crash points
+/// check that recovery is indifferent to where it falls between the syncs around it.
+fn is_crash_point(op: &IoOp<'_>) -> bool {
+    op.is_sync() || matches!(op, IoOp::Punch(..))
+}
+
 /// The observer: updates the model after each operation and notes a crash point before and
-/// after each sync.
+/// after each sync and each punch.
 struct Recorder {
     model: Mutex<Model>,
 }
@@ -476,7 +487,7 @@ impl Recorder {
 impl IoObserver for Recorder {
     fn before(&self, op: &IoOp<'_>) -> io::Result<()> {
         let mut model = self.lock();
-        if model.covers(op) && op.is_sync() {
+        if model.covers(op) && is_crash_point(op) {
             let label = format!("before {}", model.describe(op));
             model.crash_point(label);
         }
@@ -504,7 +515,7 @@ impl IoObserver for Recorder {
             IoOp::SyncDir(dir) => model.sync_dir(dir),
             _ => {}
         }
-        if op.is_sync() {
+        if is_crash_point(op) {
             model.crash_point(format!("after {described}"));
         }
     }

@@ -386,6 +386,13 @@ impl<H: Handler> ShmWriter<H> {
         Ok(self.write_closing(trailer))
     }
 
+    /// Stops the helper thread that maps pages ahead of the writer (waiting for it), so that
+    /// no page of the mapping is populated any more: for a sealed channel whose unused space
+    /// is about to be released.
+    pub(crate) fn stop_prefault(&mut self) {
+        self.pretoucher = None;
+    }
+
     /// The channel's header.
     ///
     /// ```

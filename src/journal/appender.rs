@@ -26,6 +26,9 @@ pub(crate) struct Appender {
     /// How many segments the helper keeps prepared ahead.
     pub(crate) ahead: u64,
     pub(crate) poisoned: bool,
+    /// Whether dropping makes the seal durable and releases the active segment's unused
+    /// space (every policy but `Never`, which syncs only when asked).
+    pub(crate) close_durably: bool,
 }
 
 impl Appender {
@@ -98,9 +101,30 @@ impl Appender {
 impl Drop for Appender {
     fn drop(&mut self) {
         // Seal the active segment naming the next sequence number, as a rollover does (the
-        // writer's own drop would leave a marker without it). Not synced: what was not
-        // durable stays so, and recovery knows where the chain ends either way.
+        // writer's own drop would leave a marker without it).
         let trailer = segment::trailer(self.next_seq);
-        let _ = self.active.writer.seal(&trailer);
+        if self.active.writer.seal(&trailer).is_err() || self.poisoned || !self.close_durably {
+            // Not synced: what was not durable stays so, and recovery knows where the chain
+            // ends either way (and releases the tail's unused space once it made it durable).
+            return;
+        }
+        // Make the seal durable as a sync after a rollover would (sealed segments oldest
+        // first, each with a watermark covering its seal), then release the space the
+        // segment will never use: it is never written again.
+        let end = self.active.writer.position();
+        let mut work: Vec<Unsynced> = self.unsynced.drain(..).collect();
+        work.push(Unsynced {
+            handle: self.active.writer.sync_handle(),
+            position: end,
+            path: self.active.writer.path().to_path_buf(),
+            sealed: true,
+        });
+        if work
+            .iter()
+            .all(|u| u.handle.sync_sealed(u.position).is_ok())
+        {
+            self.active.writer.stop_prefault();
+            let _ = segment::release_unused(self.active.writer.path(), end);
+        }
     }
 }

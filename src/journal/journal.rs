@@ -35,7 +35,10 @@ pub(crate) const LOCK_FILE: &str = "kekbit.lock";
 /// [`Durability::Interval`] and [`Durability::EveryN`] it first syncs every record appended
 /// (the interval's or the batch's last sync); under [`Durability::EveryRecord`] every
 /// record already is durable, and under [`Durability::Never`] nothing is synced (that policy
-/// syncs only when asked). Drop cannot report a failed sync, or a journal poisoned earlier:
+/// syncs only when asked). Under every policy but `Never` it then syncs the seal and releases
+/// the storage the sealed segment will never use (its file keeps its size; under `Never` the
+/// next opening does it), so that a journal opened and closed often holds about its records,
+/// not a segment per opening. Drop cannot report a failed sync, or a journal poisoned earlier:
 /// call [`sync`](Journal::sync) before dropping to know that every record is durable.
 ///
 /// ```
@@ -124,6 +127,7 @@ impl Journal {
                 helper,
                 ahead,
                 poisoned: false,
+                close_durably: options.durability != Durability::Never,
             }),
             commit: GroupCommit::new(next_seq),
             report,
@@ -466,7 +470,8 @@ impl Journal {
 impl Drop for Journal {
     /// Under [`Durability::Interval`] and [`Durability::EveryN`], makes every record
     /// appended durable (best effort: a failure cannot be reported from here), then seals
-    /// the active segment; see [`Journal`].
+    /// the active segment and, unless under [`Durability::Never`], syncs the seal and
+    /// releases the segment's unused storage; see [`Journal`].
     fn drop(&mut self) {
         // Stop the flusher first: it holds only a weak reference, but may be mid-sync.
         self.flusher = None;

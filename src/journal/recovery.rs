@@ -482,6 +482,11 @@ pub(crate) fn settle(
     if !plan.remove.is_empty() {
         crate::core::sync_directory(dir)?;
     }
+    // The tail's seal is durable now, and appends continue in a new segment: release what
+    // the tail will never use. Already done when its writer closed it (a no-op then); not
+    // when that writer crashed, synced nothing on close (`Never`), or died between its
+    // sync and its release.
+    release_tail(dir, id);
     report.next_sequence = next_base;
     Ok(Some(Tail {
         journal_id: plan.journal_id,
@@ -489,6 +494,21 @@ pub(crate) fn settle(
         next_base,
         checksum,
     }))
+}
+
+/// Releases the unused space of sealed segment `id`, whose seal is durable, after the seal
+/// its header locates (verified: an unchecksummed locator never chooses what is released).
+/// Best effort, as [`segment::release_unused`].
+fn release_tail(dir: &Path, id: u64) {
+    let path = segment::segment_path(dir, id);
+    let Ok(reader) = ShmReader::open(&path) else {
+        return;
+    };
+    let Some((at, trailer, _)) = reader.located_closing() else {
+        return;
+    };
+    drop(reader);
+    let _ = segment::release_unused(&path, at + frame_len(trailer.len() as u32));
 }
 
 /// Syncs sealed segment `id` and writes a durable watermark that covers its seal.

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::helper::SegmentSpec;
 use super::JournalError;
-use crate::core::{read_header, storage_path, Header, TickUnit};
+use crate::core::{read_header, storage_path, Header, TickUnit, HEADER_LEN};
+use crate::fault::IoOp;
 
 /// Length of the trailer in a segment's sealing marker: the successor's first sequence
 /// number, little-endian.
@@ -127,6 +128,29 @@ pub(crate) fn parse_trailer(trailer: &[u8]) -> Result<Option<u64>, String> {
             "sealing trailer of {n} bytes, expected {TRAILER_LEN}"
         )),
     }
+}
+
+/// The unit in which the storage past a seal is released: a page (4 KiB), so that the page
+/// holding the seal is never touched.
+const RELEASE_ALIGN: u64 = 4096;
+
+/// Releases the storage of the sealed segment at `path` that no record will ever use: from the
+/// first page boundary after its seal, which ends at data-area offset `seal_end`, to the end
+/// of the file (see docs/FORMAT.md, "Releasing a sealed segment's unused space"). The file
+/// keeps its size, so a reader that has it mapped cannot fault; the range reads as zeros, as
+/// it did. The caller has made the seal durable and nothing will write the segment again.
+/// Best effort: an error (a file system that cannot punch holes says `EOPNOTSUPP`) leaves the
+/// segment allocated, which costs space and nothing else.
+pub(crate) fn release_unused(path: &Path, seal_end: u64) -> std::io::Result<()> {
+    let file = std::fs::OpenOptions::new().write(true).open(path)?;
+    let len = file.metadata()?.len();
+    let from = (HEADER_LEN as u64 + seal_end).next_multiple_of(RELEASE_ALIGN);
+    if from >= len {
+        return Ok(());
+    }
+    crate::fault::run(IoOp::Punch(path, from, len - from), || {
+        crate::mmap::punch_hole(&file, from, len - from)
+    })
 }
 
 /// What a segment's header must say to follow its predecessor.
