@@ -67,6 +67,9 @@
 //!   prevalent store does): acknowledged = `wait_durable(seq)` returned;
 //! - journal, `EveryN(3)` plus an explicit `sync()` one append in five: acknowledged =
 //!   `durable_count()`;
+//! - journal, `EveryRecord`, closed and reopened every three records, in 32 KiB segments,
+//!   half as many records: each close and each opening releases the pages after the tail's
+//!   seal (`Punch`), with crash points before and after each release;
 //! - prevalent store, `EveryRecord` and `EveryN(3)`, a snapshot one command in six (two kept,
 //!   the journal pruned behind them): acknowledged = `durable_count()` of its journal;
 //! - a journal opened on a directory it creates, and a store (which creates `journal/` and
@@ -1209,6 +1212,15 @@ fn check_journal(dir: &Path, acked: u64, seed: u64, written: u64) -> Result<Outc
 }
 
 fn run_journal(name: &str, durability: Durability, threads: usize) {
+    let records = settings().records;
+    run_journal_workload(name, records, |root, seed, records, acked| {
+        journal_workload(root, durability, threads, seed, records, acked)
+    });
+}
+
+/// Records `work` (given the directory, the seed, the number of records and the
+/// acknowledged count to raise) in each round, and checks its crash images as journals.
+fn run_journal_workload(name: &str, records: u64, work: impl Fn(&Path, u64, u64, &AtomicU64)) {
     let _serial = serial();
     let settings = settings();
     let mut tallies = Vec::new();
@@ -1218,9 +1230,9 @@ fn run_journal(name: &str, durability: Durability, threads: usize) {
         let workload = scratch_dir("kekbit-power-loss-journal-");
         let root = workload.path().to_path_buf();
         let model = record(&root, vec![root.clone()], false, |acked| {
-            journal_workload(&root, durability, threads, seed, settings.records, acked)
+            work(&root, seed, records, acked)
         });
-        let written = settings.records;
+        let written = records;
         let check = move |dir: &Path, acked: u64| check_journal(dir, acked, seed, written);
         let tally = check_images(name, &model, &check, settings.mixes, seed);
         report(
@@ -1247,6 +1259,45 @@ fn power_loss_journal_every_record_group_commit() {
 #[test]
 fn power_loss_journal_every_3_with_syncs() {
     run_journal("journal EveryN(3) + sync()", Durability::EveryN(3), 1);
+}
+
+/// Segments of this many bytes for [`power_loss_journal_reopened_often`]: eight pages, most
+/// of which each close releases.
+const RELEASED_SEGMENT: u64 = 32 << 10;
+
+/// A journal closed and reopened every three records (`EveryRecord`, 32 KiB segments): each
+/// close syncs the seal and releases the pages after it, each opening releases its tail
+/// again, so that crash points fall before and after every release (`Punch`) with pages to
+/// release (docs/FORMAT.md, "Releasing a sealed segment's unused space").
+#[test]
+fn power_loss_journal_reopened_often() {
+    let records = (settings().records / 2).max(4);
+    run_journal_workload(
+        "journal reopened every 3 records",
+        records,
+        |root, seed, records, acked| {
+            let mut seq = 0;
+            while seq < records {
+                let journal = journal_options()
+                    .segment_capacity(RELEASED_SEGMENT)
+                    .open(root)
+                    .expect("opening the journal");
+                assert_eq!(
+                    journal.next_sequence(),
+                    seq,
+                    "a clean reopen keeps every record"
+                );
+                for _ in 0..3.min(records - seq) {
+                    let got = journal
+                        .append(&payload(seed, seq, MAX_RECORD as usize))
+                        .expect("append");
+                    assert_eq!(got, seq);
+                    seq += 1;
+                    acked.fetch_max(seq, Ordering::SeqCst);
+                }
+            }
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------------------
