@@ -40,14 +40,24 @@ fn full_segment(marks: u8) -> (TempDir, u64) {
         .open(dir.path())
         .unwrap();
     let data = support::payload(SIZE);
-    let mut seq = 0;
-    // Until the second segment holds a record: the first is then full and sealed.
-    while !(seq > 0 && dir.path().join(format!("{:016x}.kekbit", 2)).exists()) {
-        seq = journal.append(&data).unwrap();
-    }
+    // Until segment 2 is linked (not merely prepared ahead): segment 1 is then full and
+    // sealed, and segment 2's first sequence number is the number of records in segment 1.
+    let second = dir.path().join(format!("{:016x}.kekbit", 2));
+    let records = loop {
+        for _ in 0..1024 {
+            journal.append(&data).unwrap();
+        }
+        if let Ok(header) = std::fs::read(&second) {
+            let flags = u32::from_le_bytes(header[44..48].try_into().unwrap());
+            if flags & 1 == 0 {
+                break u64::from_le_bytes(header[72..80].try_into().unwrap());
+            }
+        }
+    };
     journal.sync().unwrap();
     drop(journal);
-    (dir, seq)
+    assert!(records > 400_000, "{records} records in a 64 MiB segment");
+    (dir, records)
 }
 
 fn bench_seek(c: &mut Criterion) {

@@ -232,6 +232,7 @@ fn a_length_raised_by_one_frame_never_shifts_sequence_numbers() {
             },
         );
     }
+    eprintln!("seek-after-damage (lengths): at most {worst} records lost per damaged length");
     // One damaged record costs the records up to the next mark: at most one block's.
     assert!(
         worst <= 512 / 24 + 1,
@@ -272,6 +273,7 @@ fn flip_headers(every: usize) -> (u64, u64) {
 #[test]
 fn flipped_header_bits_never_shift_sequence_numbers_sampled() {
     let (cases, worst) = flip_headers(37);
+    eprintln!("seek-after-damage (sampled): {cases} seeks, at most {worst} records lost per flip");
     assert!(cases > 1_000, "{cases} cases");
     assert!(
         worst <= 512 / 24 + 1,

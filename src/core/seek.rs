@@ -48,10 +48,10 @@ impl ShmReader {
     }
 
     /// Moves the reader forward to the data record with ordinal `target` (the number of data
-    /// records before it), verifying every record it passes. With marks, a binary search over
-    /// the mark blocks first finds the last mark at or before the target, so that at most
-    /// about one block of records is verified; without, every record from the reader's
-    /// position is. A target at or before the reader's ordinal leaves it where it is.
+    /// records before it), verifying every record it passes. With marks, once a block's worth
+    /// of walking has not reached the target, a binary search over the mark blocks finds the
+    /// last mark at or before it, so that at most about two blocks of records are verified;
+    /// without, every record from the reader's position is. A target at or before the reader's ordinal leaves it where it is.
     ///
     /// Damage on the way is an error; the reader then stands at the damaged record, with its
     /// ordinal, so that [`resync`](ShmReader::resync) can go on from there.
@@ -59,12 +59,23 @@ impl ShmReader {
         if target <= self.cursor.ordinal || self.cursor.closed.is_some() {
             return Ok(SeekStop::Reached);
         }
-        if let Some(mark) = self.last_mark_at_most(target) {
-            self.cursor.position = mark.position;
-            self.cursor.ordinal = mark.ordinal;
-        }
+        // A target within a block of the reader is reached by walking; one further off
+        // is searched for among the marks first (the search touches a page per probe).
+        let shift = self.chan.header.mark_shift();
+        let mut search_from = match shift {
+            0 => u64::MAX,
+            _ => self.cursor.position + (1 << shift),
+        };
         while self.cursor.ordinal < target {
             let at = self.cursor.position;
+            if at >= search_from {
+                search_from = u64::MAX;
+                if let Some(mark) = self.last_mark_at_most(target) {
+                    self.cursor.position = mark.position;
+                    self.cursor.ordinal = mark.ordinal;
+                    continue;
+                }
+            }
             let (end, data) = match self.chan.frame_at(at)? {
                 Frame::Data { len, .. } => (at + len, true),
                 Frame::Mark { ordinal, key } => {
