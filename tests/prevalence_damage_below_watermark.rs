@@ -112,6 +112,25 @@ fn assert_checksum_mismatch(source: &ReadError, segment: &Path, offset: u64) {
     }
 }
 
+/// Opening the store in `copy` under `TolerateTornTail` fails in the replay, at the damaged
+/// record at `offset` of `segment` (the journal itself opened: the segment's seal is durable,
+/// so recovery did not read it).
+fn assert_replay_meets_damage(copy: &Path, segment: &Path, offset: u64) {
+    match Store::open(
+        copy,
+        Counters::new(),
+        options(RecoveryMode::TolerateTornTail),
+    ) {
+        Err(StoreError::Replay(ReplayError::Journal(JournalError::Corrupt { source }))) => {
+            assert_checksum_mismatch(&source, segment, offset)
+        }
+        other => panic!(
+            "{}: expected a corrupt journal, got {other:?}",
+            copy.display()
+        ),
+    }
+}
+
 #[test]
 fn damage_in_a_middle_segment() {
     let root = tempfile::tempdir().unwrap();
@@ -120,16 +139,7 @@ fn damage_in_a_middle_segment() {
     let offset = 3 * FRAME;
 
     let (copy, segment) = damaged_copy(root.path(), &original, "tolerate", 2, offset);
-    match Store::open(
-        &copy,
-        Counters::new(),
-        options(RecoveryMode::TolerateTornTail),
-    ) {
-        Err(StoreError::Replay(ReplayError::Journal(JournalError::Corrupt { source }))) => {
-            assert_checksum_mismatch(&source, &segment, offset)
-        }
-        other => panic!("expected a corrupt journal, got {other:?}"),
-    }
+    assert_replay_meets_damage(&copy, &segment, offset);
 
     let (copy, segment) = damaged_copy(root.path(), &original, "skip", 2, offset);
     let store = Store::open(&copy, Counters::new(), options(RecoveryMode::SkipCorrupt)).unwrap();
@@ -163,16 +173,7 @@ fn damage_below_the_watermark_of_the_tail_segment() {
 
     // Closed cleanly, the tail's seal is durable: the replay meets the damage.
     let (copy, segment) = damaged_copy(root.path(), &closed, "closed", 3, offset);
-    match Store::open(
-        &copy,
-        Counters::new(),
-        options(RecoveryMode::TolerateTornTail),
-    ) {
-        Err(StoreError::Replay(ReplayError::Journal(JournalError::Corrupt { source }))) => {
-            assert_checksum_mismatch(&source, &segment, offset)
-        }
-        other => panic!("closed: expected a corrupt journal, got {other:?}"),
-    }
+    assert_replay_meets_damage(&copy, &segment, offset);
 
     for mode in [
         RecoveryMode::TolerateTornTail,
