@@ -389,19 +389,13 @@ impl Live {
     /// Closes standard input and waits for the child to exit (failing the test after
     /// [`RUN_LIMIT`]); asserts it exited 0 with nothing on standard error and returns the
     /// standard-output lines not read yet.
-    pub fn finish_ok(mut self) -> Vec<String> {
-        self.stdin = None;
-        let status = wait_limited(&mut self.child, RUN_LIMIT)
-            .unwrap_or_else(|| panic!("kekbit {:?} did not exit", self.args));
-        let mut rest = Vec::new();
-        while let Some(line) = self.line_within(Duration::from_secs(5)) {
-            rest.push(line);
-        }
-        let stderr = self.take_stderr();
+    pub fn finish_ok(self) -> Vec<String> {
+        let args = self.args.clone();
+        let (status, rest, stderr) = self.finish();
         assert!(
             status.success() && stderr.is_empty(),
             "kekbit {:?}: status {status:?}\n--- unread stdout ---\n{rest:?}\n--- stderr ---\n{}",
-            self.args,
+            args,
             truncate(&stderr, 2_000)
         );
         rest
