@@ -19,8 +19,10 @@ struct Current {
 /// Reads a journal's records in order, with their sequence numbers, from any sequence
 /// number on, in this process or another, while the writer appends.
 ///
-/// Reads never block: [`try_next`](JournalReader::try_next) returns `Ok(None)` when the
-/// reader has caught up; [`next_timeout`](JournalReader::next_timeout) waits. The reader
+/// [`try_next`](JournalReader::try_next) never blocks: it returns `Ok(None)` when the
+/// reader has caught up. [`next_timeout`](JournalReader::next_timeout) waits, and tells
+/// "nothing yet" from a journal its writer closed or a writer that died;
+/// [`follow`](JournalReader::follow) is a blocking iterator. The reader
 /// follows the writer across segment rollovers, checking that each segment is the one its
 /// predecessor's seal leads to, and keeps only the segment it reads mapped. As an
 /// [`Iterator`] it yields owned copies and ends when caught up.
