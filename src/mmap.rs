@@ -5,7 +5,8 @@
 //!
 //! Channel memory is only ever reached through a raw pointer that no Rust reference covered:
 //! mappings are held as `memmap2::MmapRaw`, which hands out raw pointers and never a slice, and
-//! the heap buffers that stand in for a mapping (in the tests) are raw allocations. Every write
+//! the heap buffers that stand in for a mapping (a reader's private copy of a file, read with
+//! `pread`, and the model of the protocol in the tests) are raw allocations. Every write
 //! (the header rewrite, staging, atomic stores) goes through a pointer derived from that raw
 //! pointer, never from a `&[u8]`.
 //!
@@ -28,13 +29,12 @@
 //! rewriting the torn tail while it seals it (it clears the torn word first, which narrows the
 //! window to a reader that loaded the word just before). The caller holds the slice over such
 //! bytes only while it computes their checksum, which fails; the bytes may change under it
-//! meanwhile. Like another process truncating or scribbling over a mapped file, that is beyond
-//! what process-local code can rule out: the channel's contract (docs/FORMAT.md) is that only
+//! meanwhile. Like another process truncating a mapped file (SIGBUS) or scribbling over it,
+//! that is beyond what process-local code can rule out: the channel's contract (docs/FORMAT.md) is that only
 //! the kekbit writer holding the lock modifies a channel file, only as the format describes,
 //! and that no one ever shrinks it.
 #![allow(unsafe_code)]
 
-#[cfg(test)]
 use std::alloc::{self, Layout};
 use std::fs::File;
 use std::io;
@@ -110,12 +110,9 @@ struct Region {
 /// What owns a [`Region`]'s memory (and frees it when dropped).
 enum Backing {
     Mapped(MmapRaw),
-    // Only the tests stand a heap buffer in for a mapping (the model of the protocol below),
-    // shared by the regions of a writer and a reader as two mappings of one file would be.
-    #[cfg(test)]
-    Heap {
-        _owner: Arc<Heap>,
-    },
+    // A reader's private copy of the file, or, in the tests, a buffer that the regions of a
+    // writer and a reader share as two mappings of one file would (the model of the protocol).
+    Heap { _owner: Arc<Heap> },
 }
 
 // SAFETY: a `Region` is a pointer and a length into memory its `Backing` owns (a mapping, or a
@@ -139,7 +136,6 @@ impl Region {
         }
     }
 
-    #[cfg(test)]
     fn heap(heap: &Arc<Heap>) -> Region {
         Region {
             ptr: heap.ptr,
@@ -191,7 +187,6 @@ impl Region {
 }
 
 /// A zeroed, 8-aligned heap buffer, reached only through its raw pointer.
-#[cfg(test)]
 struct Heap {
     ptr: NonNull<u8>,
     layout: Layout,
@@ -199,25 +194,28 @@ struct Heap {
 
 // SAFETY: a `Heap` only owns its allocation (it never reads or writes it; the regions over it
 // do, under the protocol); freeing it from any thread, once, in `drop` is sound.
-#[cfg(test)]
 unsafe impl Send for Heap {}
 // SAFETY: as for `Send`: `&Heap` gives no access to the memory at all.
-#[cfg(test)]
 unsafe impl Sync for Heap {}
 
-#[cfg(test)]
 impl Heap {
-    fn zeroed(len: usize) -> Heap {
-        let layout = Layout::from_size_align(len.next_multiple_of(8).max(8), 8)
-            .expect("buffer size overflows");
-        // SAFETY: the layout's size is not zero (at least 8).
+    /// `len` zero bytes (at least 8), or an `OutOfMemory` error: never an abort, since `len`
+    /// comes from a file's header.
+    fn zeroed(len: usize) -> io::Result<Heap> {
+        let out_of_memory = || io::Error::from(io::ErrorKind::OutOfMemory);
+        let size = len
+            .checked_next_multiple_of(8)
+            .ok_or_else(out_of_memory)?
+            .max(8);
+        let layout = Layout::from_size_align(size, 8).map_err(|_| out_of_memory())?;
+        // SAFETY: the layout's size is not zero (at least 8). Large zeroed allocations come
+        // from fresh anonymous memory, so untouched pages (a sparse file's holes) cost nothing.
         let ptr = unsafe { alloc::alloc_zeroed(layout) };
-        let ptr = NonNull::new(ptr).unwrap_or_else(|| alloc::handle_alloc_error(layout));
-        Heap { ptr, layout }
+        let ptr = NonNull::new(ptr).ok_or_else(out_of_memory)?;
+        Ok(Heap { ptr, layout })
     }
 }
 
-#[cfg(test)]
 impl Drop for Heap {
     fn drop(&mut self) {
         // SAFETY: `ptr` was allocated in `zeroed` with this layout and is freed only here; the
@@ -226,9 +224,12 @@ impl Drop for Heap {
     }
 }
 
-/// A read-only shared mapping of a whole channel file.
+/// A read-only shared mapping of a whole channel file, or a private copy of it.
 pub(crate) struct ReadMap {
     region: Region,
+    /// For a copy: the stretches of the file that were read (may hold data), in order; the
+    /// rest of the copy is zeros, as the holes they stand for.
+    copied: Option<Box<[(u64, u64)]>>,
 }
 
 /// What an acquire load found at a record position.
@@ -248,16 +249,58 @@ impl ReadMap {
         let map = MmapOptions::new().len(len).map_raw_read_only(file)?;
         Ok(ReadMap {
             region: Region::mapped(map),
+            copied: None,
         })
+    }
+
+    /// Copies the first `len` bytes of `file` into memory with `pread`, reading only the
+    /// stretches that may hold data (holes stay zero, unread): a reader of the channel as it
+    /// was, which another process truncating the file cannot crash (nothing is mapped).
+    /// `UnexpectedEof` if the file is shorter than `len` while, or after, it is copied.
+    pub(crate) fn copy(file: &File, len: usize) -> io::Result<Self> {
+        use std::os::unix::fs::FileExt;
+        let heap = Arc::new(Heap::zeroed(len)?);
+        let mut copied = Vec::new();
+        let mut next = 0;
+        while let Some((start, end)) = next_data(file, next, len as u64) {
+            let (at, n) = (start as usize, (end - start) as usize);
+            check_range(at, n, len);
+            // SAFETY: `[at, at + n)` is inside the buffer (checked above). The buffer was
+            // just allocated and is not shared yet: no other reference to it exists, and the
+            // slice lives only for this read.
+            let into = unsafe { std::slice::from_raw_parts_mut(heap.ptr.as_ptr().add(at), n) };
+            file.read_exact_at(into, start)?;
+            copied.push((start, end));
+            next = end;
+        }
+        if file.metadata()?.len() < len as u64 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(ReadMap {
+            region: Region::heap(&heap),
+            copied: Some(copied.into_boxed_slice()),
+        })
+    }
+
+    /// The first stretch of file offsets within `[from, to)` that may hold data: for a copy,
+    /// from what was read; for a mapping, asked of `file` (see [`next_data`]).
+    pub(crate) fn data_after(&self, file: &File, from: u64, to: u64) -> Option<(u64, u64)> {
+        let Some(copied) = &self.copied else {
+            return next_data(file, from, to);
+        };
+        let &(start, end) = copied.iter().find(|&&(_, end)| end > from)?;
+        let (start, end) = (start.max(from), end.min(to));
+        (start < end).then_some((start, end))
     }
 
     /// A heap buffer of `len` zero bytes standing in for a mapping, and a writer over the same
     /// memory, for the model of the protocol in the tests.
     #[cfg(test)]
     fn heap_pair(len: usize) -> (ReadMap, WriteMap) {
-        let heap = Arc::new(Heap::zeroed(len));
+        let heap = Arc::new(Heap::zeroed(len).unwrap());
         let reader = ReadMap {
             region: Region::heap(&heap),
+            copied: None,
         };
         let writer = WriteMap {
             region: Arc::new(Region::heap(&heap)),
@@ -326,7 +369,6 @@ impl Region {
         check_range(offset, len, self.len);
         match &self.backing {
             Backing::Mapped(map) => map.flush_range(offset, len),
-            #[cfg(test)]
             Backing::Heap { .. } => Ok(()),
         }
     }
@@ -442,7 +484,6 @@ impl Populator {
         check_range(offset, len, self.region.len);
         match &self.region.backing {
             Backing::Mapped(map) => map.advise_range(Advice::PopulateWrite, offset, len),
-            #[cfg(test)]
             Backing::Heap { .. } => Ok(()),
         }
     }

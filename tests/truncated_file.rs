@@ -2,7 +2,9 @@
 //! at open with `ChannelError::Truncated` whose `len` is the file's length and `expected` what
 //! is missing: a whole header below 128 bytes, `HEADER_LEN + capacity` from 128 bytes on. No
 //! length makes the reader map memory the file does not back, so there is never a SIGBUS; a
-//! file longer than its header requires still opens.
+//! file longer than its header requires still opens. A reader in `ReadMode::Copied` keeps
+//! reading every record after the file is truncated to 0 bytes under it (a mapped reader
+//! would die of SIGBUS).
 
 mod common;
 
@@ -11,8 +13,8 @@ use std::path::Path;
 
 use common::{copy_channel, drain, Stop};
 use kekbit::core::{
-    shm_reader, shm_writer, ChannelError, EncoderHandler, Header, ReadError, ShmReader, TickUnit,
-    Writer, HEADER_LEN,
+    shm_reader, shm_writer, storage_path, ChannelError, EncoderHandler, Header, ReadError,
+    ReadMode, ShmReader, TickUnit, Writer, HEADER_LEN,
 };
 
 const CHANNEL: u64 = 31;
@@ -112,4 +114,21 @@ fn the_original_is_untouched_by_truncating_copies() {
     set_len(&path, 0);
     let mut reader = shm_reader(dir.path(), CHANNEL).unwrap();
     assert_eq!(reader.iter().count(), records.len());
+}
+
+#[test]
+fn a_copied_reader_reads_on_after_the_file_is_truncated_to_nothing() {
+    // Regression: issue 11 item 11: a reader died of SIGBUS when another process truncated the file.
+    let (dir, records) = written();
+    let path = storage_path(dir.path(), CHANNEL);
+    let mut reader = ShmReader::open_with(&path, ReadMode::Copied).unwrap();
+    assert_eq!(reader.iter().next().unwrap().unwrap(), &records[0][..]);
+    set_len(&path, 0);
+    let (read, stop) = drain(&mut reader);
+    assert_eq!(read, records[1..]);
+    assert!(
+        matches!(stop, Stop::Error(ReadError::Closed { .. })),
+        "{stop:?}"
+    );
+    assert!(!reader.writer_alive());
 }

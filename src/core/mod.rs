@@ -30,6 +30,7 @@ mod handler;
 mod header;
 mod options;
 mod pretouch;
+mod read_mode;
 mod reader;
 mod seek;
 mod tick;
@@ -52,6 +53,7 @@ pub use header::{
     MIN_CAPACITY, MIN_MARK_SHIFT, OLDEST_FORMAT_VERSION,
 };
 pub use options::{HeaderBuilder, ReaderOptions};
+pub use read_mode::{read_mode, set_read_mode, ReadMode};
 pub use reader::{shm_reader, try_shm_reader, Reader, Records, ShmReader};
 pub use tick::TickUnit;
 pub use timeout::TimeoutReader;

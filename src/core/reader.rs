@@ -12,7 +12,10 @@ use super::header::{
     HeaderDefect, FORMAT_VERSION, HEADER_LEN, OFF_CLOSED_AT, OFF_DURABLE_WATERMARK,
 };
 use super::timeout::Watch;
-use super::{storage_path, ChannelError, Header, InvalidPosition, ReadError, TimeoutReader};
+use super::{
+    read_mode, storage_path, ChannelError, Header, InvalidPosition, ReadError, ReadMode,
+    TimeoutReader,
+};
 use crate::mmap::ReadMap;
 
 /// Reads records from a channel.
@@ -123,7 +126,9 @@ pub struct ShmReader {
 ///
 /// The header is read and checked (magic, version, checksum, limits, and the file's real
 /// length against the capacity) before anything is mapped, so a damaged, hostile or
-/// truncated file is an error, never a crash.
+/// truncated file is an error, never a crash. That holds when the reader opens: a mapped
+/// reader (the default [`ReadMode`]) gets SIGBUS, which kills the process, if another process
+/// shrinks the file afterwards, while a reader in [`ReadMode::Copied`] cannot.
 ///
 /// ```
 /// use kekbit::core::{shm_reader, shm_writer, EncoderHandler, Header, TickUnit};
@@ -235,6 +240,24 @@ impl ShmReader {
     /// assert_eq!(reader.header().channel_id(), 8);
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<ShmReader, ChannelError> {
+        Self::open_with(path, read_mode())
+    }
+
+    /// Opens the channel file at `path` for reading in the given [`ReadMode`], whatever the
+    /// process-wide [`set_read_mode`](super::set_read_mode) says.
+    ///
+    /// ```
+    /// use kekbit::core::{shm_writer, storage_path, EncoderHandler, Header, ReadMode, Reader, ShmReader, TickUnit, Writer};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let mut writer = shm_writer(dir.path(), &Header::new(1, 8, 4096, 64, 1_000, TickUnit::Millis), EncoderHandler).unwrap();
+    /// writer.write("kept").unwrap();
+    /// writer.close().unwrap(); // its mapping would get SIGBUS below
+    /// let path = storage_path(dir.path(), 8);
+    /// let mut reader = ShmReader::open_with(&path, ReadMode::Copied).unwrap();
+    /// std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+    /// assert_eq!(reader.try_read().unwrap(), Some(&b"kept"[..])); // no SIGBUS: a copy
+    /// ```
+    pub fn open_with(path: impl AsRef<Path>, mode: ReadMode) -> Result<ShmReader, ChannelError> {
         let path = path.as_ref().to_path_buf();
         let file = File::open(&path).map_err(|source| {
             if source.kind() == io::ErrorKind::NotFound {
@@ -248,12 +271,27 @@ impl ShmReader {
             }
         })?;
         let (header, _) = read_header(&file, &path)?;
-        let map =
-            ReadMap::map(&file, header.file_len() as usize).map_err(|source| ChannelError::Io {
+        let len = header.file_len();
+        let map = match mode {
+            ReadMode::Mapped => ReadMap::map(&file, len as usize),
+            ReadMode::Copied => ReadMap::copy(&file, len as usize),
+        }
+        .map_err(|source| match source.kind() {
+            // Shrunk since its length was checked: as if it had been short then.
+            io::ErrorKind::UnexpectedEof => ChannelError::Truncated {
                 path: path.clone(),
-                action: "mapping the channel",
+                len: file.metadata().map_or(0, |m| m.len()),
+                expected: len,
+            },
+            _ => ChannelError::Io {
+                path: path.clone(),
+                action: match mode {
+                    ReadMode::Mapped => "mapping the channel",
+                    ReadMode::Copied => "copying the channel",
+                },
                 source,
-            })?;
+            },
+        })?;
         let limits = Limits {
             capacity: header.capacity(),
             max_record_len: header.max_record_len(),
@@ -545,7 +583,7 @@ impl Channel {
     /// The first stretch of file offsets within `[from, to)` that may hold data (see
     /// `mmap::next_data`).
     fn data_after(&self, from: u64, to: u64) -> Option<(u64, u64)> {
-        crate::mmap::next_data(&self.file, from, to)
+        self.map.data_after(&self.file, from, to)
     }
 
     pub(crate) fn load_live(&self, offset: usize) -> u64 {

@@ -127,6 +127,11 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { status::USAGE } else { 0 });
         }
     };
+    // The read-only commands copy segments into memory (pread) instead of mapping them, so
+    // that another process truncating a segment cannot kill them with SIGBUS.
+    if let Command::Dump { .. } | Command::Verify { .. } | Command::Stats { .. } = cli.command {
+        kekbit::core::set_read_mode(kekbit::core::ReadMode::Copied);
+    }
     let outcome = match cli.command {
         Command::Append(args) => append::run(&args),
         Command::Dump {
