@@ -32,6 +32,7 @@ mod options;
 mod pretouch;
 mod read_mode;
 mod reader;
+mod records;
 mod seek;
 mod tick;
 mod timeout;
@@ -54,7 +55,8 @@ pub use header::{
 };
 pub use options::{HeaderBuilder, ReaderOptions};
 pub use read_mode::{read_mode, set_read_mode, ReadMode};
-pub use reader::{shm_reader, try_shm_reader, Reader, Records, ShmReader};
+pub use reader::{shm_reader, try_shm_reader, Reader, ShmReader};
+pub use records::Records;
 pub use tick::TickUnit;
 pub use timeout::TimeoutReader;
 pub use writer::{shm_writer, ShmWriter, Writer};

@@ -4,7 +4,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::header::OFF_HEARTBEAT;
-use super::reader::{seek, step, Channel, Records};
+use super::reader::Channel;
+use super::records::{seek, step, Records};
 use super::{Header, InvalidPosition, ReadError, Reader, ShmReader};
 
 /// Tracks the writer's last sign of life: a new record, or a change of the heartbeat stamp.
