@@ -8,14 +8,10 @@ use super::frame::{self, Binder, Kind, MAX_TRAILER_LEN, RECORD_HEADER_LEN, TRAIL
 use super::header::{HEADER_LEN, MARK_LEN, OFF_CLOSED_AT, OFF_DURABLE_WATERMARK, OFF_HEARTBEAT};
 use super::pretouch::{Pretoucher, AHEAD};
 use super::reader::read_header;
+use super::syncing::{sync_range, SyncHandle};
 use super::{ChannelError, Encodable, EncoderHandler, Handler, Header, WriteError};
 use crate::fault::{self, IoOp};
-use crate::mmap::{Flusher, WriteMap};
-
-/// The page size syncs are reckoned in: a sync starts at the start of the page holding the
-/// previous watermark (memmap2 aligns the range to the system's real page size itself; the
-/// rounding keeps the range that the I/O seam reports page-aligned too).
-const PAGE: usize = 4096;
+use crate::mmap::WriteMap;
 
 /// Writes records into a channel.
 ///
@@ -290,62 +286,6 @@ pub(crate) fn resume_for_seal(
         next_mark: u64::MAX,
         header,
     })
-}
-
-/// A sync writes the header page back (carrying the watermark of the sync before) only when
-/// the durable position crosses a multiple of this many bytes of the data area, and while
-/// records still share the header page; otherwise it writes only the pages written since the
-/// last sync (one block for a small record instead of two). The durable watermark on storage
-/// therefore trails the acknowledged position by less than this plus one sync (the kernel may
-/// also write the dirty header page back by itself sooner). The watermark in memory, which
-/// live readers see, is updated at every sync.
-const HEADER_REFRESH: u64 = 64 << 10;
-
-/// The file range, as `(offset, len)`, that a sync of the records before data-area offset
-/// `position` writes back when an earlier sync made those before `previous` durable: from the
-/// page holding `previous` (everything below it is on storage already), or from offset 0, so
-/// that the header page goes too, when `previous` and `position` lie in different
-/// [`HEADER_REFRESH`] spans. Clean pages in the range cost nothing.
-fn sync_range(previous: u64, position: u64) -> (usize, usize) {
-    let end = HEADER_LEN + position as usize;
-    let start = if previous / HEADER_REFRESH != position / HEADER_REFRESH {
-        0
-    } else {
-        (HEADER_LEN + previous as usize) / PAGE * PAGE
-    };
-    (start, end - start)
-}
-
-/// Syncs a writer's channel from another thread (for group commit).
-pub(crate) struct SyncHandle {
-    flusher: Flusher,
-    path: PathBuf,
-}
-
-impl SyncHandle {
-    /// Makes the records before data-area offset `position` durable and publishes the new
-    /// durable watermark.
-    pub(crate) fn sync(&self, position: u64) -> std::io::Result<()> {
-        let previous = self.flusher.load(OFF_DURABLE_WATERMARK);
-        let (start, len) = sync_range(previous, position);
-        fault::run(
-            IoOp::FlushRange(&self.path, start as u64, len as u64),
-            || self.flusher.flush_range(start, len),
-        )?;
-        self.flusher.store_release(OFF_DURABLE_WATERMARK, position);
-        Ok(())
-    }
-
-    /// [`sync`](SyncHandle::sync) for a sealed channel (`position` past its closing marker),
-    /// then writes the header back once more so that storage holds a watermark covering the
-    /// seal: recovery then knows, without reading the channel, that it is complete.
-    pub(crate) fn sync_sealed(&self, position: u64) -> std::io::Result<()> {
-        self.sync(position)?;
-        let header = HEADER_LEN as u64;
-        fault::run(IoOp::FlushRange(&self.path, 0, header), || {
-            self.flusher.flush_range(0, HEADER_LEN)
-        })
-    }
 }
 
 impl<H: Handler> ShmWriter<H> {
@@ -743,24 +683,6 @@ impl<H: Handler> std::fmt::Debug for ShmWriter<H> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_sync_writes_back_from_the_previous_watermarks_page_or_from_the_header() {
-        // Records still share the header page: from 0.
-        assert_eq!(sync_range(0, 200), (0, 328));
-        assert_eq!(sync_range(200, 400), (0, 528));
-        // From the page holding the previous watermark (file offset 128 + 5000).
-        assert_eq!(sync_range(5000, 6000), (4096, 128 + 6000 - 4096));
-        // Crossing a multiple of HEADER_REFRESH: from 0 again, header page included.
-        let refresh = HEADER_REFRESH;
-        assert_eq!(
-            sync_range(refresh - 8, refresh + 8),
-            (0, 128 + refresh as usize + 8)
-        );
-        assert_eq!(
-            sync_range(refresh + 8, refresh + 16).0,
-            (128 + refresh as usize + 8) / PAGE * PAGE
-        );
-    }
     use crate::core::{SequenceHandler, TickUnit};
 
     #[test]
