@@ -7,7 +7,6 @@ use super::create::create_channel;
 use super::frame::{self, Binder, Kind, MAX_TRAILER_LEN, RECORD_HEADER_LEN, TRAILER_RESERVE};
 use super::header::{HEADER_LEN, MARK_LEN, OFF_CLOSED_AT, OFF_DURABLE_WATERMARK, OFF_HEARTBEAT};
 use super::pretouch::{Pretoucher, AHEAD};
-use super::reader::read_header;
 use super::syncing::{sync_range, SyncHandle};
 use super::{ChannelError, Encodable, EncoderHandler, Handler, Header, WriteError};
 use crate::fault::{self, IoOp};
@@ -73,7 +72,7 @@ pub trait Writer {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+pub(super) enum State {
     Open,
     Closed,
     Poisoned,
@@ -98,23 +97,23 @@ enum State {
 /// assert_send::<ShmWriter<Counted>>();
 /// ```
 pub struct ShmWriter<H: Handler> {
-    map: WriteMap,
+    pub(super) map: WriteMap,
     // Declared after `map` so that the mapping is gone before the lock is released.
-    _lock: File,
-    path: PathBuf,
-    header: Header,
-    binder: Binder,
-    position: u64,
-    limit: u64,
-    synced: u64,
-    state: State,
-    handler: H,
-    pretoucher: Option<Pretoucher>,
+    pub(super) _lock: File,
+    pub(super) path: PathBuf,
+    pub(super) header: Header,
+    pub(super) binder: Binder,
+    pub(super) position: u64,
+    pub(super) limit: u64,
+    pub(super) synced: u64,
+    pub(super) state: State,
+    pub(super) handler: H,
+    pub(super) pretoucher: Option<Pretoucher>,
     /// Data records written so far (what the next resynchronisation mark says).
-    ordinal: u64,
+    pub(super) ordinal: u64,
     /// The data-area offset from which the next record is preceded by a mark (`u64::MAX`
     /// when the channel has none): the start of the block after the last mark's.
-    next_mark: u64,
+    pub(super) next_mark: u64,
 }
 
 /// Bytes a resynchronisation mark occupies.
@@ -229,63 +228,6 @@ pub(crate) fn shm_writer_pending(
     let from = end.min(HEADER_LEN as u64 + now);
     writer.pretoucher = Pretoucher::start(writer.map.populator(), from, end, window, false);
     Ok(writer)
-}
-
-/// Takes over the channel at `path`, whose writer is gone, positioned at `position` (the end
-/// of its valid records, found by the caller), so that it can be sealed there. Fails with
-/// [`ChannelError::Locked`] while a writer holds it.
-pub(crate) fn resume_for_seal(
-    path: &Path,
-    position: u64,
-) -> Result<ShmWriter<EncoderHandler>, ChannelError> {
-    let io_err = |action| {
-        move |source| ChannelError::Io {
-            path: path.to_path_buf(),
-            action,
-            source,
-        }
-    };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(io_err("opening the channel for sealing"))?;
-    crate::mmap::try_lock_writer(&file).map_err(|e| match e {
-        std::fs::TryLockError::WouldBlock => ChannelError::Locked {
-            path: path.to_path_buf(),
-        },
-        std::fs::TryLockError::Error(source) => io_err("locking the channel")(source),
-    })?;
-    let (header, _) = read_header(&file, path)?;
-    let limit = header.capacity() - TRAILER_RESERVE;
-    if position > limit || !position.is_multiple_of(frame::RECORD_ALIGN) {
-        return Err(ChannelError::InvalidConfig {
-            path: path.to_path_buf(),
-            reason: format!("cannot seal at offset {position}"),
-        });
-    }
-    let map = WriteMap::map(&file, header.file_len() as usize)
-        .map_err(io_err("mapping the channel for sealing"))?;
-    // The word at the cut may hold torn bytes of a record that never completed: clear it
-    // before the seal's trailer is staged behind it, so that a reader looking now sees the
-    // end of the data rather than a header over bytes being rewritten.
-    map.store_release(HEADER_LEN + position as usize, 0);
-    Ok(ShmWriter {
-        map,
-        _lock: file,
-        path: path.to_path_buf(),
-        binder: Binder::new(header.channel_id()),
-        position,
-        limit,
-        synced: 0,
-        state: State::Open,
-        handler: EncoderHandler,
-        pretoucher: None,
-        // Only a closing marker is written: no record, so no mark.
-        ordinal: 0,
-        next_mark: u64::MAX,
-        header,
-    })
 }
 
 impl<H: Handler> ShmWriter<H> {
