@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::journal::{lock_journal, LOCK_FILE};
-use super::recovery::{self, scan, Stop};
+use super::recovery;
+use super::scan::{self, scan, Stop};
 use super::segment;
 use super::{JournalError, OpenReport, PruneReport, RecoveryMode};
 use crate::core::Reader;
@@ -299,7 +300,7 @@ pub fn verify(
                 records_lost: Some(resumed.resumed - resumed.first_lost),
                 ..problem(Some(*position), e.to_string())
             });
-            found.stop = recovery::read_on(&mut found.reader, &mut found.records);
+            found.stop = scan::read_on(&mut found.reader, &mut found.records);
         }
         let end = base + found.reader.ordinal();
         if found.records > 0 {

@@ -39,6 +39,7 @@ mod options;
 mod reader;
 mod recovery;
 mod report;
+mod scan;
 mod segment;
 mod shared;
 mod sync;
