@@ -21,7 +21,10 @@
 //!   front of it returned a non-zero word; it covers the bytes that word claims (clamped to the
 //!   region) and borrows the region, so it cannot outlive the mapping. For a header the writer
 //!   published, the writer filled the payload before its release store of the header and never
-//!   writes a published byte again, so the slice cannot change while borrowed.
+//!   writes a published byte again, so the slice cannot change while borrowed;
+//! - a payload kept past that borrow (a [`Pinned`] record handle) holds the map in an `Arc`:
+//!   the mapping is unmapped (a copy freed) only when its last reader and handle are gone, and
+//!   only a verified payload is ever pinned.
 //!
 //! What the protocol cannot make hold: a non-zero header word that the writer did not publish,
 //! a damaged one or the torn word at a crashed channel's cut, claims bytes that may not be
@@ -342,6 +345,57 @@ impl ReadMap {
         // A header word the writer did not publish is the exception the module docs describe.
         let payload = unsafe { std::slice::from_raw_parts(self.region.at(start), len) };
         Published::Word { word, payload }
+    }
+}
+
+/// A verified record's payload kept alive on its own: the mapping (or private copy) it lives
+/// in, shared, and where in it the payload lies. What a `'static` record handle holds.
+#[derive(Clone)]
+pub(crate) struct Pinned {
+    map: Arc<ReadMap>,
+    start: usize,
+    len: usize,
+}
+
+impl ReadMap {
+    /// Pins the payload `[addr, addr + len)` that [`ReadMap::published`] handed out from this
+    /// map (`addr` is its slice's address): the handle keeps the map alive and gives the same
+    /// bytes back without a borrow of the reader. Panics if the range is not inside the map.
+    ///
+    /// The caller pins only a payload it verified (checksum and position) under a published
+    /// header: bytes that the writer completed before publishing and never writes again.
+    pub(crate) fn pin(map: &Arc<ReadMap>, addr: usize, len: usize) -> Pinned {
+        let base = map.region.ptr.as_ptr() as usize;
+        let start = addr
+            .checked_sub(base)
+            .unwrap_or_else(|| out_of_range(addr, len, map.region.len));
+        check_range(start, len, map.region.len);
+        Pinned {
+            map: Arc::clone(map),
+            start,
+            len,
+        }
+    }
+}
+
+impl Pinned {
+    /// The pinned payload.
+    #[inline]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        // SAFETY: `[start, start + len)` is inside the region (checked in `pin`), whose
+        // memory lives as long as the `Arc<ReadMap>` this handle holds: a mapping is unmapped,
+        // and a copy freed, only when the last map handle drops, and the slice borrows
+        // `self`. The pointer carries the region's provenance. The bytes do not change while
+        // borrowed: `pin` is only given payloads verified under a published header (the
+        // writer completed them before its release store, which the reader's acquire load
+        // synchronised with), and no kekbit process writes a published byte again: the
+        // writer appends after them, a seal's space release punches holes only in whole
+        // pages past the seal, a crashed writer's recovery rewrites only what follows the
+        // last valid record, and pruning unlinks files, never truncating them (the channel's
+        // contract in the module docs excludes anyone else writing or shrinking the file).
+        // A private copy is written only before it is shared. So the slice is immutable
+        // memory for as long as it is borrowed.
+        unsafe { std::slice::from_raw_parts(self.map.region.at(self.start), self.len) }
     }
 }
 
@@ -799,6 +853,34 @@ mod tests {
         let writer = writing.join().unwrap();
         assert_eq!(reader.load_acquire(CHECKED_LEN), RECORDS as u64);
         assert_eq!(writer.load(CHECKED_LEN), RECORDS as u64);
+    }
+
+    // A pinned payload keeps the memory alive after every other handle on it is gone, and
+    // reads the published bytes (under Miri: a use after free or a race would be reported).
+    #[test]
+    fn a_pinned_payload_outlives_the_map_it_came_from() {
+        let (reader, mut writer) = ReadMap::heap_pair(CHECKED_LEN + 64);
+        let offset = CHECKED_LEN + 8;
+        writer.stage(offset + 8, 16).write_all(b"pinned").unwrap();
+        writer.store_release(offset, 6 << 8);
+        let reader = Arc::new(reader);
+        let (addr, len) = match reader.published(offset, |w| (w >> 8) as usize) {
+            Published::Word { payload, .. } => (payload.as_ptr() as usize, payload.len()),
+            Published::Nothing => panic!("the word was stored"),
+        };
+        let pinned = ReadMap::pin(&reader, addr, len);
+        drop((reader, writer));
+        let elsewhere = std::thread::spawn(move || pinned.bytes().to_vec());
+        assert_eq!(elsewhere.join().unwrap(), b"pinned");
+    }
+
+    #[test]
+    #[should_panic(expected = "outside a mapping")]
+    fn a_pin_outside_the_map_panics() {
+        let (reader, _writer) = ReadMap::heap_pair(CHECKED_LEN + 64);
+        let reader = Arc::new(reader);
+        let inside = reader.region.ptr.as_ptr() as usize;
+        ReadMap::pin(&reader, inside + CHECKED_LEN + 60, 8);
     }
 
     #[test]

@@ -28,6 +28,7 @@ mod error;
 mod frame;
 mod handler;
 mod header;
+mod map_cache;
 mod options;
 mod pretouch;
 mod read_mode;

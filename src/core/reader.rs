@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::frame::{self, Binder, Frame, Limits};
@@ -14,7 +15,7 @@ use super::{
     read_mode, storage_path, ChannelError, Header, InvalidPosition, ReadError, ReadMode,
     TimeoutReader,
 };
-use crate::mmap::ReadMap;
+use crate::mmap::{Pinned, ReadMap};
 
 /// Reads records from a channel.
 ///
@@ -93,7 +94,7 @@ pub(crate) enum Peek {
 
 /// The mapped channel: what a reader and its iterator share immutably.
 pub(crate) struct Channel {
-    pub(super) map: ReadMap,
+    pub(super) map: Arc<ReadMap>,
     pub(super) file: File,
     pub(super) path: PathBuf,
     pub(super) header: Header,
@@ -271,8 +272,8 @@ impl ShmReader {
         let (header, _) = read_header(&file, &path)?;
         let len = header.file_len();
         let map = match mode {
-            ReadMode::Mapped => ReadMap::map(&file, len as usize),
-            ReadMode::Copied => ReadMap::copy(&file, len as usize),
+            ReadMode::Mapped => super::map_cache::shared_map(&file, len as usize),
+            ReadMode::Copied => ReadMap::copy(&file, len as usize).map(Arc::new),
         }
         .map_err(|source| match source.kind() {
             // Shrunk since its length was checked: as if it had been short then.
@@ -451,6 +452,12 @@ impl ShmReader {
 }
 
 impl ShmReader {
+    /// A handle on the payload `[addr, addr + len)` that `try_read` just returned (`addr` is
+    /// its slice's address), which keeps this reader's mapping (or copy) alive on its own.
+    pub(crate) fn pin(&self, addr: usize, len: usize) -> Pinned {
+        ReadMap::pin(&self.chan.map, addr, len)
+    }
+
     /// Whether the word at the reader's position is a closing marker (not yet verified: the
     /// next `try_read` verifies it). Lets a caller decide to move on without a read.
     pub(crate) fn at_closing_marker(&self) -> bool {

@@ -37,6 +37,7 @@ mod journal;
 mod maintain;
 mod options;
 mod reader;
+mod record;
 mod recovery;
 mod report;
 mod scan;
@@ -52,4 +53,5 @@ pub use maintain::{
 };
 pub use options::{Durability, JournalOptions, Prefault, RecoveryMode, MAX_SEGMENTS_AHEAD};
 pub use reader::{Follow, JournalReader};
+pub use record::Record;
 pub use report::{DroppedRange, OpenReport, PruneReport};

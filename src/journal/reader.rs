@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::segment::{self, Link};
-use super::JournalError;
+use super::{JournalError, Record};
 use crate::core::{ChannelError, Peek, ReadError, Reader, SeekStop, ShmReader};
 
 mod damage;
@@ -158,6 +158,28 @@ impl JournalReader {
             Ok(None) | Err(ReadError::Closed { .. }) => Ok(None),
             Err(source) => Err(JournalError::Corrupt { source }),
         }
+    }
+
+    /// Like [`try_next`](JournalReader::try_next), but the record comes as a [`Record`]: a
+    /// handle that owns its place in the segment's shared mapping, outlives this reader and
+    /// can be sent to other threads, without copying the payload.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+    /// let mut reader = journal.reader(0).unwrap();
+    /// assert!(reader.next_record().unwrap().is_none());
+    /// journal.append(b"x").unwrap();
+    /// let (seq, record) = reader.next_record().unwrap().unwrap();
+    /// assert_eq!((seq, &record[..]), (0, &b"x"[..]));
+    /// ```
+    pub fn next_record(&mut self) -> Result<Option<(u64, Record)>, JournalError> {
+        let Some((seq, payload)) = self.try_next()? else {
+            return Ok(None);
+        };
+        let (addr, len) = (payload.as_ptr() as usize, payload.len());
+        let current = self.current.as_ref().expect("a record was read");
+        Ok(Some((seq, Record::new(current.reader.pin(addr, len)))))
     }
 
     /// Whether the word at the reader's position announces a record (data, or damage that is

@@ -1,0 +1,71 @@
+//! One mapping per channel file per process: readers of the same file share its read-only
+//! mapping, which lives as long as a reader or a record handle holds it.
+//!
+//! A hundred readers tailing one journal map each segment once, not a hundred times. Files
+//! are known by their identity (device, inode) and the mapped length, not by their path: a
+//! segment removed and created again under the same name is another file, and gets its own
+//! mapping. Entries are weak: the cache never keeps a mapping alive, and a dead entry is
+//! dropped the next time the cache is used.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use crate::mmap::ReadMap;
+
+/// (device, inode, mapped length) of a file.
+type Key = (u64, u64, usize);
+
+fn cache() -> &'static Mutex<HashMap<Key, Weak<ReadMap>>> {
+    static CACHE: OnceLock<Mutex<HashMap<Key, Weak<ReadMap>>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// The read-only mapping of the first `len` bytes of `file`, shared with every reader of the
+/// same file in this process. The caller has checked that the file is at least `len` bytes.
+pub(crate) fn shared_map(file: &File, len: usize) -> io::Result<Arc<ReadMap>> {
+    let meta = file.metadata()?;
+    let key = (meta.dev(), meta.ino(), len);
+    let mut cache = cache().lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(map) = cache.get(&key).and_then(Weak::upgrade) {
+        return Ok(map);
+    }
+    cache.retain(|_, map| map.strong_count() > 0);
+    let map = Arc::new(ReadMap::map(file, len)?);
+    cache.insert(key, Arc::downgrade(&map));
+    Ok(map)
+}
+
+/// How many distinct mappings the cache holds alive now (for tests).
+#[cfg(test)]
+pub(crate) fn live_mappings() -> usize {
+    let cache = cache().lock().unwrap_or_else(|p| p.into_inner());
+    cache.values().filter(|map| map.strong_count() > 0).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readers_of_one_file_share_its_mapping_until_the_last_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, [0u8; 4096]).unwrap();
+        let (a, b) = (File::open(&path).unwrap(), File::open(&path).unwrap());
+        let first = shared_map(&a, 4096).unwrap();
+        let second = shared_map(&b, 4096).unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+        // Another length is another mapping; another file with the same name another too.
+        assert!(!Arc::ptr_eq(&first, &shared_map(&a, 1024).unwrap()));
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, [0u8; 4096]).unwrap();
+        let replaced = shared_map(&File::open(&path).unwrap(), 4096).unwrap();
+        assert!(!Arc::ptr_eq(&first, &replaced));
+        let weak = Arc::downgrade(&first);
+        drop((first, second));
+        assert!(weak.upgrade().is_none(), "the cache keeps no mapping alive");
+    }
+}
