@@ -38,13 +38,6 @@ pub(crate) fn shared_map(file: &File, len: usize) -> io::Result<Arc<ReadMap>> {
     Ok(map)
 }
 
-/// How many distinct mappings the cache holds alive now (for tests).
-#[cfg(test)]
-pub(crate) fn live_mappings() -> usize {
-    let cache = cache().lock().unwrap_or_else(|p| p.into_inner());
-    cache.values().filter(|map| map.strong_count() > 0).count()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
