@@ -53,6 +53,10 @@ pub enum IoOp<'a> {
     /// changing the file's size (`fallocate(FALLOC_FL_PUNCH_HOLE)`): the unused part of a
     /// sealed journal segment. The range reads as zeros afterwards.
     Punch(&'a Path, u64, u64),
+    /// Bytes `[offset, offset + len)` of a file are written with `pwrite` (not yet durable:
+    /// a `SyncFile` follows): a mapped image's checkpoint writing changed pages and a header
+    /// slot.
+    WriteAt(&'a Path, u64, u64),
 }
 
 #[cfg(feature = "fault-injection")]
@@ -72,7 +76,8 @@ impl IoOp<'_> {
             | IoOp::FlushRange(p, _, _)
             | IoOp::SyncDir(p)
             | IoOp::Remove(p)
-            | IoOp::Punch(p, _, _) => p,
+            | IoOp::Punch(p, _, _)
+            | IoOp::WriteAt(p, _, _) => p,
             IoOp::Link(_, to) | IoOp::Rename(_, to) => to,
         }
     }

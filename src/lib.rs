@@ -12,6 +12,9 @@
 //! - [`prevalence`]: an in-memory state changed only by journaled commands and restored
 //!   from a snapshot plus the commands after it;
 //! - [`typed`]: a persistent append-only sequence of serde values;
+//! - [`image`]: a persistent, mutable, memory-mapped array of plain-old-data elements
+//!   (`MappedVec`), crash-consistent through a journal of redo records, restarting without
+//!   reading its data;
 //! - [`codec`]: the serde codec used by the last three (bincode 2 by default).
 //!
 //! The on-disk formats are specified in `docs/FORMAT.md`. Linux only (see the README's
@@ -120,6 +123,7 @@ pub mod core;
 pub mod fault;
 #[cfg(not(feature = "fault-injection"))]
 mod fault;
+pub mod image;
 pub mod journal;
 mod le;
 mod mmap;

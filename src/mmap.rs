@@ -50,6 +50,9 @@ use memmap2::{Advice, MmapOptions, MmapRaw};
 
 use crate::core::CHECKED_LEN;
 
+mod cow;
+pub(crate) use cow::CowMap;
+
 // Readers load header words from read-only mappings. std defines relaxed atomic loads of up to
 // 8 bytes on read-only memory on these targets only (`std::sync::atomic`, "Atomic accesses to
 // read-only memory").

@@ -7,8 +7,9 @@ use super::*;
 
 const DOC: &str = include_str!("../../docs/FORMAT.md");
 
-/// The rows of the first table after the heading `heading`, header and separator skipped.
-fn table(heading: &str) -> Vec<Vec<String>> {
+/// The rows of the first table after the heading `heading`, header and separator skipped
+/// (also used by the other layers' format tests).
+pub(crate) fn table(heading: &str) -> Vec<Vec<String>> {
     let start = DOC
         .lines()
         .position(|l| l.trim() == heading)
@@ -27,23 +28,28 @@ fn table(heading: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn number(cell: &str) -> u64 {
+pub(crate) fn number(cell: &str) -> u64 {
     cell.parse()
         .unwrap_or_else(|_| panic!("{cell:?} is not a number"))
 }
 
-#[test]
-fn header_table_matches_code() {
-    let rows = table("## Channel header");
-    let doc: Vec<(String, usize, usize)> = rows
+/// Asserts that the table after `heading` (offset, size, field name in its first three
+/// columns) lists exactly `fields`, as (name, offset, size).
+pub(crate) fn assert_field_table(heading: &str, fields: &[(&str, usize, usize)]) {
+    let doc: Vec<(String, usize, usize)> = table(heading)
         .iter()
         .map(|r| (r[2].clone(), number(&r[0]) as usize, number(&r[1]) as usize))
         .collect();
-    let code: Vec<(String, usize, usize)> = FIELDS
+    let code: Vec<(String, usize, usize)> = fields
         .iter()
         .map(|(name, off, size)| (name.to_string(), *off, *size))
         .collect();
-    assert_eq!(doc, code);
+    assert_eq!(doc, code, "{heading}");
+}
+
+#[test]
+fn header_table_matches_code() {
+    assert_field_table("## Channel header", &FIELDS);
 }
 
 #[test]

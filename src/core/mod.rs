@@ -42,7 +42,7 @@ mod timeout;
 mod writer;
 
 #[cfg(test)]
-mod format_doc;
+pub(crate) mod format_doc;
 
 pub use create::storage_path;
 pub use error::{ChannelError, InvalidPosition, ReadError, WriteError};

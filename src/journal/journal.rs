@@ -431,6 +431,19 @@ impl Journal {
         &self.shared.dir
     }
 
+    /// The largest record this journal accepts, in bytes (the one it was created with when
+    /// the options left it unset).
+    ///
+    /// ```
+    /// use kekbit::journal::Journal;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// drop(Journal::options().max_record_len(1000).open(dir.path()).unwrap());
+    /// assert_eq!(Journal::open(dir.path()).unwrap().max_record_len(), 1000);
+    /// ```
+    pub fn max_record_len(&self) -> u32 {
+        self.shared.options.max_record_len_bytes()
+    }
+
     /// A reader of this journal from sequence number `from` (see [`JournalReader::open`]).
     ///
     /// ```
