@@ -49,7 +49,7 @@ pub(crate) fn assert_field_table(heading: &str, fields: &[(&str, usize, usize)])
 
 #[test]
 fn header_table_matches_code() {
-    assert_field_table("## Channel header", &FIELDS);
+    assert_field_table("## Channel header", FIELDS);
 }
 
 #[test]
