@@ -11,6 +11,8 @@
 //! - [`snapshot`]: whole-state images written atomically, read back newest-good-first;
 //! - [`prevalence`]: an in-memory state changed only by journaled commands and restored
 //!   from a snapshot plus the commands after it;
+//! - [`stream`]: journals as async streams of records (feature `async`), woken by the
+//!   writer of any process;
 //! - [`typed`]: a persistent append-only sequence of serde values;
 //! - [`image`]: a persistent, mutable, memory-mapped array of plain-old-data elements
 //!   (`MappedVec`), crash-consistent through a journal of redo records, restarting without
@@ -103,6 +105,8 @@
 //! # Features
 //!
 //! - `cli`: the `kekbit` command-line tool (`cargo install --locked --path . --features cli`).
+//! - `async`: [`stream::JournalStream`], a journal's records as a `futures` `Stream` that
+//!   waits without a thread or polling; pulls in `futures-core` and `tokio` (traits only).
 //! - `fault-injection`: the `fault` module, an observer of every file-system operation the
 //!   crate performs, for tests that record what reached storage or make an operation fail.
 //!   Test support only: without the feature the module is not public.
@@ -130,6 +134,7 @@ mod mmap;
 pub mod prevalence;
 pub mod replay;
 pub mod snapshot;
+pub mod stream;
 pub mod typed;
 
 /// The README's examples, compiled and run as doc tests so that they stay true.

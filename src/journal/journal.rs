@@ -132,6 +132,7 @@ impl Journal {
             commit: GroupCommit::new(next_seq),
             report,
             options,
+            bell: super::bell::WriterBell::open(dir),
             _lock: lock,
         });
         let flusher = match shared.options.durability {
@@ -222,7 +223,9 @@ impl Journal {
                 max,
             });
         }
-        self.shared.appender().append(record, &self.shared.dir)
+        let seq = self.shared.appender().append(record, &self.shared.dir)?;
+        self.shared.bell.ring();
+        Ok(seq)
     }
 
     /// What the durability policy asks of the append that got `seq`: under

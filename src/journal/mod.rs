@@ -28,6 +28,7 @@
 //! ```
 
 mod appender;
+pub(crate) mod bell;
 mod durability;
 mod error;
 mod flusher;
@@ -48,6 +49,7 @@ mod sync;
 pub use durability::ParseDurabilityError;
 pub use error::{AppendError, JournalError};
 pub use journal::Journal;
+pub(crate) use journal::LOCK_FILE;
 pub use maintain::{
     prune, repair, stats, verify, JournalStats, Problem, VerifyReport, VerifyStatus,
 };

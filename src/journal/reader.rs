@@ -111,6 +111,11 @@ impl JournalReader {
         }
     }
 
+    /// The journal's directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The sequence number of the next record this reader returns.
     ///
     /// ```

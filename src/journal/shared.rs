@@ -7,6 +7,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::appender::Appender;
+use super::bell::WriterBell;
 use super::sync::{GroupCommit, Turn};
 use super::{AppendError, JournalOptions, OpenReport};
 
@@ -39,6 +40,9 @@ pub(crate) struct Shared {
     pub(crate) appender: Mutex<Appender>,
     pub(crate) commit: GroupCommit,
     pub(crate) report: OpenReport,
+    /// Declared after `appender` and before `_lock`: its last ring, when the journal closes,
+    /// comes after the seal and while the lock is still held.
+    pub(crate) bell: WriterBell,
     pub(crate) _lock: File,
 }
 
@@ -136,6 +140,7 @@ impl Shared {
             // are worth handing to the background thread (unmapping costs time); the active
             // segment's handle is just another reference to a mapping that stays.
             self.commit.finish(Some(upto));
+            self.bell.ring();
             if work.iter().any(|u| u.sealed) {
                 self.appender().helper.retire(work);
             }

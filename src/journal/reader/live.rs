@@ -164,7 +164,7 @@ impl JournalReader {
 
     /// Whether the reader stands on its segment's closing marker (one load; the marker is
     /// verified when it is crossed).
-    fn at_seal(&self) -> bool {
+    pub(crate) fn at_seal(&self) -> bool {
         self.current
             .as_ref()
             .is_some_and(|current| current.reader.at_closing_marker())
@@ -181,7 +181,7 @@ impl JournalReader {
     /// segment's lock (which the writer of a journal holds on the segment it appends to).
     /// The lock is released after the last store, so a look after the probe sees anything
     /// the writer published; only if still nothing is there is the writer gone.
-    fn check_writer(&self) -> Result<(), JournalError> {
+    pub(crate) fn check_writer(&self) -> Result<(), JournalError> {
         let Some(current) = &self.current else {
             return Ok(());
         };
