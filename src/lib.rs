@@ -105,7 +105,7 @@
 //! # Features
 //!
 //! - `cli`: the `kekbit` command-line tool (`cargo install --locked --path . --features cli`).
-//! - `async`: [`stream::JournalStream`], a journal's records as a `futures` `Stream` that
+//! - `async`: `stream::JournalStream`, a journal's records as a `futures` `Stream` that
 //!   waits without a thread or polling; pulls in `futures-core` and `tokio` (traits only).
 //! - `fault-injection`: the `fault` module, an observer of every file-system operation the
 //!   crate performs, for tests that record what reached storage or make an operation fail.
