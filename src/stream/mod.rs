@@ -7,12 +7,22 @@
 //! segments) after each append and sync, and one thread per journal and process sleeps on it
 //! and wakes the streams.
 //!
+//! A [`ByteReader`] reads a journal's records as one byte stream (`io::Read + io::Seek`, no
+//! feature needed), and [`capture`] copies any `io::Read` into a journal; `AsyncByteReader`
+//! is the byte stream as tokio's `AsyncRead + AsyncSeek`, waiting for the writer.
+//!
 //! [`Record`]: crate::journal::Record
 
+#[cfg(feature = "async")]
+mod async_bytes;
+mod bytes;
 #[cfg(feature = "async")]
 mod records;
 #[cfg(feature = "async")]
 mod waiter;
 
+#[cfg(feature = "async")]
+pub use async_bytes::AsyncByteReader;
+pub use bytes::{capture, ByteReader};
 #[cfg(feature = "async")]
 pub use records::JournalStream;

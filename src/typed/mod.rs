@@ -9,6 +9,11 @@ use serde::Serialize;
 use crate::codec::{Bincode, Codec, CodecError};
 use crate::journal::{AppendError, Journal, JournalError, JournalOptions, JournalReader};
 
+#[cfg(feature = "async")]
+mod stream;
+#[cfg(feature = "async")]
+pub use stream::TypedStream;
+
 /// Errors of a [`TypedJournal`].
 ///
 /// ```
