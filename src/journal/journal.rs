@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::appender::Appender;
+use super::callbacks::Callbacks;
 use super::flusher::IntervalFlusher;
 use super::helper::Helper;
 use super::recovery;
@@ -53,7 +54,7 @@ pub(crate) const LOCK_FILE: &str = "kekbit.lock";
 /// assert_eq!((seq, record), (0, &b"deposit 10"[..]));
 /// ```
 pub struct Journal {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     flusher: Option<IntervalFlusher>,
 }
 
@@ -130,6 +131,7 @@ impl Journal {
                 close_durably: options.durability != Durability::Never,
             }),
             commit: GroupCommit::new(next_seq),
+            callbacks: Callbacks::default(),
             report,
             options,
             bell: super::bell::WriterBell::open(dir),
@@ -484,13 +486,16 @@ impl Journal {
 }
 
 impl Drop for Journal {
-    /// Under [`Durability::Interval`] and [`Durability::EveryN`], makes every record
+    /// Fires or fails every callback registered with [`when_durable`](Journal::when_durable)
+    /// (syncing, whatever the policy, if any waits). Under [`Durability::Interval`] and
+    /// [`Durability::EveryN`], makes every record
     /// appended durable (best effort: a failure cannot be reported from here), then seals
     /// the active segment and, unless under [`Durability::Never`], syncs the seal and
     /// releases the segment's unused storage; see [`Journal`].
     fn drop(&mut self) {
         // Stop the flusher first: it holds only a weak reference, but may be mid-sync.
         self.flusher = None;
+        self.close_callbacks();
         if matches!(
             self.shared.options.durability,
             Durability::Interval(_) | Durability::EveryN(_)

@@ -29,6 +29,7 @@
 
 mod appender;
 pub(crate) mod bell;
+mod callbacks;
 mod durability;
 mod error;
 mod flusher;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::appender::Appender;
 use super::bell::WriterBell;
+use super::callbacks::Callbacks;
 use super::sync::{GroupCommit, Turn};
 use super::{AppendError, JournalOptions, OpenReport};
 
@@ -39,6 +40,9 @@ pub(crate) struct Shared {
     pub(crate) options: JournalOptions,
     pub(crate) appender: Mutex<Appender>,
     pub(crate) commit: GroupCommit,
+    /// Callbacks waiting for records to become durable, fired by the thread whose sync
+    /// covered them.
+    pub(crate) callbacks: Callbacks,
     pub(crate) report: OpenReport,
     /// Declared after `appender` and before `_lock`: its last ring, when the journal closes,
     /// comes after the seal and while the lock is still held.
@@ -130,10 +134,15 @@ impl Shared {
                 synced.err().map(|e| (u.path.clone(), e))
             });
             if let Some((segment, source)) = failed {
+                // Recorded before the waiters wake, so that every callback fails with this
+                // error, not with a later `Poisoned`.
+                self.callbacks.sync_failed(&segment, &source);
                 let mut appender = self.appender();
                 appender.poisoned = true;
                 self.commit.finish(None);
                 appender.helper.retire(work);
+                drop(appender);
+                self.callbacks.fire(self);
                 return Err(AppendError::SyncFailed { segment, source });
             }
             // Wake the waiters first; then release the work. Only sealed segments' mappings
@@ -144,6 +153,7 @@ impl Shared {
             if work.iter().any(|u| u.sealed) {
                 self.appender().helper.retire(work);
             }
+            self.callbacks.fire(self);
         }
     }
 }

@@ -1,0 +1,356 @@
+//! Durability callbacks: closures registered for a sequence number, fired once that record
+//! (and every one before it) is durable, by whichever thread completed the covering sync,
+//! or failed when a sync fails. One background thread per journal (the syncer, started by
+//! the first registration) syncs when callbacks wait and nobody else syncs.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread::{self, JoinHandle};
+
+use super::shared::{Shared, Wait};
+use super::{AppendError, Journal};
+
+/// A registered callback: called once with the record's sequence number, or with the error
+/// that made its durability impossible.
+pub(crate) type Callback = Box<dyn FnOnce(Result<u64, AppendError>) + Send>;
+
+impl Journal {
+    /// Calls `callback` once record `seq` and every record before it are durable, with
+    /// `Ok(seq)`, or with the error that makes that impossible; never blocks, whatever the
+    /// durability policy.
+    ///
+    /// The callback is fired by the thread whose sync covered the record (an append under
+    /// [`Durability::EveryRecord`](super::Durability::EveryRecord), a
+    /// [`sync`](Journal::sync), the interval flusher), or by the journal's syncer: one
+    /// background thread per journal, started by the first registration, that syncs
+    /// whenever a callback waits for a record not yet durable (so records appended while
+    /// it syncs share its next sync). No thread waits per callback. A callback for a record
+    /// already durable fires at once: in the calling thread, before `when_durable` returns,
+    /// unless another thread is firing callbacks right then, which fires it next.
+    ///
+    /// Guarantees:
+    /// - every callback is called exactly once, outside the journal's locks, also when the
+    ///   journal is dropped (which first syncs, whatever the policy, if a callback waits);
+    /// - callbacks are called one at a time, in the order of their sequence numbers (equal
+    ///   ones in registration order): a callback never runs before one registered earlier
+    ///   for a lower or equal sequence number;
+    /// - if a sync fails, the journal is poisoned and every callback whose record is not
+    ///   durable gets [`AppendError::SyncFailed`] (naming the segment and the error), as does
+    ///   every later registration for a record not durable (or
+    ///   [`AppendError::Poisoned`]); never `Ok` after a failure;
+    /// - a `seq` not appended yet gets [`AppendError::NotAppended`] at once.
+    ///
+    /// Callbacks should be short (they delay the thread that fires them: hand the result
+    /// to a channel or a future). They may call the journal. A callback that panics does
+    /// not stop the others; the panic reaches the thread that fired it afterwards.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use kekbit::journal::{Durability, Journal};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = Journal::options().durability(Durability::Never).open(dir.path()).unwrap();
+    /// let (tx, rx) = mpsc::channel();
+    /// for record in [&b"a"[..], b"b", b"c"] {
+    ///     let seq = journal.append(record).unwrap();
+    ///     let tx = tx.clone();
+    ///     journal.when_durable(seq, move |durable| tx.send(durable.unwrap()).unwrap());
+    /// }
+    /// // The syncer makes them durable; the callbacks fire in order.
+    /// let fired: Vec<u64> = rx.iter().take(3).collect();
+    /// assert_eq!(fired, [0, 1, 2]);
+    /// assert!(journal.durable_count() >= 3);
+    /// ```
+    pub fn when_durable(
+        &self,
+        seq: u64,
+        callback: impl FnOnce(Result<u64, AppendError>) + Send + 'static,
+    ) {
+        match self.shared.check_appended(seq) {
+            Err(e @ AppendError::NotAppended { .. }) => callback(Err(e)),
+            // A poisoned journal fails it through the queue, after the callbacks before it.
+            _ => Callbacks::register(&self.shared, seq, Box::new(callback)),
+        }
+    }
+
+    /// Appends `record` without waiting (as [`append_deferred`](Journal::append_deferred))
+    /// and registers `callback` for it (as [`when_durable`](Journal::when_durable)); returns
+    /// its sequence number. If the append fails, the callback is not called and the error is
+    /// returned.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+    /// let (tx, rx) = mpsc::channel();
+    /// let seq = journal.append_then(b"x", move |r| tx.send(r.is_ok()).unwrap()).unwrap();
+    /// assert_eq!(seq, 0);
+    /// assert!(rx.recv().unwrap());
+    /// ```
+    pub fn append_then(
+        &self,
+        record: &[u8],
+        callback: impl FnOnce(Result<u64, AppendError>) + Send + 'static,
+    ) -> Result<u64, AppendError> {
+        let seq = self.append_deferred(record)?;
+        Callbacks::register(&self.shared, seq, Box::new(callback));
+        Ok(seq)
+    }
+
+    /// Dropping: stops the syncer, then fires every callback still waiting (syncing what
+    /// they wait for) or fails it.
+    pub(super) fn close_callbacks(&self) {
+        let callbacks = &self.shared.callbacks;
+        callbacks.stop_syncer();
+        if callbacks.any() {
+            let target = self.shared.appender().next_seq;
+            if let Err(e) = self.shared.sync_through(target, Wait::Forever) {
+                callbacks.failed(&e);
+            }
+            // Every callback waits for a record appended, now durable, or fails: none is
+            // left behind.
+            callbacks.failed(&AppendError::Poisoned {
+                dir: self.shared.dir.clone(),
+            });
+            callbacks.fire(&self.shared);
+        }
+    }
+}
+
+/// Why the callbacks still pending fail.
+#[derive(Clone)]
+enum Failure {
+    /// A sync of this segment failed with this error (kind and message).
+    Sync {
+        segment: PathBuf,
+        kind: io::ErrorKind,
+        message: String,
+    },
+    /// The journal refuses syncs: it was poisoned earlier.
+    Poisoned,
+}
+
+impl Failure {
+    fn error(&self, dir: &Path) -> AppendError {
+        match self {
+            Failure::Sync {
+                segment,
+                kind,
+                message,
+            } => AppendError::SyncFailed {
+                segment: segment.clone(),
+                source: io::Error::new(*kind, message.clone()),
+            },
+            Failure::Poisoned => AppendError::Poisoned {
+                dir: dir.to_path_buf(),
+            },
+        }
+    }
+}
+
+/// The callbacks waiting, behind one lock.
+#[derive(Default)]
+struct Pending {
+    /// Keyed by sequence number, then registration order.
+    queue: BTreeMap<(u64, u64), Callback>,
+    registered: u64,
+    /// Whether a thread is firing callbacks now: one at a time, so that they fire in order.
+    firing: bool,
+    /// Set once syncs fail: every callback not yet durable fails with it.
+    failure: Option<Failure>,
+    /// Asks the syncer to end.
+    stop: bool,
+}
+
+/// The durability callbacks of one journal.
+#[derive(Default)]
+pub(crate) struct Callbacks {
+    pending: Mutex<Pending>,
+    /// Wakes the syncer: a callback waits for a record not durable yet, or it must stop.
+    wake: Condvar,
+    syncer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Callbacks {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `callback` for record `seq`, which must have been appended, starts the syncer
+    /// if it is not running, and fires what is ready (maybe `callback` itself, at once).
+    pub(crate) fn register(shared: &Arc<Shared>, seq: u64, callback: Callback) {
+        let this = &shared.callbacks;
+        {
+            let mut pending = this.lock();
+            let order = pending.registered;
+            pending.registered += 1;
+            pending.queue.insert((seq, order), callback);
+        }
+        if seq >= shared.commit.durable() && !this.start_syncer(shared) {
+            // No thread to sync: this one does, once (the syncer is retried next time).
+            if let Err(e) = shared.sync_through(seq + 1, Wait::Forever) {
+                this.failed(&e);
+            }
+        }
+        this.wake.notify_one();
+        this.fire(shared);
+    }
+
+    /// Starts the syncer unless it runs; false if it cannot be started.
+    fn start_syncer(&self, shared: &Arc<Shared>) -> bool {
+        let mut slot = self.syncer.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_some() {
+            return true;
+        }
+        let weak = Arc::downgrade(shared);
+        let spawned = thread::Builder::new()
+            .name("kekbit-syncer".into())
+            .spawn(move || syncer(weak));
+        match spawned {
+            Ok(handle) => {
+                *slot = Some(handle);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Stops the syncer and waits for it (dropping the journal).
+    pub(crate) fn stop_syncer(&self) {
+        self.lock().stop = true;
+        self.wake.notify_all();
+        let handle = self.syncer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        // A callback run by the syncer may drop the journal's last handle: the syncer
+        // then ends by itself once the callback returns.
+        if let Some(handle) = handle.filter(|h| h.thread().id() != thread::current().id()) {
+            let _ = handle.join();
+        }
+    }
+
+    /// Whether callbacks wait.
+    pub(crate) fn any(&self) -> bool {
+        !self.lock().queue.is_empty()
+    }
+
+    /// Fires the callbacks whose records are durable, in order, outside every lock; with a
+    /// failure recorded, fails the rest. Returns at once if another thread is firing: that
+    /// thread looks again before it stops, and sees what this one would have fired.
+    pub(crate) fn fire(&self, shared: &Shared) {
+        let mut pending = self.lock();
+        if pending.firing {
+            return;
+        }
+        pending.firing = true;
+        let mut panicked = None;
+        loop {
+            // Lock order: callbacks, then the group commit's state (never the reverse).
+            let durable = shared.commit.durable();
+            let not_durable = pending.queue.split_off(&(durable, 0));
+            let ready = std::mem::replace(&mut pending.queue, not_durable);
+            let failed = match pending.failure.clone() {
+                Some(failure) if !pending.queue.is_empty() => {
+                    Some((std::mem::take(&mut pending.queue), failure))
+                }
+                _ => None,
+            };
+            if ready.is_empty() && failed.is_none() {
+                pending.firing = false;
+                break;
+            }
+            drop(pending);
+            for ((seq, _), callback) in ready {
+                if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| callback(Ok(seq)))) {
+                    panicked.get_or_insert(p);
+                }
+            }
+            if let Some((queue, failure)) = failed {
+                for callback in queue.into_values() {
+                    let error = failure.error(&shared.dir);
+                    if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| callback(Err(error)))) {
+                        panicked.get_or_insert(p);
+                    }
+                }
+            }
+            pending = self.lock();
+        }
+        drop(pending);
+        // A callback's panic reaches the thread that fired it, once every callback ready
+        // was fired (none is lost to it).
+        if let Some(p) = panicked {
+            panic::resume_unwind(p);
+        }
+    }
+
+    /// Records that a sync of `segment` failed (the first failure recorded is kept): from
+    /// the next [`fire`](Callbacks::fire) on, every callback waiting for a record not
+    /// durable fails with it.
+    pub(crate) fn sync_failed(&self, segment: &Path, source: &io::Error) {
+        self.fail(Failure::Sync {
+            segment: segment.to_path_buf(),
+            kind: source.kind(),
+            message: source.to_string(),
+        });
+    }
+
+    /// Records that syncs fail with `error` (see [`sync_failed`](Callbacks::sync_failed)).
+    pub(crate) fn failed(&self, error: &AppendError) {
+        self.fail(failure_of(error));
+    }
+
+    fn fail(&self, failure: Failure) {
+        self.lock().failure.get_or_insert(failure);
+    }
+}
+
+/// What a failed sync tells the callbacks.
+fn failure_of(error: &AppendError) -> Failure {
+    match error {
+        AppendError::SyncFailed { segment, source } => Failure::Sync {
+            segment: segment.clone(),
+            kind: source.kind(),
+            message: source.to_string(),
+        },
+        _ => Failure::Poisoned,
+    }
+}
+
+/// The syncer's loop: while a callback waits for a record not yet durable, sync everything
+/// appended (group commit: the records appended meanwhile share the next sync), which fires
+/// the callbacks; sleep otherwise. Ends when asked or when the journal is gone.
+fn syncer(weak: Weak<Shared>) {
+    loop {
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        {
+            let this = &shared.callbacks;
+            let mut pending = this.lock();
+            loop {
+                if pending.stop {
+                    return;
+                }
+                let durable = shared.commit.durable();
+                let waiting = pending
+                    .queue
+                    .keys()
+                    .next_back()
+                    .is_some_and(|k| k.0 >= durable);
+                if waiting && pending.failure.is_none() {
+                    break;
+                }
+                pending = this.wake.wait(pending).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        let target = shared.appender().next_seq;
+        let synced = panic::catch_unwind(AssertUnwindSafe(|| {
+            if let Err(e) = shared.sync_through(target, Wait::Forever) {
+                shared.callbacks.failed(&e);
+                shared.callbacks.fire(&shared);
+            }
+        }));
+        // A callback's panic was printed by the panic hook; the syncer keeps serving.
+        drop(synced);
+    }
+}
