@@ -1,0 +1,196 @@
+//! The async features' performance targets (issue 13), as reports (not timed tests):
+//!
+//! - one-way latency from a writer in another process to a `JournalStream` waiting in a
+//!   tokio task (no busy polling), against the blocking reader's `next_timeout` (backing off
+//!   to sleeps) and a busy-polling `try_next`;
+//! - resident memory of 100 tasks tailing one journal, against one reader.
+//!
+//! cargo bench --features async --bench stream
+//!
+//! Under `cargo test --benches` (or `-- --test`) each report runs once, shortened.
+
+#[allow(dead_code)] // shared by the benches; this one uses part of it
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use kekbit::journal::{Durability, Journal, JournalReader};
+use kekbit::stream::JournalStream;
+
+/// Environment variable naming the journal a child writer appends to.
+const CHILD: &str = "KEKBIT_BENCH_STREAM_CHILD";
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// The child: appends `count` records, one every `gap`, each holding the wall-clock time at
+/// which it was appended (nanoseconds; the parent subtracts it from its own on receipt).
+fn child_writer(dir: &Path, count: u64, gap: Duration) {
+    let journal = Journal::options()
+        .segment_capacity(1 << 20)
+        .durability(Durability::Never)
+        .open(dir)
+        .unwrap();
+    // Let the parent's reader get ready.
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..count {
+        let deadline = Instant::now() + gap;
+        journal.append(&now_nanos().to_le_bytes()).unwrap();
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+}
+
+fn spawn_writer(dir: &Path, count: u64, gap: Duration) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, dir)
+        .env("KEKBIT_BENCH_COUNT", count.to_string())
+        .env("KEKBIT_BENCH_GAP_US", gap.as_micros().to_string())
+        .spawn()
+        .unwrap()
+}
+
+fn stamp(record: &[u8]) -> u64 {
+    u64::from_le_bytes(record[..8].try_into().unwrap())
+}
+
+fn percentiles(mut nanos: Vec<u64>) -> (f64, f64) {
+    nanos.sort_unstable();
+    let at = |q: f64| nanos[((nanos.len() - 1) as f64 * q) as usize] as f64 / 1_000.0;
+    (at(0.50), at(0.99))
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Waiting {
+    Stream,
+    Blocking,
+    BusyPoll,
+}
+
+/// Latencies (ns) of `count` records appended by another process, one per `gap`.
+fn latency_run(how: Waiting, count: u64, gap: Duration) -> Vec<u64> {
+    let dir = support::memory_dir("kekbit-stream-bench");
+    let mut child = spawn_writer(dir.path(), count, gap);
+    let mut seen = Vec::with_capacity(count as usize);
+    match how {
+        Waiting::Stream => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut stream = JournalStream::open(dir.path(), 0).unwrap();
+                while (seen.len() as u64) < count {
+                    let (_, record) = stream.next().await.unwrap().unwrap();
+                    seen.push(now_nanos().saturating_sub(stamp(&record)));
+                }
+            });
+        }
+        Waiting::Blocking | Waiting::BusyPoll => {
+            let mut reader = JournalReader::open(dir.path(), 0).unwrap();
+            while (seen.len() as u64) < count {
+                let got = match how {
+                    Waiting::Blocking => reader.next_timeout(Duration::from_secs(10)).unwrap(),
+                    _ => reader.try_next().unwrap(),
+                };
+                if let Some((_, record)) = got {
+                    seen.push(now_nanos().saturating_sub(stamp(record)));
+                }
+            }
+        }
+    }
+    child.wait().unwrap();
+    seen
+}
+
+fn latency_report(count: u64) {
+    let gap = Duration::from_millis(1);
+    println!(
+        "one-way latency, writer in another process, one record per {gap:?}, {count} records:"
+    );
+    for how in [Waiting::Stream, Waiting::Blocking, Waiting::BusyPoll] {
+        let (p50, p99) = percentiles(latency_run(how, count, gap));
+        println!("  {how:?}: p50 {p50:.1} µs, p99 {p99:.1} µs");
+    }
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// RSS growth (KiB) of `tailers` tasks each reading a whole journal of `records` 4 KiB
+/// records (as streams), keeping the last record each.
+fn rss_run(tailers: usize, records: u64) -> u64 {
+    let dir = support::memory_dir("kekbit-stream-rss");
+    {
+        let journal = Journal::options()
+            .segment_capacity(64 << 20)
+            .durability(Durability::Never)
+            .open(dir.path())
+            .unwrap();
+        for _ in 0..records {
+            journal.append(&[3u8; 4096]).unwrap();
+        }
+    }
+    let before = rss_kib();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let kept = runtime.block_on(async {
+        let mut streams: Vec<JournalStream> = (0..tailers)
+            .map(|_| JournalStream::open(dir.path(), 0).unwrap())
+            .collect();
+        let mut kept = Vec::new();
+        for stream in &mut streams {
+            let mut last = None;
+            for _ in 0..records {
+                last = Some(stream.next().await.unwrap().unwrap().1);
+            }
+            kept.push(last);
+        }
+        (streams, kept)
+    });
+    let grown = rss_kib().saturating_sub(before);
+    drop(kept);
+    grown
+}
+
+fn rss_report(records: u64) {
+    let one = rss_run(1, records);
+    let hundred = rss_run(100, records);
+    println!(
+        "resident memory growth tailing {} MiB: 1 stream {one} KiB, 100 streams {hundred} KiB ({:.2}×)",
+        records * 4096 >> 20,
+        hundred as f64 / one.max(1) as f64
+    );
+}
+
+fn main() {
+    if let Some(dir) = std::env::var_os(CHILD) {
+        let count = std::env::var("KEKBIT_BENCH_COUNT")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let gap = std::env::var("KEKBIT_BENCH_GAP_US")
+            .unwrap()
+            .parse()
+            .unwrap();
+        child_writer(Path::new(&dir), count, Duration::from_micros(gap));
+        return;
+    }
+    let full = support::benchmarking();
+    latency_report(if full { 3_000 } else { 20 });
+    rss_report(if full { 8_000 } else { 100 });
+}
