@@ -3,6 +3,9 @@
 //! - one-way latency from a writer in another process to a `JournalStream` waiting in a
 //!   tokio task (no busy polling), against the blocking reader's `next_timeout` (backing off
 //!   to sleeps) and a busy-polling `try_next`;
+//! - 64 tasks each awaiting durable appends (`append_durable`) against 64 threads calling
+//!   the blocking `append` under `Durability::EveryRecord`, on the disk (`KEKBIT_BENCH_DISK`
+//!   or the system temporary folder);
 //! - resident memory of 100 tasks tailing one journal, against one reader.
 //!
 //! cargo bench --features async --bench stream
@@ -13,7 +16,8 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kekbit::journal::{Durability, Journal, JournalReader};
@@ -120,6 +124,72 @@ fn latency_report(count: u64) {
     }
 }
 
+fn disk_dir() -> tempfile::TempDir {
+    let root = std::env::var_os("KEKBIT_BENCH_DISK").map_or_else(std::env::temp_dir, PathBuf::from);
+    tempfile::Builder::new()
+        .prefix("kekbit-stream-bench")
+        .tempdir_in(root)
+        .unwrap()
+}
+
+/// Durable appends per second: `tasks` tokio tasks awaiting `append_durable`, or as many
+/// threads calling the blocking `append` (`EveryRecord`), each appending `each` records.
+fn durable_run(tasks: usize, each: usize, asynchronous: bool) -> f64 {
+    let dir = disk_dir();
+    let journal = Arc::new(
+        Journal::options()
+            .segment_capacity(64 << 20)
+            .durability(Durability::EveryRecord)
+            .open(dir.path())
+            .unwrap(),
+    );
+    let record = [7u8; 128];
+    let started = Instant::now();
+    if asynchronous {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let handles: Vec<_> = (0..tasks)
+                .map(|_| {
+                    let journal = Arc::clone(&journal);
+                    tokio::spawn(async move {
+                        for _ in 0..each {
+                            journal.append_durable(&record).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.await.unwrap();
+            }
+        });
+    } else {
+        std::thread::scope(|scope| {
+            for _ in 0..tasks {
+                let journal = &journal;
+                scope.spawn(move || {
+                    for _ in 0..each {
+                        journal.append(&record).unwrap();
+                    }
+                });
+            }
+        });
+    }
+    (tasks * each) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn durable_report(each: usize) {
+    println!("durable appends of 128 B, 64 appenders, {each} each, on disk:");
+    let threads = durable_run(64, each, false);
+    let tasks = durable_run(64, each, true);
+    println!(
+        "  64 threads, blocking append: {threads:.0}/s; 64 tasks, append_durable: {tasks:.0}/s ({:.2}×)",
+        tasks / threads
+    );
+}
+
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     status
@@ -172,7 +242,7 @@ fn rss_report(records: u64) {
     let hundred = rss_run(100, records);
     println!(
         "resident memory growth tailing {} MiB: 1 stream {one} KiB, 100 streams {hundred} KiB ({:.2}×)",
-        records * 4096 >> 20,
+        (records * 4096) >> 20,
         hundred as f64 / one.max(1) as f64
     );
 }
@@ -192,5 +262,6 @@ fn main() {
     }
     let full = support::benchmarking();
     latency_report(if full { 3_000 } else { 20 });
+    durable_report(if full { 200 } else { 2 });
     rss_report(if full { 8_000 } else { 100 });
 }

@@ -17,6 +17,8 @@
 mod async_bytes;
 mod bytes;
 #[cfg(feature = "async")]
+mod durable;
+#[cfg(feature = "async")]
 mod records;
 #[cfg(feature = "async")]
 mod waiter;
@@ -24,5 +26,7 @@ mod waiter;
 #[cfg(feature = "async")]
 pub use async_bytes::AsyncByteReader;
 pub use bytes::{capture, ByteReader};
+#[cfg(feature = "async")]
+pub use durable::Durable;
 #[cfg(feature = "async")]
 pub use records::JournalStream;

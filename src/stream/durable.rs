@@ -1,0 +1,135 @@
+//! Async durable appends: futures resolved by the journal's durability callbacks, so that no
+//! thread waits per append.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use crate::journal::{AppendError, Journal};
+
+/// What the callback and the future share.
+#[derive(Default)]
+struct Slot {
+    result: Option<Result<u64, AppendError>>,
+    waker: Option<Waker>,
+}
+
+/// A future resolving to a record's sequence number once that record (and every one before
+/// it) is durable, or to the error that made that impossible. Made by
+/// [`Journal::append_durable`] and [`Journal::durable`] (feature `async`).
+///
+/// The append is done when the future is made, not when it is first polled, and dropping
+/// the future does **not** cancel it: the record stays appended, readers see it, and it
+/// becomes durable with the next sync like any other. Only the wait is abandoned.
+#[must_use = "the record is appended already; await the future to know it is durable"]
+pub struct Durable {
+    slot: Arc<Mutex<Slot>>,
+}
+
+impl Durable {
+    fn ready(result: Result<u64, AppendError>) -> Durable {
+        Durable {
+            slot: Arc::new(Mutex::new(Slot {
+                result: Some(result),
+                waker: None,
+            })),
+        }
+    }
+
+    /// A pending future and the callback that resolves it.
+    fn pending() -> (
+        Durable,
+        impl FnOnce(Result<u64, AppendError>) + Send + 'static,
+    ) {
+        let slot = Arc::new(Mutex::new(Slot::default()));
+        let resolve = {
+            let slot = Arc::clone(&slot);
+            move |result| {
+                let waker = {
+                    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+                    slot.result = Some(result);
+                    slot.waker.take()
+                };
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+            }
+        };
+        (Durable { slot }, resolve)
+    }
+}
+
+impl Future for Durable {
+    type Output = Result<u64, AppendError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(result) = slot.result.take() {
+            return Poll::Ready(result);
+        }
+        match &slot.waker {
+            Some(known) if known.will_wake(cx.waker()) => {}
+            _ => slot.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl std::fmt::Debug for Durable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let done = self
+            .slot
+            .lock()
+            .map(|slot| slot.result.is_some())
+            .unwrap_or(false);
+        f.debug_struct("Durable").field("resolved", &done).finish()
+    }
+}
+
+impl Journal {
+    /// Appends `record` now, and returns a future that resolves to its sequence number once
+    /// it is durable, whatever the durability policy (feature `async`). The wait blocks no
+    /// thread: the record's durability is a callback of the journal's group commit (see
+    /// [`when_durable`](Journal::when_durable)), fired by the thread whose sync covered it,
+    /// so any number of tasks appending at once share syncs.
+    ///
+    /// Cancelling (dropping) the future does not cancel the append: the record is appended
+    /// before this returns and stays appended; see [`Durable`].
+    ///
+    /// ```
+    /// use kekbit::journal::Journal;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = Journal::open(dir.path()).unwrap();
+    /// let seq = journal.append_durable(b"acknowledged").await.unwrap();
+    /// assert_eq!(seq, 0);
+    /// assert!(journal.durable_count() >= 1);
+    /// # });
+    /// ```
+    pub fn append_durable(&self, record: &[u8]) -> Durable {
+        let (future, resolve) = Durable::pending();
+        match self.append_then(record, resolve) {
+            Ok(_) => future,
+            Err(e) => Durable::ready(Err(e)),
+        }
+    }
+
+    /// A future that resolves once record `seq` (appended already) is durable (feature
+    /// `async`); as [`wait_durable`](Journal::wait_durable), without blocking a thread.
+    ///
+    /// ```
+    /// use kekbit::journal::{Durability, Journal};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = Journal::options().durability(Durability::Never).open(dir.path()).unwrap();
+    /// let seq = journal.append(b"x").unwrap();
+    /// assert_eq!(journal.durable(seq).await.unwrap(), 0);
+    /// # });
+    /// ```
+    pub fn durable(&self, seq: u64) -> Durable {
+        let (future, resolve) = Durable::pending();
+        self.when_durable(seq, resolve);
+        future
+    }
+}
