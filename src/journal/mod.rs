@@ -50,6 +50,7 @@ mod sync;
 pub use durability::ParseDurabilityError;
 pub use error::{AppendError, JournalError};
 pub use journal::Journal;
+#[cfg(feature = "async")]
 pub(crate) use journal::LOCK_FILE;
 pub use maintain::{
     prune, repair, stats, verify, JournalStats, Problem, VerifyReport, VerifyStatus,

@@ -112,6 +112,7 @@ impl JournalReader {
     }
 
     /// The journal's directory.
+    #[cfg(feature = "async")]
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }

@@ -193,6 +193,7 @@ impl ByteReader {
     }
 
     /// The journal reader inside (for waiting on the writer).
+    #[cfg(feature = "async")]
     pub(crate) fn journal_reader(&self) -> &JournalReader {
         &self.reader
     }
