@@ -229,7 +229,7 @@ fn workload(
         let x = rng.next_u64();
         let len = model.len();
         match rng.below(10) {
-            0..=3 => {
+            0..=2 => {
                 v.push(elem(x)).unwrap();
                 model.push(elem(x));
             }
@@ -248,6 +248,19 @@ fn workload(
                 let a = rng.below(len as u64 - 1) as usize;
                 v.modify(a..a + 2, |s| s[1][0] ^= x | 1).unwrap();
                 model[a + 1][0] ^= x | 1;
+            }
+            3 if len > 2 => {
+                // A transfer: two elements changed together (one scatter record).
+                let (a, b) = (
+                    rng.below(len as u64) as usize,
+                    rng.below(len as u64) as usize,
+                );
+                let (mut ea, mut eb) = (model[a], model[b]);
+                ea[1] = ea[1].wrapping_sub(x);
+                eb[1] = eb[1].wrapping_add(x);
+                v.set_many(&[(a, ea), (b, eb)]).unwrap();
+                model[a] = ea;
+                model[b] = eb;
             }
             8 if len > 0 => {
                 let i = rng.below(len as u64) as usize;
@@ -339,7 +352,7 @@ fn images(point: &CrashPoint, mixes: u64, seed: u64) -> Vec<(String, BTreeMap<Pa
     for k in 0..mixes {
         for (name, unit) in [("page-mix", PAGE), ("sector-mix", SECTOR)] {
             let mut pick = |_: &FileState, i: usize| {
-                if mix(mix(seed, k), (i / unit) as u64) % 2 == 0 {
+                if mix(mix(seed, k), (i / unit) as u64) & 1 == 0 {
                     Pick::Old
                 } else {
                     Pick::New

@@ -40,6 +40,7 @@ enum Op {
     Set(u16, u64),
     SwapRemove(u16),
     Modify(u16, u16, u64),
+    SetMany(Vec<(u16, u64)>),
     Checkpoint,
     Reopen,
     Crash,
@@ -49,7 +50,7 @@ impl Arbitrary for Op {
     fn arbitrary(g: &mut Gen) -> Op {
         let x = u64::arbitrary(g);
         let (i, j) = (u16::arbitrary(g) % 600, u16::arbitrary(g) % 600);
-        match u8::arbitrary(g) % 24 {
+        match u8::arbitrary(g) % 26 {
             0..=5 => Op::Push(x),
             6 => Op::Pop,
             7..=9 => Op::Extend(x, i % 400),
@@ -61,6 +62,7 @@ impl Arbitrary for Op {
             17..=19 => Op::Modify(i, j, x),
             20 => Op::Checkpoint,
             21 | 22 => Op::Reopen,
+            23 | 24 => Op::SetMany(Vec::arbitrary(g).into_iter().take(20).collect()),
             _ => Op::Crash,
         }
     }
@@ -147,6 +149,18 @@ fn run(ops: Vec<Op>) -> bool {
                 };
                 image.modify(a..b, change).unwrap();
                 change(&mut model[a..b]);
+            }
+            Op::SetMany(writes) => {
+                let writes: Vec<(usize, Elem)> =
+                    writes.iter().map(|&(i, x)| (i as usize, elem(x))).collect();
+                if writes.iter().all(|(i, _)| *i < len) {
+                    image.set_many(&writes).unwrap();
+                    writes.iter().for_each(|&(i, e)| model[i] = e);
+                } else {
+                    let before = image.changes();
+                    assert!(image.set_many(&writes).is_err());
+                    assert_eq!(image.changes(), before, "a refused scatter changes nothing");
+                }
             }
             Op::Checkpoint => {
                 let done = image.checkpoint().unwrap();

@@ -1,7 +1,7 @@
 //! Keeps docs/FORMAT.md's "Mapped image" tables and the code in step.
 
 use super::header::{FIELDS, MAGIC, VERSION};
-use super::redo::{KIND_WRITE, REDO_HEADER_LEN};
+use super::redo::{KIND_SCATTER, KIND_WRITE, REDO_HEADER_LEN};
 use crate::core::format_doc::{assert_field_table, number, table};
 
 #[test]
@@ -40,5 +40,6 @@ fn redo_record_table_matches_code() {
             ),
         ]
     );
-    assert!(rows[0][3].contains(&format!("{KIND_WRITE}")));
+    assert!(rows[0][3].contains(&format!("`{KIND_WRITE}`: write")));
+    assert!(rows[0][3].contains(&format!("`{KIND_SCATTER}`: scatter")));
 }

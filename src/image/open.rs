@@ -167,6 +167,19 @@ impl<T: Pod> MappedVec<T> {
                 reason,
             };
             let redo = redo::decode(record, size_of::<T>()).map_err(bad)?;
+            if redo.scatter {
+                if redo.new_len != self.len as u64 {
+                    return Err(bad(format!(
+                        "a scatter keeps the length, {}, but names {}",
+                        self.len, redo.new_len
+                    )));
+                }
+                for (index, bytes) in redo::scatter_entries(&redo, size_of::<T>()) {
+                    self.apply(redo.new_len, index, bytes)?;
+                }
+                expected = seq + 1;
+                continue;
+            }
             let count = (redo.bytes.len() / size_of::<T>()) as u64;
             if redo.new_len > self.len as u64
                 && (redo.index > self.len as u64 || redo.index + count != redo.new_len)

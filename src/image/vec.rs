@@ -247,6 +247,40 @@ impl<T: Pod> MappedVec<T> {
         self.change(self.len, index, bytemuck::bytes_of(&value))
     }
 
+    /// Replaces the elements at several indices as one atomic change (one scatter record):
+    /// after a crash the image holds all of them or none. Fails, changing nothing, if an
+    /// index is out of bounds or the writes do not fit in one journal record.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let mut v = kekbit::image::MappedVec::<i64>::options().create(dir.path()).unwrap();
+    /// v.extend_from_slice(&[100; 1000]).unwrap();
+    /// v.set_many(&[(3, 70), (900, 130)]).unwrap(); // a transfer: both or neither
+    /// assert_eq!((v[3], v[900]), (70, 130));
+    /// ```
+    pub fn set_many(&mut self, writes: &[(usize, T)]) -> Result<(), ImageError> {
+        self.refuse_if_poisoned()?;
+        if let Some(&(index, _)) = writes.iter().find(|(i, _)| *i >= self.len) {
+            self.check_index(index)?;
+        }
+        let size = writes.len().saturating_mul(8 + size_of::<T>());
+        if size > self.chunk * size_of::<T>() {
+            return Err(ImageError::Unsupported {
+                path: self.path.clone(),
+                reason: format!("{} writes do not fit in one journal record", writes.len()),
+            });
+        }
+        let entries = writes
+            .iter()
+            .map(|(i, v)| (*i as u64, bytemuck::bytes_of(v)));
+        redo::encode_scatter_into(&mut self.record, self.len as u64, entries);
+        self.append_record()?;
+        for (index, value) in writes {
+            self.apply(self.len as u64, *index as u64, bytemuck::bytes_of(value))?;
+        }
+        Ok(())
+    }
+
     /// Removes the element at `index` and returns it, moving the last element into its place.
     ///
     /// ```
@@ -408,11 +442,17 @@ impl<T: Pod> MappedVec<T> {
         self.refuse_if_poisoned()?;
         self.ensure_capacity(new_len)?;
         redo::encode_into(&mut self.record, new_len as u64, index as u64, bytes);
+        self.append_record()?;
+        self.apply(new_len as u64, index as u64, bytes)
+    }
+
+    /// Appends the record built in `self.record`; a failure poisons the image.
+    fn append_record(&mut self) -> Result<(), ImageError> {
         if let Err(e) = self.journal.append(&self.record) {
             self.poisoned = true;
             return Err(e.into());
         }
-        self.apply(new_len as u64, index as u64, bytes)
+        Ok(())
     }
 
     /// Makes a journaled change in the mapping (also used by replay): the new bytes at
