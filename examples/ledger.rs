@@ -24,8 +24,11 @@ use kekbit::prevalence::StoreOptions;
 
 #[path = "support/bank.rs"]
 mod bank;
+#[path = "support/example_main.rs"]
+mod example_main;
 
 use bank::{Bank, Ledger, Refused, Rng};
+use example_main::per_second;
 
 /// Every account's opening balance.
 const INITIAL_BALANCE: i64 = 1_000;
@@ -102,29 +105,8 @@ fn run(
     Ok((accepted, refused, started.elapsed()))
 }
 
-fn per_second(count: u64, elapsed: Duration) -> f64 {
-    count as f64 / elapsed.as_secs_f64().max(1e-9)
-}
-
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            if !message.is_empty() {
-                eprintln!("ledger: {message}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match ledger(&args) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("ledger: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    example_main::run("ledger", USAGE, parse_args, ledger)
 }
 
 fn ledger(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
