@@ -285,3 +285,35 @@ fn reopening_after_a_crash_replays_only_the_journal_since_the_checkpoint() {
         (51, elem(5), elem(6))
     );
 }
+
+#[test]
+fn a_failed_replay_checkpoints_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut image = options().create(dir.path()).unwrap();
+    image.extend_from_slice(&[elem(1); 10]).unwrap();
+    image.checkpoint().unwrap();
+    image.set(3, elem(3)).unwrap();
+    std::mem::drop(image); // checkpoints the set
+    {
+        // A record that is not a change of this image, after one that is.
+        let journal = kekbit::journal::Journal::open(dir.path().join("journal")).unwrap();
+        let mut set = vec![1u8];
+        set.extend_from_slice(&10u64.to_le_bytes());
+        set.extend_from_slice(&4u64.to_le_bytes());
+        set.extend_from_slice(bytemuck::bytes_of(&elem(4)));
+        journal.append(&set).unwrap();
+        journal.append(b"\x07 not a redo record").unwrap();
+    }
+    let header = std::fs::read(dir.path().join("image.kbimg")).unwrap();
+    for _ in 0..2 {
+        // Refused every time: the failed open did not checkpoint past the bad record.
+        match options().open(dir.path()) {
+            Err(ImageError::BadRecord { seq, .. }) => assert_eq!(seq, 3),
+            other => panic!("expected BadRecord, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("image.kbimg")).unwrap(),
+        header
+    );
+}

@@ -99,7 +99,11 @@ pub(super) fn open<T: Pod>(
     let current = file::read_header(&path, &file, &layout)?;
     let journal = open_journal(dir, &options)?;
     let mut image = assemble(path, file, current, journal)?;
+    // Poisoned until replay completes: if it fails, dropping the image must not checkpoint
+    // a partly replayed state as complete.
+    image.poisoned = true;
     image.replay()?;
+    image.poisoned = false;
     Ok(image)
 }
 
