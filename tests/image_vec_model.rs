@@ -194,7 +194,7 @@ fn run(ops: Vec<Op>) -> bool {
 #[test]
 fn a_mapped_vec_behaves_as_a_vec_across_checkpoints_reopens_and_crashes() {
     QuickCheck::new()
-        .tests(40)
+        .tests(25)
         .quickcheck(run as fn(Vec<Op>) -> bool);
 }
 
