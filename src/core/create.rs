@@ -173,6 +173,31 @@ pub(crate) fn mark_durable(path: &Path, position: u64) -> Result<(), ChannelErro
         .map_err(io_err(path, "syncing the durable watermark"))
 }
 
+/// The live `voided_from` word of the channel at `path` (a sealed journal segment whose
+/// records a truncation voids), mapped shared so that a store reaches readers in every process
+/// whole. Opened before anything changes, so that setting it cannot fail half-way through a
+/// truncation. Not synced: the word is a hint the chain confirms (docs/FORMAT.md, "Truncating
+/// the tail").
+pub(crate) struct VoidedHint(crate::mmap::WriteMap);
+
+impl VoidedHint {
+    pub(crate) fn open(path: &Path) -> Result<VoidedHint, ChannelError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io_err(path, "opening the channel to mark voided records"))?;
+        let map = crate::mmap::WriteMap::map(&file, super::header::HEADER_LEN)
+            .map_err(io_err(path, "mapping the channel's header"))?;
+        Ok(VoidedHint(map))
+    }
+
+    /// Release-stores `value`: 0, or the data-area offset plus one of the first voided record.
+    pub(crate) fn store(&self, value: u64) {
+        self.0.store_release(super::header::OFF_VOIDED_FROM, value);
+    }
+}
+
 /// Creates `dir` and its missing parents, then syncs the parent of each directory created,
 /// so that the new directories survive a power loss (a name is durable only once its
 /// directory is synced).

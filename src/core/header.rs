@@ -101,10 +101,10 @@ pub(crate) const OFF_DURABLE_WATERMARK: usize = 96;
 pub(crate) const OFF_HEARTBEAT: usize = 104;
 /// Offset of the live closing-marker locator: data-area offset of the marker plus one.
 pub(crate) const OFF_CLOSED_AT: usize = 112;
-/// Offset of the live `voided_from` word (version 2, reserved for tail truncation): zero
-/// unless records were voided. Not read by this version (docs/FORMAT.md).
-#[cfg(test)]
-const OFF_VOIDED_FROM: usize = 120;
+/// Offset of the live `voided_from` word (version 2, tail truncation): zero unless records
+/// were voided; else the data-area offset plus one of the first one, a hint that readers
+/// honour only when the chain confirms it (docs/FORMAT.md, "Truncating the tail").
+pub(crate) const OFF_VOIDED_FROM: usize = 120;
 /// Bytes of the header fixed at creation (or at linking) and covered by its checksum.
 pub(crate) const CHECKED_LEN: usize = 96;
 /// Flag bit: a journal segment prepared ahead of need and not yet linked into its journal.

@@ -65,7 +65,7 @@ pub use timeout::TimeoutReader;
 pub use writer::{shm_writer, ShmWriter, Writer};
 
 pub(crate) use create::{
-    create_dir_durable, fsync_directory, make_dir_durable, mark_durable, sync_directory,
+    create_dir_durable, fsync_directory, make_dir_durable, mark_durable, sync_directory, VoidedHint,
 };
 pub(crate) use frame::frame_len;
 pub(crate) use header::{CHECKED_LEN, OFF_CLOSED_AT, OFF_DURABLE_WATERMARK};

@@ -377,6 +377,12 @@ impl ShmReader {
         self.chan.durable_watermark()
     }
 
+    /// The live `voided_from` word: 0, or the data-area offset plus one of the first record a
+    /// tail truncation voided (a hint, see docs/FORMAT.md, "Truncating the tail").
+    pub(crate) fn voided_from(&self) -> u64 {
+        self.chan.load_live(super::header::OFF_VOIDED_FROM)
+    }
+
     /// Whether a writer still holds the channel's lock. A crashed writer's lock is released
     /// by the OS, so `false` with no closing marker means the writer died. The question is
     /// asked without taking any lock (`fcntl(F_OFD_GETLK)` on Linux), so probing never makes
@@ -474,6 +480,16 @@ impl ShmReader {
     /// Whether something other than a closing marker is published at the reader's position
     /// (a data record, or damage for `try_read` to report), whatever the durable-only
     /// setting: from one acquire load of its header word, `!at_closing_marker() && !at_end()`.
+    /// Whether the reader's position holds a data record that verifies (checksum included):
+    /// records go on here. Damage, a mark, a seal or the end of the data say no.
+    pub(crate) fn at_verified_record(&self) -> bool {
+        self.cursor.closed.is_none()
+            && matches!(
+                self.chan.frame_at(self.cursor.position),
+                Ok(Frame::Data { .. })
+            )
+    }
+
     #[inline]
     pub(crate) fn at_record(&self) -> bool {
         if self.cursor.closed.is_some() {

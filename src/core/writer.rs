@@ -255,6 +255,13 @@ impl<H: Handler> ShmWriter<H> {
         }
     }
 
+    /// Release-stores the live `voided_from` word (0, or the data-area offset plus one of the
+    /// first record a tail truncation voids).
+    pub(crate) fn set_voided_from(&self, value: u64) {
+        self.map
+            .store_release(super::header::OFF_VOIDED_FROM, value);
+    }
+
     /// The checksum the closing marker with `trailer` would have if written now.
     pub(crate) fn closing_checksum(&self, trailer: &[u8]) -> u32 {
         let meta = frame::meta(Kind::Closed, trailer.len() as u32);

@@ -26,6 +26,8 @@ pub(crate) struct Appender {
     /// How many segments the helper keeps prepared ahead.
     pub(crate) ahead: u64,
     pub(crate) poisoned: bool,
+    /// How many truncating links the chain holds: named in every seal once it is not 0.
+    pub(crate) epoch: u64,
     /// Whether dropping makes the seal durable and releases the active segment's unused
     /// space (every policy but `Never`, which syncs only when asked).
     pub(crate) close_durably: bool,
@@ -62,7 +64,7 @@ impl Appender {
                 last: self.active.id,
             })?;
         let mut next = self.helper.take(next_id)?;
-        let trailer = segment::trailer(self.next_seq);
+        let trailer = segment::trailer(self.next_seq, self.epoch);
         let checksum = self.active.writer.closing_checksum(&trailer);
         next.link(self.next_seq, self.active.id, checksum);
         let sealed = self.active.writer.seal(&trailer)?;
@@ -102,7 +104,7 @@ impl Drop for Appender {
     fn drop(&mut self) {
         // Seal the active segment naming the next sequence number, as a rollover does (the
         // writer's own drop would leave a marker without it).
-        let trailer = segment::trailer(self.next_seq);
+        let trailer = segment::trailer(self.next_seq, self.epoch);
         if self.active.writer.seal(&trailer).is_err() || self.poisoned || !self.close_durably {
             // Not synced: what was not durable stays so, and recovery knows where the chain
             // ends either way (and releases the tail's unused space once it made it durable).

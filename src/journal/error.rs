@@ -132,6 +132,40 @@ pub enum JournalError {
         /// The first sequence number still held.
         first: u64,
     },
+    /// A sequence number outside what the operation accepts: [`truncate_from`] takes one
+    /// from the journal's first sequence number to its next, [`skip_to`] one from its next on.
+    ///
+    /// [`truncate_from`]: super::Journal::truncate_from
+    /// [`skip_to`]: super::Journal::skip_to
+    #[error("{}: {operation}({requested}) refused: the sequence number must be from {lowest} to {highest}", dir.display())]
+    SequenceOutOfRange {
+        /// The journal's directory.
+        dir: PathBuf,
+        /// The operation refused.
+        operation: &'static str,
+        /// The sequence number asked for.
+        requested: u64,
+        /// The lowest it accepts.
+        lowest: u64,
+        /// The highest it accepts.
+        highest: u64,
+    },
+    /// Records this reader already returned were discarded by a truncation of the journal
+    /// ([`Journal::truncate_from`](super::Journal::truncate_from)): the sequence numbers from
+    /// `from` on now name other records, or none yet. The reader reports it at every read
+    /// until it is moved with [`JournalReader::seek`](super::JournalReader::seek).
+    #[error("{}: records from sequence {from} on were discarded by a truncation, and this reader had read up to {next}; seek to go on", dir.display())]
+    Truncated {
+        /// The journal's directory.
+        dir: PathBuf,
+        /// The first sequence number discarded.
+        from: u64,
+        /// The sequence number the reader would have returned next.
+        next: u64,
+    },
+    /// Appending, syncing or creating a segment failed while truncating or skipping.
+    #[error(transparent)]
+    Append(#[from] AppendError),
     /// The reader has read every record, and the journal's writer closed the journal: its
     /// last segment is sealed and no segment follows. Not damage: the reader stays where it
     /// is, and reads on once a writer opens the journal again and appends.

@@ -9,6 +9,7 @@ use super::journal::{lock_journal, LOCK_FILE};
 use super::recovery;
 use super::scan::{self, scan, Stop};
 use super::segment;
+use super::truncate;
 use super::{JournalError, OpenReport, PruneReport, RecoveryMode};
 use crate::core::Reader;
 
@@ -311,10 +312,14 @@ pub fn verify(
         match found.stop {
             Stop::Sealed { trailer, checksum } => {
                 report.record_bytes += found.reader.position();
-                if let Err(e) = recovery::check_trailer(&trailer, end, dir, id) {
-                    report.problems.push(problem(None, e.to_string()));
-                }
-                previous = Some((id, end, Some(checksum), header.writer_id()));
+                let next = match recovery::check_trailer(&trailer, end, dir, id) {
+                    Ok(next) => next,
+                    Err(e) => {
+                        report.problems.push(problem(None, e.to_string()));
+                        end
+                    }
+                };
+                previous = Some((id, next, Some(checksum), header.writer_id()));
             }
             Stop::Open { position, damage } => {
                 report.record_bytes += position;
@@ -455,18 +460,21 @@ pub(crate) fn prune_segments(
     before: u64,
     keep_from: u64,
 ) -> Result<PruneReport, JournalError> {
-    let ids = segment::list(dir)?;
+    let chain = truncate::linked(dir)?;
+    let limits = truncate::limits(&chain);
     let mut report = PruneReport::default();
-    for pair in ids.windows(2) {
-        let (id, next) = (pair[0], pair[1]);
-        if id >= keep_from || next != id + 1 {
+    for (i, pair) in chain.windows(2).enumerate() {
+        let (segment, next) = (pair[0], pair[1]);
+        if segment.id >= keep_from || next.id != segment.id + 1 {
             break;
         }
-        let next_header = segment::header(dir, next)?;
-        if next_header.is_pending() || next_header.base_sequence() > before {
+        // Its records count up to the lowest first sequence number after it (a truncation
+        // voids the rest): it goes when they all lie below `before`, or when none counts.
+        let end = limits[i];
+        if end > before && end > segment.base {
             break;
         }
-        recovery::remove(dir, id)?;
+        recovery::remove(dir, segment.id)?;
         report.segments_removed += 1;
     }
     if report.segments_removed > 0 {

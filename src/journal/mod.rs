@@ -46,6 +46,7 @@ mod scan;
 mod segment;
 mod shared;
 mod sync;
+mod truncate;
 
 pub use durability::ParseDurabilityError;
 pub use error::{AppendError, JournalError};
@@ -58,4 +59,4 @@ pub use maintain::{
 pub use options::{Durability, JournalOptions, Prefault, RecoveryMode, MAX_SEGMENTS_AHEAD};
 pub use reader::{Follow, JournalReader};
 pub use record::Record;
-pub use report::{DroppedRange, OpenReport, PruneReport};
+pub use report::{DroppedRange, OpenReport, PruneReport, TruncateReport};

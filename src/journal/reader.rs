@@ -4,17 +4,24 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::segment::{self, Link};
+use super::truncate::Linked;
 use super::{JournalError, Record};
 use crate::core::{ChannelError, Peek, ReadError, Reader, SeekStop, ShmReader};
 
 mod damage;
 mod live;
+mod truncation;
 pub use live::Follow;
+use truncation::HintCheck;
 
 /// The segment being read.
 struct Current {
     reader: ShmReader,
     id: u64,
+    /// The sequence number where its records stop counting: the lowest first sequence number
+    /// of the segments after it, as last seen (`u64::MAX` for none). A truncating link lowers
+    /// it below the records the segment holds (docs/FORMAT.md, "The effective chain").
+    limit: u64,
 }
 
 /// Reads a journal's records in order, with their sequence numbers, from any sequence
@@ -50,6 +57,18 @@ pub struct JournalReader {
     end_checked: Option<(u64, Instant)>,
     /// The journal's id, from its newest segment, once known.
     journal_id: Option<u64>,
+    /// The segments after the current one, with their first sequence numbers, as last seen.
+    later: Vec<Linked>,
+    /// One past the sequence number of the last record returned (0 before the first, and
+    /// after a seek): a truncation below it discarded records this reader returned.
+    returned: u64,
+    /// Set once records this reader returned were discarded by a truncation: the first
+    /// sequence number discarded, reported until [`JournalReader::seek`].
+    truncated: Option<u64>,
+    /// The truncation epoch of the chain as last seen.
+    epoch: u64,
+    /// The last `voided_from` hint of the current segment that was checked against the chain.
+    hint_checked: Option<HintCheck>,
 }
 
 /// How often the same end of data is checked for a missing seal.
@@ -81,6 +100,11 @@ impl JournalReader {
             failed: false,
             end_checked: None,
             journal_id: None,
+            later: Vec::new(),
+            returned: 0,
+            truncated: None,
+            epoch: 0,
+            hint_checked: None,
         };
         // Damage found while locating is reported by the first read, so that the records
         // before it can still be read; only a pruned start is refused here.
@@ -158,6 +182,7 @@ impl JournalReader {
             Ok(Some(record)) => {
                 let seq = self.next_seq;
                 self.next_seq += 1;
+                self.returned = self.next_seq;
                 Ok(Some((seq, record)))
             }
             // A seal published since `advance` looked: the next call crosses it.
@@ -194,7 +219,16 @@ impl JournalReader {
     /// return `true`, so the caller may read at once. One acquire load of the header word.
     fn at_record(&self) -> bool {
         match &self.current {
-            Some(current) => self.next_seq >= self.skip_until && current.reader.at_record(),
+            Some(current) => {
+                // No truncation stops the reader here: it is below its segment's limit, and
+                // no `voided_from` hint lies at or before its position.
+                let hint = current.reader.voided_from();
+                self.truncated.is_none()
+                    && self.next_seq >= self.skip_until
+                    && self.next_seq < current.limit
+                    && (hint == 0 || hint - 1 > current.reader.position())
+                    && current.reader.at_record()
+            }
             None => false,
         }
     }
@@ -238,6 +272,11 @@ impl JournalReader {
                 Ok(header) if header.is_pending() => {
                     ids.pop();
                 }
+                // Linked, but its predecessor not sealed yet (a rollover or a truncation
+                // under way, or one a crash interrupted): not part of the chain yet.
+                Ok(_) if !truncation::confirmed(&self.dir, &ids, last) => {
+                    ids.pop();
+                }
                 _ => break,
             }
         }
@@ -245,31 +284,54 @@ impl JournalReader {
             return Ok(false);
         };
         let target = self.skip_until;
-        let first_base = segment::header(&self.dir, first)?.base_sequence();
-        if target < first_base {
-            return Err(JournalError::Pruned {
-                dir: self.dir.clone(),
-                requested: target,
-                first: first_base,
-            });
-        }
         let journal_id = self.journal_id(&ids)?;
         self.journal_id = Some(journal_id);
-        // The last segment whose first sequence number is at most the target. A segment that
-        // cannot be read on the way ends the search at the first segment: the chain is then
-        // walked from there, and the damage reported when it is reached.
-        let (mut lo, mut hi) = (0, ids.len());
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            match segment::header(&self.dir, ids[mid]) {
-                Ok(header) if header.base_sequence() <= target => lo = mid,
-                Ok(_) => hi = mid,
+        // Back from the newest segment to the newest one whose first sequence number is at
+        // most the target: every later segment starts after the target, and the lowest of
+        // their first sequence numbers is where this one's records stop counting (a
+        // truncation links a segment that starts below its predecessor's records). Without
+        // truncations this reads the headers of the segments after the target's, which the
+        // reader will read anyway. A segment that cannot be read on the way ends the search
+        // at the first segment: the chain is then walked from there, and the damage
+        // reported when it is reached.
+        let mut later = Vec::new();
+        let mut owner = None;
+        for &id in ids.iter().rev() {
+            match segment::header(&self.dir, id) {
+                Ok(header) if header.base_sequence() <= target => {
+                    owner = Some(id);
+                    break;
+                }
+                Ok(header) => later.push(Linked {
+                    id,
+                    base: header.base_sequence(),
+                }),
+                Err(e @ JournalError::MissingSegment { .. }) => return Err(e),
                 Err(_) => {
-                    (lo, hi) = (0, 1);
+                    owner = Some(first);
+                    later.clear();
+                    break;
                 }
             }
         }
-        let id = ids[lo];
+        later.reverse();
+        let lowest_later = later.iter().map(|l| l.base).min().unwrap_or(u64::MAX);
+        let Some(id) = owner else {
+            return Err(JournalError::Pruned {
+                dir: self.dir.clone(),
+                requested: target,
+                first: lowest_later,
+            });
+        };
+        // A header named for another segment is damage, reported by the first read.
+        let base = segment::header(&self.dir, id)?.base_sequence();
+        if base > target {
+            return Err(JournalError::Pruned {
+                dir: self.dir.clone(),
+                requested: target,
+                first: base,
+            });
+        }
         let path = segment::segment_path(&self.dir, id);
         let mut reader = ShmReader::open(&path)?;
         if reader.header().writer_id() != journal_id {
@@ -284,7 +346,14 @@ impl JournalReader {
         }
         reader.set_durable_only(self.durable_only);
         self.next_seq = reader.header().base_sequence();
-        self.current = Some(Current { reader, id });
+        self.later = later;
+        self.hint_checked = None;
+        self.epoch = self.epoch.max(truncation::chain_epoch(&self.dir, &ids));
+        self.current = Some(Current {
+            reader,
+            id,
+            limit: lowest_later,
+        });
         Ok(true)
     }
 
@@ -327,6 +396,10 @@ impl JournalReader {
                 .reader
                 .skip_marks()
                 .map_err(|source| JournalError::Corrupt { source })?;
+            if !self.check_truncation()? {
+                continue;
+            }
+            let current = self.current.as_mut().expect("located");
             if current.reader.at_closing_marker() {
                 if !self.cross()? {
                     return Ok(false);
@@ -418,25 +491,25 @@ impl JournalReader {
                 segment: path.clone(),
                 reason,
             })?;
-        if let Some(next) = named.filter(|&n| n != self.next_seq) {
-            return Err(JournalError::BrokenChain {
-                segment: path,
-                reason: format!(
-                    "seal names next sequence {next}, but the segment ends at {}",
-                    self.next_seq
-                ),
-            });
-        }
+        let epoch = segment::trailer_epoch(trailer);
         let link = Link {
             journal_id: self
                 .journal_id
                 .unwrap_or_else(|| current.reader.header().writer_id()),
             previous_id: current.id,
-            base: self.next_seq,
+            // The seal names where the chain goes on: lower than the records read after a
+            // truncation, higher after a skip.
+            base: named.unwrap_or(self.next_seq),
             previous_checksum: checksum,
         };
+        let current_id = current.id;
+        self.epoch = self.epoch.max(epoch);
+        if link.base < self.returned {
+            return Err(self.report_truncated(link.base));
+        }
+        let next_base = link.base;
         // The last possible segment: nothing can follow it.
-        let Some(next_id) = segment::successor(current.id) else {
+        let Some(next_id) = segment::successor(current_id) else {
             return Ok(false);
         };
         let next_path = segment::segment_path(&self.dir, next_id);
@@ -450,9 +523,13 @@ impl JournalReader {
         }
         segment::check_link(reader.header(), &link, &next_path)?;
         reader.set_durable_only(self.durable_only);
+        self.next_seq = next_base;
+        let limit = self.limit_after(next_id)?;
+        self.hint_checked = None;
         self.current = Some(Current {
             reader,
             id: next_id,
+            limit,
         });
         Ok(true)
     }

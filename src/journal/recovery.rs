@@ -72,6 +72,7 @@ pub(crate) struct Tail {
 }
 
 /// How the tail ends once recovery is done.
+#[derive(Clone, Copy)]
 enum TailEnd {
     /// Sealed already, with this checksum.
     Sealed(u32),
@@ -84,6 +85,8 @@ struct Plan {
     journal_id: u64,
     /// (segment, what comes next, how it ends); `None` when no segment remains.
     tail: Option<(u64, u64, TailEnd)>,
+    /// The truncation epoch of the chain up to the tail's end.
+    epoch: u64,
     /// The segment a fresh chain starts with when no segment remains: (id, base).
     fresh: (u64, u64),
     /// Segments to remove, after the cut (highest first), with whether each was linked.
@@ -107,16 +110,18 @@ struct Expected {
 }
 
 /// If segment `id` is sealed and its seal is covered by its durable watermark (so, by the
-/// order of syncs, it and every segment before it are durable), its seal's checksum and
-/// the sequence number it names.
-fn durable_seal(dir: &Path, id: u64) -> Option<(u32, u64)> {
+/// order of syncs, it and every segment before it are durable), its seal's checksum, the
+/// sequence number it names and the truncation epoch it names.
+fn durable_seal(dir: &Path, id: u64) -> Option<(u32, u64, u64)> {
     let reader = ShmReader::open(segment::segment_path(dir, id)).ok()?;
     if reader.header().is_pending() || reader.header().channel_id() != id {
         return None;
     }
     let (at, trailer, checksum) = reader.located_closing()?;
     let next = segment::parse_trailer(&trailer).ok().flatten()?;
-    (reader.durable_position() >= at + frame_len(trailer.len() as u32)).then_some((checksum, next))
+    let epoch = segment::trailer_epoch(&trailer);
+    (reader.durable_position() >= at + frame_len(trailer.len() as u32))
+        .then_some((checksum, next, epoch))
 }
 
 /// Whether segment `id`, whose header could not be read (`error`), is one whose link was
@@ -179,6 +184,7 @@ fn plan(dir: &Path) -> Result<Plan, JournalError> {
     let mut plan = Plan {
         journal_id: 0,
         tail: None,
+        epoch: 0,
         fresh: (1, 0),
         remove: Vec::new(),
         unsynced: Vec::new(),
@@ -204,7 +210,8 @@ fn plan(dir: &Path) -> Result<Plan, JournalError> {
             start = index + 1;
             break;
         }
-        if let Some((checksum, next)) = durable_seal(dir, id) {
+        if let Some((checksum, next, epoch)) = durable_seal(dir, id) {
+            plan.epoch = epoch;
             start = index + 1;
             expected = Some(Expected {
                 previous: id,
@@ -293,7 +300,10 @@ fn plan(dir: &Path) -> Result<Plan, JournalError> {
         let next_base = header.base_sequence() + found.records;
         match found.stop {
             Stop::Sealed { trailer, checksum } => {
-                check_trailer(&trailer, next_base, dir, id)?;
+                // A seal may name a lower (truncating) or a higher (skipping) next sequence
+                // number than the segment's records reach: the successor starts there.
+                let next_base = check_trailer(&trailer, next_base, dir, id)?;
+                plan.epoch = segment::trailer_epoch(&trailer);
                 plan.tail = Some((id, next_base, TailEnd::Sealed(checksum)));
                 expected = Some(Expected {
                     previous: id,
@@ -387,6 +397,7 @@ pub(crate) fn settle(
         }),
         None => report.torn_bytes_dropped += plan.dropped_bytes,
     }
+    report.truncation_epoch = plan.epoch;
     let Some((id, next_base, end)) = plan.tail else {
         if !plan.remove.is_empty() {
             crate::core::sync_directory(dir)?;
@@ -404,7 +415,7 @@ pub(crate) fn settle(
         TailEnd::Cut(position) => {
             let path = segment::segment_path(dir, id);
             let checksum = resume_for_seal(&path, position)?
-                .close_with_trailer(&segment::trailer(next_base))
+                .close_with_trailer(&segment::trailer(next_base, plan.epoch))
                 .map_err(|source| JournalError::Write {
                     action: "sealing the recovered tail",
                     source,
@@ -514,19 +525,17 @@ pub(crate) fn recover(
     Ok((Active { writer, id }, spec, report))
 }
 
+/// The first sequence number of the segment after segment `id`, whose records end at
+/// `records_end`: the one its seal's trailer names (lower after a truncation, higher after a
+/// skip), or `records_end` for an empty trailer. A malformed trailer is a broken chain.
 pub(crate) fn check_trailer(
     trailer: &[u8],
-    next_base: u64,
+    records_end: u64,
     dir: &Path,
     id: u64,
-) -> Result<(), JournalError> {
+) -> Result<u64, JournalError> {
     match segment::parse_trailer(trailer) {
-        Ok(None) => Ok(()),
-        Ok(Some(b)) if b == next_base => Ok(()),
-        Ok(Some(b)) => Err(JournalError::BrokenChain {
-            segment: segment::segment_path(dir, id),
-            reason: format!("seal names next sequence {b}, but the segment ends at {next_base}"),
-        }),
+        Ok(named) => Ok(named.unwrap_or(records_end)),
         Err(reason) => Err(JournalError::BrokenChain {
             segment: segment::segment_path(dir, id),
             reason,

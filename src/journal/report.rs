@@ -32,6 +32,9 @@ pub struct OpenReport {
     /// [`RecoveryMode::SkipCorrupt`](super::RecoveryMode::SkipCorrupt) dropped when it sealed
     /// the tail there. Under the other modes such damage is an error.
     pub damage_dropped: Vec<DroppedRange>,
+    /// How many truncations the journal's chain holds (see
+    /// [`Journal::truncation_epoch`](super::Journal::truncation_epoch)).
+    pub truncation_epoch: u64,
 }
 
 /// A damaged range of acknowledged records dropped on opening (see
@@ -73,4 +76,26 @@ pub struct PruneReport {
     pub segments_removed: usize,
     /// The first sequence number the journal still holds.
     pub first_sequence: u64,
+}
+
+/// What [`Journal::truncate_from`](super::Journal::truncate_from) did.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+/// for i in 0..5u8 {
+///     journal.append(&[i]).unwrap();
+/// }
+/// let report = journal.truncate_from(3).unwrap();
+/// assert_eq!((report.from, report.discarded, report.epoch), (3, 2, 1));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TruncateReport {
+    /// The first sequence number discarded: the one the next append gets.
+    pub from: u64,
+    /// How many records were discarded (0 when there was nothing after `from`).
+    pub discarded: u64,
+    /// The journal's truncation epoch afterwards: how many truncations its chain holds.
+    pub epoch: u64,
 }

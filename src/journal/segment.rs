@@ -12,6 +12,10 @@ use crate::fault::IoOp;
 /// number, little-endian.
 pub(crate) const TRAILER_LEN: usize = 8;
 
+/// Length of the trailer once the journal has been truncated: the successor's first sequence
+/// number, then the truncation epoch (both little-endian u64).
+pub(crate) const EPOCH_TRAILER_LEN: usize = 16;
+
 /// The file of segment `id` in `dir`.
 pub(crate) fn segment_path(dir: &Path, id: u64) -> PathBuf {
     storage_path(dir, id)
@@ -109,9 +113,14 @@ pub(crate) fn new_header(spec: &SegmentSpec, id: u64) -> Result<Header, String> 
     .with_resync_marks(spec.mark_shift)
 }
 
-/// The trailer of a sealing marker whose successor starts at `next_base`.
-pub(crate) fn trailer(next_base: u64) -> [u8; TRAILER_LEN] {
-    next_base.to_le_bytes()
+/// The trailer of a sealing marker whose successor starts at `next_base`, in a journal that
+/// was truncated `epoch` times up to this seal (8 bytes while that is 0, else 16).
+pub(crate) fn trailer(next_base: u64, epoch: u64) -> Vec<u8> {
+    let mut bytes = next_base.to_le_bytes().to_vec();
+    if epoch > 0 {
+        bytes.extend_from_slice(&epoch.to_le_bytes());
+    }
+    bytes
 }
 
 /// The successor's first sequence number from a sealing marker's trailer; `None` for an
@@ -119,14 +128,20 @@ pub(crate) fn trailer(next_base: u64) -> [u8; TRAILER_LEN] {
 pub(crate) fn parse_trailer(trailer: &[u8]) -> Result<Option<u64>, String> {
     match trailer.len() {
         0 => Ok(None),
-        TRAILER_LEN => {
-            let mut b = [0u8; TRAILER_LEN];
-            b.copy_from_slice(trailer);
-            Ok(Some(u64::from_le_bytes(b)))
-        }
+        TRAILER_LEN | EPOCH_TRAILER_LEN => Ok(Some(crate::le::get_u64(trailer, 0))),
         n => Err(format!(
-            "sealing trailer of {n} bytes, expected {TRAILER_LEN}"
+            "sealing trailer of {n} bytes, expected {TRAILER_LEN} or {EPOCH_TRAILER_LEN}"
         )),
+    }
+}
+
+/// The truncation epoch a sealing marker's trailer names: how many truncating links the chain
+/// holds up to and including the one this seal leads to (0 in an 8-byte or empty trailer).
+pub(crate) fn trailer_epoch(trailer: &[u8]) -> u64 {
+    if trailer.len() == EPOCH_TRAILER_LEN {
+        crate::le::get_u64(trailer, TRAILER_LEN)
+    } else {
+        0
     }
 }
 
@@ -235,7 +250,11 @@ mod tests {
 
     #[test]
     fn trailers_round_trip() {
-        assert_eq!(parse_trailer(&trailer(77)), Ok(Some(77)));
+        assert_eq!(parse_trailer(&trailer(77, 0)), Ok(Some(77)));
+        assert_eq!(trailer(77, 0).len(), TRAILER_LEN);
+        assert_eq!(parse_trailer(&trailer(77, 3)), Ok(Some(77)));
+        assert_eq!(trailer_epoch(&trailer(77, 3)), 3);
+        assert_eq!(trailer_epoch(&trailer(77, 0)), 0);
         assert_eq!(parse_trailer(&[]), Ok(None));
         assert!(parse_trailer(&[1, 2, 3]).is_err());
     }

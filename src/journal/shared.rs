@@ -115,13 +115,15 @@ impl Shared {
                     thread::yield_now();
                 }
             }
-            let (work, upto) = {
+            let (work, upto, generation) = {
                 let mut appender = self.appender();
+                let generation = self.commit.generation();
                 if appender.poisoned {
-                    self.commit.finish(None);
+                    self.commit.finish(None, generation);
                     continue;
                 }
-                appender.sync_work()
+                let (work, upto) = appender.sync_work();
+                (work, upto, generation)
             };
             // Sealed segments first, oldest first, then the active one: a record after a
             // rollover is never durable before the seal that leads to it.
@@ -139,7 +141,7 @@ impl Shared {
                 self.callbacks.sync_failed(&segment, &source);
                 let mut appender = self.appender();
                 appender.poisoned = true;
-                self.commit.finish(None);
+                self.commit.finish(None, generation);
                 appender.helper.retire(work);
                 drop(appender);
                 self.callbacks.fire(self);
@@ -148,7 +150,7 @@ impl Shared {
             // Wake the waiters first; then release the work. Only sealed segments' mappings
             // are worth handing to the background thread (unmapping costs time); the active
             // segment's handle is just another reference to a mapping that stays.
-            self.commit.finish(Some(upto));
+            self.commit.finish(Some(upto), generation);
             self.bell.ring();
             if work.iter().any(|u| u.sealed) {
                 self.appender().helper.retire(work);

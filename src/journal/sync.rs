@@ -16,6 +16,9 @@ pub(crate) struct SyncState {
     waiting: u64,
     /// Threads that the last sync served: its leader and the threads waiting when it ended.
     last_group: u64,
+    /// Bumped by every truncation or skip ([`GroupCommit::reset`]): a sync whose work was
+    /// taken in an older generation covers records that no longer exist, and reports nothing.
+    generation: u64,
 }
 
 /// Coordinates syncs: one thread (the leader) syncs everything appended so far while the
@@ -90,14 +93,17 @@ impl GroupCommit {
     }
 
     /// Ends a leader's turn: `Some(n)` when records `[0, n)` are now durable, `None` when the
-    /// sync failed (which poisons every later wait).
-    pub(crate) fn finish(&self, synced: Option<u64>) {
+    /// sync failed (which poisons every later wait). `generation` is the one the sync's work
+    /// was taken in (see [`GroupCommit::generation`]).
+    pub(crate) fn finish(&self, synced: Option<u64>, generation: u64) {
         let mut state = self.lock();
         state.leader = false;
         match synced {
             Some(n) => {
                 state.last_group = state.waiting + 1;
-                state.durable = state.durable.max(n);
+                if generation == state.generation {
+                    state.durable = state.durable.max(n);
+                }
             }
             None => state.poisoned = true,
         }
@@ -112,6 +118,28 @@ impl GroupCommit {
     pub(crate) fn progress(&self) -> (u64, u64) {
         let state = self.lock();
         (state.durable, state.last_group)
+    }
+
+    /// The current generation: read, under the appender's lock, with the work of a sync.
+    pub(crate) fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// After a truncation or a skip, made durable by its caller under the appender's lock:
+    /// records `[0, durable)` are durable and the next is `durable`. Syncs in flight from
+    /// before no longer count.
+    pub(crate) fn reset(&self, durable: u64) {
+        let mut state = self.lock();
+        state.generation += 1;
+        state.durable = durable;
+        drop(state);
+        self.done.notify_all();
+    }
+
+    /// Poisons every later wait (a truncation's sync failed).
+    pub(crate) fn poison(&self) {
+        self.lock().poisoned = true;
+        self.done.notify_all();
     }
 
     /// Records known durable.

@@ -122,9 +122,12 @@ impl JournalReader {
         reader.set_durable_only(self.durable_only);
         self.next_seq = base;
         self.skip_until = self.skip_until.max(base);
+        let limit = self.limit_after(next_id)?;
+        self.hint_checked = None;
         self.current = Some(Current {
             reader,
             id: next_id,
+            limit,
         });
         Ok(Some(base))
     }
@@ -162,7 +165,9 @@ impl JournalReader {
             reader.set_durable_only(self.durable_only);
             self.next_seq = base;
             self.skip_until = self.skip_until.max(base);
-            self.current = Some(Current { reader, id });
+            let limit = self.limit_after(id)?;
+            self.hint_checked = None;
+            self.current = Some(Current { reader, id, limit });
             return Ok((start, Some(base)));
         }
         Ok((start, None))

@@ -1,0 +1,241 @@
+//! Discarding the records from a sequence number on ([`Journal::truncate_from`]) and going on
+//! past a gap ([`Journal::skip_to`]): the active segment is sealed naming the new next
+//! sequence number, lower (a *truncating link*) or higher (a *skipping link*) than the records
+//! it holds, and its successor is linked there. No published byte is rewritten; a record's
+//! place in the chain decides whether it counts (docs/FORMAT.md, "Truncating the tail").
+//!
+//! [`Journal::truncate_from`]: super::Journal::truncate_from
+//! [`Journal::skip_to`]: super::Journal::skip_to
+
+use std::path::Path;
+
+use super::appender::{Appender, Unsynced};
+use super::recovery::Active;
+use super::segment;
+use super::shared::Shared;
+use super::{AppendError, JournalError, TruncateReport};
+use crate::core::{Reader, SeekStop, ShmReader, VoidedHint};
+
+/// A linked segment: its id and first sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Linked {
+    pub(crate) id: u64,
+    pub(crate) base: u64,
+}
+
+/// The linked segments of the journal in `dir`, ascending, with their first sequence numbers
+/// (segments prepared ahead and not linked left out). Reads every segment's header.
+pub(crate) fn linked(dir: &Path) -> Result<Vec<Linked>, JournalError> {
+    let mut out = Vec::new();
+    for id in segment::list(dir)? {
+        let header = segment::header(dir, id)?;
+        if !header.is_pending() {
+            out.push(Linked {
+                id,
+                base: header.base_sequence(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// For each segment of `chain`, the lowest first sequence number of the segments after it
+/// (`u64::MAX` for the last): where its records stop counting, since a later link at a lower
+/// sequence number voids every record from there on (docs/FORMAT.md, "The effective chain").
+pub(crate) fn limits(chain: &[Linked]) -> Vec<u64> {
+    let mut out = vec![u64::MAX; chain.len()];
+    let mut lowest = u64::MAX;
+    for i in (0..chain.len()).rev() {
+        out[i] = lowest;
+        lowest = lowest.min(chain[i].base);
+    }
+    out
+}
+
+/// The first sequence number the journal holds: the lowest first sequence number of its
+/// segments (which pruning keeps at the first segment's); 0 without a segment.
+pub(crate) fn first_sequence(chain: &[Linked]) -> u64 {
+    chain.iter().map(|l| l.base).min().unwrap_or(0)
+}
+
+impl Shared {
+    /// See [`Journal::truncate_from`](super::Journal::truncate_from).
+    pub(crate) fn truncate_from(&self, seq: u64) -> Result<TruncateReport, JournalError> {
+        let mut appender = self.appender();
+        self.check_usable(&appender)?;
+        let next = appender.next_seq;
+        let chain = linked(&self.dir)?;
+        let first = first_sequence(&chain);
+        if seq < first || seq > next {
+            return Err(JournalError::SequenceOutOfRange {
+                dir: self.dir.clone(),
+                operation: "truncate_from",
+                requested: seq,
+                lowest: first,
+                highest: next,
+            });
+        }
+        let mut report = TruncateReport {
+            from: seq,
+            discarded: 0,
+            epoch: appender.epoch,
+        };
+        if seq == next {
+            return Ok(report);
+        }
+        let hints = voided_hints(&self.dir, &chain, appender.active.id, seq)?;
+        let epoch = appender.epoch + 1;
+        self.relink(&mut appender, seq, epoch, &hints)?;
+        report.discarded = next - seq;
+        report.epoch = epoch;
+        Ok(report)
+    }
+
+    /// See [`Journal::skip_to`](super::Journal::skip_to).
+    pub(crate) fn skip_to(&self, seq: u64) -> Result<(), JournalError> {
+        let mut appender = self.appender();
+        self.check_usable(&appender)?;
+        let next = appender.next_seq;
+        // A segment's header must leave room for every record it can hold after its base.
+        let highest = u64::MAX - appender.active.writer.header().capacity() / 8;
+        if seq < next || seq > highest {
+            return Err(JournalError::SequenceOutOfRange {
+                dir: self.dir.clone(),
+                operation: "skip_to",
+                requested: seq,
+                lowest: next,
+                highest,
+            });
+        }
+        if seq == next {
+            return Ok(());
+        }
+        let epoch = appender.epoch;
+        self.relink(&mut appender, seq, epoch, &[])
+    }
+
+    fn check_usable(&self, appender: &Appender) -> Result<(), JournalError> {
+        if appender.poisoned {
+            return Err(AppendError::Poisoned {
+                dir: self.dir.clone(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment naming `next_base` (and the truncation `epoch`), links its
+    /// successor there, stores the voided hints between the two (so that a reader that sees
+    /// a hint finds the link confirming it), makes every segment sealed so far durable, and
+    /// continues in the successor. The steps and their crash cases are in docs/FORMAT.md,
+    /// "Truncating the tail".
+    fn relink(
+        &self,
+        appender: &mut Appender,
+        next_base: u64,
+        epoch: u64,
+        hints: &[(Option<VoidedHint>, u64)],
+    ) -> Result<(), JournalError> {
+        let dir = &self.dir;
+        let next_id = segment::successor(appender.active.id).ok_or_else(|| {
+            JournalError::SegmentIdsExhausted {
+                dir: dir.clone(),
+                last: appender.active.id,
+            }
+        })?;
+        let mut next = appender.helper.take(next_id)?;
+        let trailer = segment::trailer(next_base, epoch);
+        let checksum = appender.active.writer.closing_checksum(&trailer);
+        next.link(next_base, appender.active.id, checksum);
+        for (hint, value) in hints {
+            match hint {
+                Some(hint) => hint.store(*value),
+                None => appender.active.writer.set_voided_from(*value),
+            }
+        }
+        if let Err(e) = appender.active.writer.seal(&trailer) {
+            // The successor is linked but this segment not sealed: recovery removes it.
+            appender.poisoned = true;
+            self.commit.poison();
+            return Err(AppendError::from(e).into());
+        }
+        let mut old = std::mem::replace(
+            &mut appender.active,
+            Active {
+                writer: next,
+                id: next_id,
+            },
+        );
+        let end = old.writer.position();
+        appender.unsynced.push(Unsynced {
+            handle: old.writer.sync_handle(),
+            position: end,
+            path: old.writer.path().to_path_buf(),
+            sealed: true,
+        });
+        // Sealed segments oldest first, this one last: once its seal is durable the new chain
+        // is what recovery finds.
+        let work: Vec<Unsynced> = appender.unsynced.drain(..).collect();
+        for u in &work {
+            if let Err(source) = u.handle.sync_sealed(u.position) {
+                appender.poisoned = true;
+                self.commit.poison();
+                appender.helper.retire(old.writer);
+                return Err(AppendError::SyncFailed {
+                    segment: u.path.clone(),
+                    source,
+                }
+                .into());
+            }
+        }
+        appender.next_seq = next_base;
+        appender.epoch = epoch;
+        self.commit.reset(next_base);
+        // The sealed segment is never written again: release what it will never use.
+        old.writer.stop_prefault();
+        let _ = segment::release_unused(old.writer.path(), end);
+        appender.helper.retire(old.writer);
+        appender.helper.retire(work);
+        let ahead = appender.ahead;
+        appender.helper.prepare(segment::ids_after(next_id, ahead));
+        // Wake readers sleeping on the doorbell: the seal and the hints are there to see.
+        self.bell.ring();
+        Ok(())
+    }
+}
+
+/// The `voided_from` hints a truncation at `seq` stores: for each segment holding records
+/// from `seq` on (the last one whose first sequence number is at most `seq`, and every one
+/// after it, up to the active one), the data-area offset plus one where they start. `None`
+/// stands for the active segment, written through its writer. The mappings are opened before
+/// anything changes.
+fn voided_hints(
+    dir: &Path,
+    chain: &[Linked],
+    active: u64,
+    seq: u64,
+) -> Result<Vec<(Option<VoidedHint>, u64)>, JournalError> {
+    let start = chain.iter().rposition(|l| l.base <= seq).unwrap_or(0);
+    let mut hints = Vec::new();
+    for link in &chain[start..] {
+        if link.id > active {
+            break;
+        }
+        let path = segment::segment_path(dir, link.id);
+        let mut reader = ShmReader::open(&path)?;
+        let ordinal = seq.saturating_sub(link.base);
+        let offset = match reader.seek_ordinal(ordinal) {
+            Ok(SeekStop::Reached) => reader.position(),
+            // Fewer records than that: nothing of this segment is voided.
+            Ok(SeekStop::Short) => continue,
+            Err(source) => return Err(JournalError::Corrupt { source }),
+        };
+        let hint = if link.id == active {
+            None
+        } else {
+            Some(VoidedHint::open(&path)?)
+        };
+        hints.push((hint, offset + 1));
+    }
+    Ok(hints)
+}
