@@ -1301,6 +1301,163 @@ fn power_loss_journal_reopened_often() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Truncations and skips: after any power loss, the journal as it was or as it became
+
+/// Added to the acknowledged count once `truncate_from` or `skip_to` returned: the count is
+/// then this plus the records acknowledged after it.
+const CUT_DONE: u64 = 1 << 40;
+
+/// Record `seq` appended after the cut: other bytes than the old record `seq`.
+fn new_payload(seed: u64, seq: u64) -> Vec<u8> {
+    let mut bytes = b"new".to_vec();
+    bytes.extend(payload(mix(seed, 0x5EED), seq, MAX_RECORD as usize - 3));
+    bytes
+}
+
+/// Appends `old` records, cuts (a truncation at `old / 2`, or a skip to `old + 7`), appends
+/// four more, every step durable (`EveryRecord`).
+fn cut_workload(dir: &Path, seed: u64, old: u64, skip: bool, acked: &AtomicU64) -> u64 {
+    let journal = journal_options()
+        .durability(Durability::EveryRecord)
+        .open(dir)
+        .expect("opening the journal");
+    for seq in 0..old {
+        let got = journal
+            .append(&payload(seed, seq, MAX_RECORD as usize))
+            .expect("append");
+        assert_eq!(got, seq);
+        acked.fetch_max(seq + 1, Ordering::SeqCst);
+    }
+    let cut = if skip { old + 7 } else { old / 2 };
+    if skip {
+        journal.skip_to(cut).expect("skip_to");
+    } else {
+        journal.truncate_from(cut).expect("truncate_from");
+    }
+    acked.fetch_max(CUT_DONE, Ordering::SeqCst);
+    for i in 0..4 {
+        let got = journal.append(&new_payload(seed, cut + i)).expect("append");
+        assert_eq!(got, cut + i);
+        acked.fetch_max(CUT_DONE + i + 1, Ordering::SeqCst);
+    }
+    cut
+}
+
+/// The checks on one image of [`cut_workload`]: recovery gives either the old journal (a
+/// prefix of the old records holding every acknowledged one; only before the cut returned),
+/// or the new one (the old records before the cut, then new records from the cut on, as many
+/// as were acknowledged), never a mix; and it goes on appending from there.
+fn check_cut(dir: &Path, acked: u64, seed: u64, old: u64, cut: u64) -> Result<Outcome, String> {
+    let journal = journal_options()
+        .preallocate(false)
+        .open(dir)
+        .map_err(|e| format!("recovery (Journal::open) failed: {e}"))?;
+    let opened = journal.open_report().clone();
+    let n = journal.next_sequence();
+    let records: Vec<(u64, Vec<u8>)> = JournalReader::open(dir, 0)
+        .map_err(|e| format!("opening a reader after recovery: {e}"))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("reading the recovered journal: {e}"))?;
+    let is_old = records.len() as u64 == n
+        && records.iter().enumerate().all(|(i, (seq, r))| {
+            *seq == i as u64 && *r == payload(seed, *seq, MAX_RECORD as usize)
+        });
+    let kept = cut.min(old);
+    let new_count = n.saturating_sub(cut);
+    let is_new = n >= cut
+        && records.len() as u64 == kept + new_count
+        && records.iter().enumerate().all(|(i, (seq, r))| {
+            let i = i as u64;
+            if i < kept {
+                *seq == i && *r == payload(seed, i, MAX_RECORD as usize)
+            } else {
+                *seq == cut + (i - kept) && *r == new_payload(seed, *seq)
+            }
+        });
+    let done = acked >= CUT_DONE;
+    let ok = if done {
+        is_new && new_count >= acked - CUT_DONE
+    } else {
+        (is_old && n >= acked && n <= old) || (is_new && acked >= old)
+    };
+    if !ok {
+        let seqs: Vec<u64> = records.iter().map(|r| r.0).collect();
+        return Err(format!(
+            "after a power loss {} the cut returned (acknowledged {acked:#x}), recovery \
+             resumes at {n} with records {seqs:?}: neither the journal before the cut nor \
+             the one after it ({opened:?})",
+            if done { "after" } else { "before" }
+        ));
+    }
+    let got = journal
+        .append(b"after recovery")
+        .map_err(|e| format!("appending after recovery failed: {e}"))?;
+    if got != n {
+        return Err(format!(
+            "the first append after recovery got {got}, not {n}"
+        ));
+    }
+    drop(journal);
+    let again = journal_options()
+        .preallocate(false)
+        .open(dir)
+        .map_err(|e| format!("reopening the recovered journal failed: {e}"))?;
+    if again.next_sequence() != n + 1 {
+        return Err(format!(
+            "reopening the recovered journal resumes at {}, not {}",
+            again.next_sequence(),
+            n + 1
+        ));
+    }
+    Ok(Outcome {
+        recovered: n,
+        torn_bytes: opened.torn_bytes_dropped,
+        raw_reached_acked: true,
+    })
+}
+
+fn run_cut(name: &str, skip: bool) {
+    let _serial = serial();
+    let settings = settings();
+    let old = (settings.records / 3).max(6);
+    let mut tallies = Vec::new();
+    for round in 0..settings.rounds {
+        let started = Instant::now();
+        let seed = mix(settings.seed, round);
+        let workload = scratch_dir("kekbit-power-loss-cut-");
+        let root = workload.path().to_path_buf();
+        let cut = AtomicU64::new(0);
+        let model = record(&root, vec![root.clone()], false, |acked| {
+            cut.store(
+                cut_workload(&root, seed, old, skip, acked),
+                Ordering::SeqCst,
+            );
+        });
+        let cut = cut.load(Ordering::SeqCst);
+        let check = move |dir: &Path, acked: u64| check_cut(dir, acked, seed, old, cut);
+        let tally = check_images(name, &model, &check, settings.mixes, seed);
+        report(
+            &format!("{name}, seed {} round {round}", settings.seed),
+            old + 4,
+            &tally,
+            started,
+        );
+        tallies.push(tally);
+    }
+    assert_clean(name, &tallies);
+}
+
+#[test]
+fn power_loss_during_truncate_from_leaves_the_journal_before_or_after_it() {
+    run_cut("journal truncated", false);
+}
+
+#[test]
+fn power_loss_during_skip_to_leaves_the_journal_before_or_after_it() {
+    run_cut("journal skipped ahead", true);
+}
+
+// ---------------------------------------------------------------------------------------
 // Prevalent-store workloads
 
 /// The state: how many commands were applied, a digest of them in order, and some totals.

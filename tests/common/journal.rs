@@ -24,7 +24,7 @@ use kekbit::journal::{Durability, Journal, JournalError, JournalOptions, Journal
 
 // For the tests that run child processes (unused by the others).
 #[allow(unused_imports)]
-pub use reliability::{tell_parent, ChildProc};
+pub use reliability::{line_from_parent, tell_parent, ChildProc};
 
 /// Bytes of a segment header; the data area starts right after it.
 pub const HEADER_LEN: u64 = 128;
