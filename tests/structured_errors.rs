@@ -60,6 +60,9 @@ fn a_failed_seal_of_a_recovered_tail_keeps_the_write_error() {
         .open(live.path())
         .unwrap();
     journal.append(b"unsynced").unwrap();
+    // The segments prepared ahead are made by a background thread under a temporary name:
+    // wait for it, so that no file is renamed while the directory is copied.
+    journal.warm_up().unwrap();
     let crashed = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(live.path()).unwrap() {
         let entry = entry.unwrap();
