@@ -149,3 +149,28 @@ fn tick_unit_ids_match_doc() {
         assert_eq!(unit.id(), id);
     }
 }
+
+#[test]
+fn metadata_slot_table_matches_code() {
+    use crate::journal::{MAX_META_LEN, META_MAGIC, META_SLOT_HEADER_LEN, META_SLOT_LEN};
+    let rows = table("### Metadata slot");
+    let doc: Vec<(String, usize, usize)> = rows
+        .iter()
+        .map(|r| (r[2].clone(), number(&r[0]) as usize, number(&r[1]) as usize))
+        .collect();
+    let code: Vec<(String, usize, usize)> = crate::journal::META_FIELDS
+        .iter()
+        .map(|(name, off, size)| (name.to_string(), *off, *size))
+        .collect();
+    assert_eq!(doc, code);
+    assert_eq!(META_SLOT_HEADER_LEN + MAX_META_LEN, META_SLOT_LEN);
+    let hex = rows[0][4]
+        .split('`')
+        .nth(1)
+        .expect("magic bytes in backquotes");
+    let bytes: Vec<u8> = hex
+        .split(' ')
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    assert_eq!(bytes, META_MAGIC);
+}

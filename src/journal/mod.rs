@@ -37,6 +37,7 @@ mod helper;
 #[allow(clippy::module_inception)]
 mod journal;
 mod maintain;
+mod meta;
 mod options;
 mod reader;
 mod record;
@@ -55,6 +56,11 @@ pub use journal::Journal;
 pub(crate) use journal::LOCK_FILE;
 pub use maintain::{
     prune, repair, stats, verify, JournalStats, Problem, VerifyReport, VerifyStatus,
+};
+#[cfg(test)]
+pub(crate) use meta::META_FIELDS;
+pub use meta::{
+    MetaError, MetaFile, MAX_META_LEN, META_MAGIC, META_SLOT_HEADER_LEN, META_SLOT_LEN,
 };
 pub use options::{Durability, JournalOptions, Prefault, RecoveryMode, MAX_SEGMENTS_AHEAD};
 pub use reader::{Follow, JournalReader};
