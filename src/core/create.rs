@@ -21,7 +21,10 @@ pub fn storage_path(root: &Path, channel_id: u64) -> PathBuf {
     root.join(format!("{channel_id:016x}.kekbit"))
 }
 
-fn io_err<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) -> ChannelError + 'a {
+pub(super) fn io_err<'a>(
+    path: &'a Path,
+    action: &'static str,
+) -> impl FnOnce(io::Error) -> ChannelError + 'a {
     move |source| ChannelError::Io {
         path: path.to_path_buf(),
         action,
@@ -40,24 +43,11 @@ pub(crate) fn create_channel(
     root: &Path,
     header: &Header,
 ) -> Result<(File, PathBuf), ChannelError> {
-    let path = storage_path(root, header.channel_id());
-    header
-        .check_limits()
-        .map_err(|reason| ChannelError::InvalidConfig {
-            path: path.clone(),
-            reason,
-        })?;
     create_dir_durable(root)?;
-    if path.exists() {
-        return Err(existing(&path));
-    }
+    let path = free_path(root, header)?;
     let name = file_name(&path);
     remove_stale_temporaries(root, &name);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let tmp = root.join(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
+    let tmp = temporary_path(root, &name, "tmp");
     let file = fault::run(IoOp::CreateFile(&tmp), || {
         OpenOptions::new()
             .read(true)
@@ -66,21 +56,58 @@ pub(crate) fn create_channel(
             .open(&tmp)
     })
     .map_err(io_err(&tmp, "creating the temporary channel file"))?;
-    match prepare(&file, &tmp, header).and_then(|()| publish(&tmp, &path)) {
-        Ok(()) => {}
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
+    if let Err(e) = prepare(&file, &tmp, header) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    let _ = fault::run(IoOp::Remove(&tmp), || fs::remove_file(&tmp));
+    name_durably(root, &tmp, &path)?;
+    Ok((file, path))
+}
+
+/// The path of the channel `header` describes under `root`, once its limits are checked and
+/// the name is found free.
+pub(super) fn free_path(root: &Path, header: &Header) -> Result<PathBuf, ChannelError> {
+    let path = storage_path(root, header.channel_id());
+    header
+        .check_limits()
+        .map_err(|reason| ChannelError::InvalidConfig {
+            path: path.clone(),
+            reason,
+        })?;
+    if path.exists() {
+        return Err(existing(&path));
+    }
+    Ok(path)
+}
+
+/// A temporary name in `root` for a file that is to become (or was) the channel file `name`:
+/// `.<name>.<kind>-<pid>-<nanoseconds>`, a name readers never open (`kind` is `tmp` for a
+/// channel being created, `recycle` for a pruned segment kept to be recycled).
+pub(super) fn temporary_path(root: &Path, name: &str, kind: &str) -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    root.join(format!(".{name}.{kind}-{}-{nanos}", std::process::id()))
+}
+
+/// The last steps of making a channel file (created or recycled, complete under its
+/// temporary name `tmp`, whose lock the caller holds): link it under its final name `path`
+/// (failing if that is taken), remove the temporary name, sync the directory. On failure
+/// no name of it is left.
+pub(super) fn name_durably(root: &Path, tmp: &Path, path: &Path) -> Result<(), ChannelError> {
+    if let Err(e) = publish(tmp, path) {
+        let _ = fs::remove_file(tmp);
+        return Err(e);
+    }
+    let _ = fault::run(IoOp::Remove(tmp), || fs::remove_file(tmp));
     if let Err(e) = sync_directory(root) {
         // The channel is not durably named: withdraw the name (this creator still holds the
         // file's lock, so no writer uses it) so that creating it again can succeed.
-        let _ = fault::run(IoOp::Remove(&path), || fs::remove_file(&path));
+        let _ = fault::run(IoOp::Remove(path), || fs::remove_file(path));
         return Err(e);
     }
-    Ok((file, path))
+    Ok(())
 }
 
 /// Lock, reserve, write the header, sync: everything done to the temporary file.
@@ -102,7 +129,7 @@ fn prepare(file: &File, tmp: &Path, header: &Header) -> Result<(), ChannelError>
 }
 
 /// Gives the prepared file its final name, failing if the name is taken.
-fn publish(tmp: &Path, path: &Path) -> Result<(), ChannelError> {
+pub(super) fn publish(tmp: &Path, path: &Path) -> Result<(), ChannelError> {
     match fault::run(IoOp::Link(tmp, path), || fs::hard_link(tmp, path)) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(existing(path)),
@@ -111,7 +138,7 @@ fn publish(tmp: &Path, path: &Path) -> Result<(), ChannelError> {
 }
 
 /// The error for a channel file that already exists: locked by a live writer, or not.
-fn existing(path: &Path) -> ChannelError {
+pub(super) fn existing(path: &Path) -> ChannelError {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) => return io_err(path, "opening the existing channel")(e),
@@ -146,7 +173,7 @@ fn remove_stale_temporaries(root: &Path, name: &str) {
     }
 }
 
-fn file_name(path: &Path) -> String {
+pub(super) fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()

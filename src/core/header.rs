@@ -426,6 +426,27 @@ impl Header {
         Ok(self)
     }
 
+    /// Whether the channel's file had an earlier life as another journal segment (format
+    /// version 2, flag bit 1): past the records this channel published, its data area may
+    /// hold bytes of that life, which never verify here (docs/FORMAT.md, "Recycled
+    /// segments").
+    ///
+    /// ```
+    /// # use kekbit::core::{Header, TickUnit};
+    /// assert!(!Header::new(5, 2, 4096, 64, 10, TickUnit::Secs).is_recycled());
+    /// ```
+    pub fn is_recycled(&self) -> bool {
+        self.recycled
+    }
+
+    /// Marks the header as the one of a recycled file (see
+    /// [`is_recycled`](Header::is_recycled)).
+    #[must_use]
+    pub(crate) fn into_recycled(mut self) -> Header {
+        self.recycled = true;
+        self
+    }
+
     /// Marks the header as pending (see [`is_pending`](Header::is_pending)).
     #[must_use]
     pub(crate) fn into_pending(mut self) -> Header {

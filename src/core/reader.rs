@@ -227,6 +227,26 @@ pub(crate) fn read_header(file: &File, path: &Path) -> Result<(Header, u64), Cha
     Ok((header, len))
 }
 
+/// Takes the shared lock a reader holds while it maps a channel file, and checks that `path`
+/// still names `file`: `false` when the file is being recycled, or was renamed away (pruned
+/// and recycled) since it was opened, so that it is no longer what its name said. Either way
+/// the channel is gone under that name, as if it had been removed.
+fn mapping_locked(file: &File, path: &Path) -> Result<bool, ChannelError> {
+    use std::os::unix::fs::MetadataExt;
+    let locked = crate::mmap::lock_mapping_shared(file).map_err(|source| ChannelError::Io {
+        path: path.to_path_buf(),
+        action: "locking the channel for reading",
+        source,
+    })?;
+    if locked == crate::mmap::MappingLock::Recycling {
+        return Ok(false);
+    }
+    let (Ok(named), Ok(opened)) = (std::fs::metadata(path), file.metadata()) else {
+        return Ok(false);
+    };
+    Ok(named.dev() == opened.dev() && named.ino() == opened.ino())
+}
+
 impl ShmReader {
     /// Opens the channel file at `path` for reading (see [`shm_reader`], which finds the file
     /// from a channel id).
@@ -269,6 +289,12 @@ impl ShmReader {
                 }
             }
         })?;
+        // Locked before the header is read, so that the header is the one of what stays
+        // mapped: a recycler never rewrites a file any reader holds this lock on
+        // (docs/FORMAT.md, "Recycled segments").
+        if !mapping_locked(&file, &path)? {
+            return Err(ChannelError::NotFound { path });
+        }
         let (header, _) = read_header(&file, &path)?;
         let len = header.file_len();
         let map = match mode {
@@ -575,6 +601,13 @@ impl ShmReader {
             return from;
         }
         let base = HEADER_LEN as u64;
+        if self.chan.header.is_recycled() {
+            // Past the records of a recycled channel lie bytes of the file's earlier life,
+            // which say nothing: only the word at the cut, which the writer keeps zero after
+            // each record, tells a clean end from a torn (or lost) one.
+            let word = self.chan.map.load_acquire((base + from) as usize);
+            return if word == 0 { from } else { from + 8 };
+        }
         let to = base + self.chan.header.capacity();
         let mut end = from;
         let mut next = base + from;

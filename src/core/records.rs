@@ -66,6 +66,24 @@ impl Channel {
             .map_err(|defect| self.damage(position, defect))
     }
 
+    /// [`frame_at`](Channel::frame_at), except that in a recycled channel what does not
+    /// verify at or above the durable watermark is the end of the data: bytes of the file's
+    /// earlier life (which bind another channel id), or a record torn by a power loss, never
+    /// acknowledged either way (docs/FORMAT.md, "Recycled segments"). Below the watermark
+    /// it is damage, as everywhere.
+    pub(crate) fn frame_or_end(&self, position: u64) -> Result<Frame<'_>, ReadError> {
+        match self.frame_at(position) {
+            Err(_) if self.is_stale(position) => Ok(Frame::End),
+            found => found,
+        }
+    }
+
+    /// Whether bytes at `position` that do not verify are the end of the data rather than
+    /// damage (see [`frame_or_end`](Channel::frame_or_end)).
+    pub(crate) fn is_stale(&self, position: u64) -> bool {
+        self.header.is_recycled() && position >= self.durable_watermark()
+    }
+
     pub(super) fn damage(&self, position: u64, defect: Defect) -> ReadError {
         let path = self.path.clone();
         match defect {
@@ -145,7 +163,7 @@ fn step_other<'a>(chan: &'a Channel, cursor: &mut Cursor) -> Result<Option<&'a [
         });
     }
     let mut position = cursor.position;
-    let mut frame = chan.frame_at(position)?;
+    let mut frame = chan.frame_or_end(position)?;
     // A resynchronisation mark is checked and stepped over: never returned, never counted.
     // Two marks never follow each other, but damage could chain them: the loop is bounded
     // by the data area all the same, since every step moves forward.
@@ -157,7 +175,7 @@ fn step_other<'a>(chan: &'a Channel, cursor: &mut Cursor) -> Result<Option<&'a [
         }
         cursor.position = end;
         position = end;
-        frame = chan.frame_at(position)?;
+        frame = chan.frame_or_end(position)?;
     }
     match frame {
         Frame::Mark { .. } => unreachable!("marks are stepped over above"),
@@ -210,7 +228,7 @@ pub(crate) fn seek(
         (0, 0)
     };
     while at < target {
-        match chan.frame_at(at) {
+        match chan.frame_or_end(at) {
             Ok(Frame::Mark { ordinal: said, key }) => {
                 if let Err(cause) = chan.check_mark(at, said, key, ordinal) {
                     return Err(InvalidPosition::BeyondDamage {

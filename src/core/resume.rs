@@ -64,6 +64,7 @@ pub(crate) fn resume_for_seal(
         // Only a closing marker is written: no record, so no mark.
         ordinal: 0,
         next_mark: u64::MAX,
+        recycled: header.is_recycled(),
         header,
     })
 }

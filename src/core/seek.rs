@@ -76,7 +76,7 @@ impl ShmReader {
                     continue;
                 }
             }
-            let (end, data) = match self.chan.frame_at(at)? {
+            let (end, data) = match self.chan.frame_or_end(at)? {
                 Frame::Data { len, .. } => (at + len, true),
                 Frame::Mark { ordinal, key } => {
                     self.chan
@@ -105,7 +105,7 @@ impl ShmReader {
             if frame::kind_of(word) != Some(frame::Kind::Mark) {
                 break;
             }
-            let Frame::Mark { ordinal, key } = self.chan.frame_at(at)? else {
+            let Frame::Mark { ordinal, key } = self.chan.frame_or_end(at)? else {
                 break;
             };
             self.chan

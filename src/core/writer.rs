@@ -7,6 +7,7 @@ use super::create::create_channel;
 use super::frame::{self, Binder, Kind, MAX_TRAILER_LEN, RECORD_HEADER_LEN, TRAILER_RESERVE};
 use super::header::{HEADER_LEN, MARK_LEN, OFF_CLOSED_AT, OFF_DURABLE_WATERMARK, OFF_HEARTBEAT};
 use super::pretouch::{Pretoucher, AHEAD};
+use super::recycle::{recycle_channel, Pooled};
 use super::syncing::{sync_range, SyncHandle};
 use super::{ChannelError, Encodable, EncoderHandler, Handler, Header, WriteError};
 use crate::fault::{self, IoOp};
@@ -114,6 +115,9 @@ pub struct ShmWriter<H: Handler> {
     /// The data-area offset from which the next record is preceded by a mark (`u64::MAX`
     /// when the channel has none): the start of the block after the last mark's.
     pub(super) next_mark: u64,
+    /// Whether the file is recycled: its data area holds bytes of an earlier life past the
+    /// records, so the word after each record is cleared before the record is published.
+    pub(super) recycled: bool,
 }
 
 /// Bytes a resynchronisation mark occupies.
@@ -163,6 +167,17 @@ fn create_writer<H: Handler>(
     handler: H,
 ) -> Result<ShmWriter<H>, ChannelError> {
     let (file, path) = create_channel(root, header)?;
+    writer_over(file, path, header, handler)
+}
+
+/// The writer of the channel `header` describes, whose file, just made, is `file` (locked)
+/// under `path`.
+fn writer_over<H: Handler>(
+    file: File,
+    path: PathBuf,
+    header: &Header,
+    handler: H,
+) -> Result<ShmWriter<H>, ChannelError> {
     let map =
         WriteMap::map(&file, header.file_len() as usize).map_err(|source| ChannelError::Io {
             path: path.clone(),
@@ -182,6 +197,7 @@ fn create_writer<H: Handler>(
         path,
         ordinal: 0,
         next_mark: first_mark(header),
+        recycled: header.is_recycled(),
         header: header.clone(),
     })
 }
@@ -206,12 +222,23 @@ pub(crate) enum Populate {
 /// Creates a pending channel: a journal segment prepared ahead of need, linked later with
 /// [`ShmWriter::link`], and prefaulted as `populate` says. Prefaulting is best effort: a
 /// channel that could not be prefaulted still works.
+/// With `recycle`, the channel is made of that file (docs/FORMAT.md, "Recycled segments")
+/// instead of a new one, and marked recycled.
 pub(crate) fn shm_writer_pending(
     root: &Path,
     header: &Header,
     populate: Populate,
+    recycle: Option<Pooled>,
 ) -> Result<ShmWriter<EncoderHandler>, ChannelError> {
-    let mut writer = create_writer(root, &header.clone().into_pending(), EncoderHandler)?;
+    let pending = header.clone().into_pending();
+    let mut writer = match recycle {
+        None => create_writer(root, &pending, EncoderHandler)?,
+        Some(pooled) => {
+            let recycled = pending.into_recycled();
+            let (file, path) = recycle_channel(root, &recycled, pooled)?;
+            writer_over(file, path, &recycled, EncoderHandler)?
+        }
+    };
     let (now, window) = match populate {
         Populate::Whole => {
             if writer.prefault().is_ok() {
@@ -489,6 +516,14 @@ impl<H: Handler> ShmWriter<H> {
         Ok(checksum)
     }
 
+    /// Stores zero in the record header word at data-area offset `at` (not yet published),
+    /// ordered before the next release store: in a recycled channel, what a reader meets
+    /// after the last published record.
+    #[inline]
+    fn clear_word(&self, at: u64) {
+        self.map.store_relaxed(HEADER_LEN + at as usize, 0);
+    }
+
     /// Publishes a resynchronisation mark at `at` (the record after it is staged, not yet
     /// published) and moves the next mark to the following block.
     fn write_mark(&mut self, at: u64) {
@@ -583,11 +618,20 @@ impl<H: Handler> Writer for ShmWriter<H> {
         }
         let meta = frame::meta(Kind::Data, len);
         let crc = self.binder.checksum(position, meta, stage.written());
+        let end = position + frame::frame_len(len);
+        if self.recycled {
+            // Bytes of the file's earlier life may follow: readers must meet end of data
+            // after this record (and after the mark, this record's word), not stale bytes.
+            self.clear_word(end);
+            if needs_mark {
+                self.clear_word(position);
+            }
+        }
         if needs_mark {
             self.write_mark(mark_at);
         }
         self.map.store_release(offset, frame::word(meta, crc));
-        self.position = position + frame::frame_len(len);
+        self.position = end;
         self.ordinal += 1;
         self.handler.committed();
         if let Some(p) = &mut self.pretoucher {

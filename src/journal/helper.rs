@@ -4,15 +4,85 @@
 
 use std::collections::VecDeque;
 use std::ops::RangeInclusive;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
 use super::segment;
 use super::Prefault;
 use crate::core::{
-    shm_writer_pending, ChannelError, EncoderHandler, Populate, ShmWriter, PREFAULT_WINDOW,
+    shm_writer_pending, take_for_recycling, ChannelError, EncoderHandler, Pooled, Populate,
+    ShmWriter, PREFAULT_WINDOW,
 };
+
+/// Pruned segments' files kept to become the journal's next segments (docs/FORMAT.md,
+/// "Recycled segments"): filled by pruning, emptied by preparing segments, shared by the
+/// journal and its background thread. Files left in it are removed when it is dropped.
+#[derive(Clone)]
+pub(crate) struct Pool {
+    files: Arc<Mutex<VecDeque<Pooled>>>,
+    limit: usize,
+    file_len: u64,
+}
+
+impl Pool {
+    /// An empty pool of at most `limit` files of `file_len` bytes.
+    pub(crate) fn new(limit: usize, file_len: u64) -> Pool {
+        Pool {
+            files: Arc::default(),
+            limit,
+            file_len,
+        }
+    }
+
+    fn files(&self) -> std::sync::MutexGuard<'_, VecDeque<Pooled>> {
+        self.files.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many more files the pool takes.
+    pub(crate) fn room(&self) -> usize {
+        self.limit.saturating_sub(self.files().len())
+    }
+
+    /// Takes the pruned segment file at `path` for the pool, if it can be (see
+    /// `take_for_recycling`; and only a file of the size new segments have). The caller
+    /// syncs the directory, then [`fill`](Pool::fill)s the pool.
+    pub(crate) fn take(&self, path: &Path) -> Option<Pooled> {
+        let len = std::fs::metadata(path).ok()?.len();
+        if len != self.file_len {
+            return None;
+        }
+        take_for_recycling(path)
+    }
+
+    /// Adds files taken (and made durable) to the pool.
+    pub(crate) fn fill(&self, taken: Vec<Pooled>) {
+        self.files().extend(taken);
+    }
+
+    /// A file to make the next segment of, if one is kept.
+    fn next(&self) -> Option<Pooled> {
+        self.files()
+            .pop_front()
+            .filter(|pooled| pooled.file_len() == self.file_len)
+    }
+
+    /// Removes every file kept.
+    pub(crate) fn clear(&self) {
+        let files: Vec<Pooled> = self.files().drain(..).collect();
+        drop(files);
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("limit", &self.limit)
+            .field("file_len", &self.file_len)
+            .finish()
+    }
+}
 
 /// What every new segment of a journal looks like.
 #[derive(Debug, Clone)]
@@ -24,6 +94,8 @@ pub(crate) struct SegmentSpec {
     pub(crate) prefault: Prefault,
     /// log2 of the resynchronisation mark block (0: no marks).
     pub(crate) mark_shift: u8,
+    /// Files to make new segments of before creating any.
+    pub(crate) pool: Pool,
 }
 
 impl SegmentSpec {
@@ -58,7 +130,14 @@ impl SegmentSpec {
                 window: PREFAULT_WINDOW,
             },
         };
-        shm_writer_pending(&self.dir, &header, populate)
+        if let Some(pooled) = self.pool.next() {
+            // A file that cannot be recycled (its old mapping not dropped yet, say) is
+            // removed, and the segment created as if there had been none.
+            if let Ok(writer) = shm_writer_pending(&self.dir, &header, populate, Some(pooled)) {
+                return Ok(writer);
+            }
+        }
+        shm_writer_pending(&self.dir, &header, populate, None)
     }
 }
 
@@ -224,5 +303,6 @@ impl Drop for Helper {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        self.spec.pool.clear();
     }
 }

@@ -107,6 +107,7 @@ impl Journal {
         }
         let spec = options.segment_spec(dir);
         let (active, spec, report) = recovery::recover(spec, options.recovery)?;
+        let pool = spec.pool.clone();
         // A thread that cannot be started fails the open; the segment recovery created stays
         // behind as after a crash right here (linked, empty, unsealed), which the next open
         // seals and continues after.
@@ -136,6 +137,7 @@ impl Journal {
             report,
             options,
             bell: super::bell::WriterBell::open(dir),
+            pool,
             _lock: lock,
         });
         let flusher = match shared.options.durability {
@@ -553,7 +555,7 @@ impl Journal {
     /// ```
     pub fn prune_before(&self, seq: u64) -> Result<PruneReport, JournalError> {
         let active = self.shared.appender().active.id;
-        super::maintain::prune_segments(&self.shared.dir, seq, active)
+        super::maintain::prune_segments(&self.shared.dir, seq, active, Some(&self.shared.pool))
     }
 }
 

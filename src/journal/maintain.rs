@@ -5,6 +5,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::helper::Pool;
 use super::journal::{lock_journal, LOCK_FILE};
 use super::recovery;
 use super::scan::{self, scan, Stop};
@@ -451,17 +452,22 @@ pub fn repair(dir: &Path) -> Result<OpenReport, JournalError> {
 /// ```
 pub fn prune(dir: &Path, before: u64) -> Result<PruneReport, JournalError> {
     let ids = linked_segments(dir)?;
-    prune_segments(dir, before, ids[ids.len() - 1])
+    prune_segments(dir, before, ids[ids.len() - 1], None)
 }
 
-/// Removes segments below `keep_from` (an id) whose records are all below `before`.
+/// Removes segments below `keep_from` (an id) whose records are all below `before`; with a
+/// `pool`, takes as many of them as it has room for to be recycled instead (docs/FORMAT.md,
+/// "Recycled segments"), and hands them to it once the directory is synced.
 pub(crate) fn prune_segments(
     dir: &Path,
     before: u64,
     keep_from: u64,
+    pool: Option<&Pool>,
 ) -> Result<PruneReport, JournalError> {
     let chain = truncate::linked(dir)?;
     let limits = truncate::limits(&chain);
+    let mut room = pool.map_or(0, Pool::room);
+    let mut taken = Vec::new();
     let mut report = PruneReport::default();
     for (i, pair) in chain.windows(2).enumerate() {
         let (segment, next) = (pair[0], pair[1]);
@@ -474,11 +480,24 @@ pub(crate) fn prune_segments(
         if end > before && end > segment.base {
             break;
         }
-        recovery::remove(dir, segment.id)?;
+        let recycled = match pool {
+            Some(pool) if room > 0 => pool.take(&segment::segment_path(dir, segment.id)),
+            _ => None,
+        };
+        match recycled {
+            Some(pooled) => {
+                taken.push(pooled);
+                room -= 1;
+            }
+            None => recovery::remove(dir, segment.id)?,
+        }
         report.segments_removed += 1;
     }
     if report.segments_removed > 0 {
         crate::core::sync_directory(dir)?;
+    }
+    if let Some(pool) = pool {
+        pool.fill(taken);
     }
     if let Some(&first) = segment::list(dir)?.first() {
         report.first_sequence = segment::header(dir, first)?.base_sequence();

@@ -62,7 +62,9 @@ pub(crate) use meta::META_FIELDS;
 pub use meta::{
     MetaError, MetaFile, MAX_META_LEN, META_MAGIC, META_SLOT_HEADER_LEN, META_SLOT_LEN,
 };
-pub use options::{Durability, JournalOptions, Prefault, RecoveryMode, MAX_SEGMENTS_AHEAD};
+pub use options::{
+    Durability, JournalOptions, Prefault, RecoveryMode, MAX_RECYCLE_SEGMENTS, MAX_SEGMENTS_AHEAD,
+};
 pub use reader::{Follow, JournalReader};
 pub use record::Record;
 pub use report::{DroppedRange, OpenReport, PruneReport, TruncateReport};

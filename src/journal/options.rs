@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::helper::SegmentSpec;
+use super::helper::{Pool, SegmentSpec};
 use super::{segment, Journal, JournalError};
 use crate::core::{RECORD_HEADER_LEN, TRAILER_RESERVE};
 
@@ -123,10 +123,18 @@ pub struct JournalOptions {
     pub(crate) segments_ahead: Option<usize>,
     pub(crate) prefault: Prefault,
     pub(crate) mark_shift: u8,
+    /// Pruned segments kept for recycling, at most.
+    pub(crate) recycle: usize,
 }
 
 /// Segment capacity of a new journal when none is set.
 const DEFAULT_SEGMENT_CAPACITY: u64 = 64 << 20;
+
+/// Pruned segments kept for recycling unless set.
+const DEFAULT_RECYCLE: usize = 4;
+
+/// The most segments [`JournalOptions::recycle_segments`] accepts.
+pub const MAX_RECYCLE_SEGMENTS: usize = 64;
 
 /// The most segments [`JournalOptions::segments_ahead`] accepts.
 pub const MAX_SEGMENTS_AHEAD: usize = 64;
@@ -154,6 +162,7 @@ impl JournalOptions {
             segments_ahead: None,
             prefault: Prefault::Ahead,
             mark_shift: crate::core::DEFAULT_MARK_SHIFT,
+            recycle: DEFAULT_RECYCLE,
         }
     }
 
@@ -283,6 +292,38 @@ impl JournalOptions {
     pub fn segments_ahead(mut self, segments: usize) -> JournalOptions {
         self.segments_ahead = Some(segments);
         self
+    }
+
+    /// How many segments removed by [`Journal::prune_before`] are kept, at most, to become
+    /// the journal's next segments instead of new files (docs/FORMAT.md, "Recycled
+    /// segments"): a recycled segment is already allocated and written, so a steady stream
+    /// with retention never waits for the file system to allocate blocks, convert
+    /// preallocated extents or zero fresh pages. Only segments of the current segment
+    /// capacity that no reader maps (in any process), whose seal is durable, are kept; the
+    /// others are removed as before. From 0 (never recycle) to [`MAX_RECYCLE_SEGMENTS`].
+    /// Defaults to 4: each segment kept holds its capacity of storage until it is reused,
+    /// as it did before it was pruned; segments kept and not reused are removed when the
+    /// journal is closed or next opened. Only the journal's own process recycles:
+    /// [`prune`](super::prune) (`kekbit prune`) removes.
+    ///
+    /// ```
+    /// let options = kekbit::journal::JournalOptions::new().recycle_segments(8);
+    /// assert_eq!(options.recycle_limit(), 8);
+    /// assert_eq!(kekbit::journal::JournalOptions::new().recycle_limit(), 4);
+    /// ```
+    pub fn recycle_segments(mut self, segments: usize) -> JournalOptions {
+        self.recycle = segments;
+        self
+    }
+
+    /// How many pruned segments are kept for recycling, at most (see
+    /// [`recycle_segments`](JournalOptions::recycle_segments)).
+    ///
+    /// ```
+    /// assert_eq!(kekbit::journal::JournalOptions::new().recycle_segments(0).recycle_limit(), 0);
+    /// ```
+    pub fn recycle_limit(&self) -> usize {
+        self.recycle
     }
 
     /// How much of each new segment is mapped writable before it is written (see
@@ -432,6 +473,10 @@ impl JournalOptions {
             max_record_len: self.max_record_len_bytes(),
             prefault: self.prefault,
             mark_shift: self.mark_shift,
+            pool: Pool::new(
+                self.recycle,
+                crate::core::HEADER_LEN as u64 + self.segment_capacity_bytes(),
+            ),
         }
     }
 
@@ -456,6 +501,12 @@ impl JournalOptions {
                 )));
             }
             _ => {}
+        }
+        if self.recycle > MAX_RECYCLE_SEGMENTS {
+            return Err(invalid(format!(
+                "recycle_segments must be at most {MAX_RECYCLE_SEGMENTS}, not {}",
+                self.recycle
+            )));
         }
         if let Durability::Interval(d) = self.durability {
             if d.is_zero() {

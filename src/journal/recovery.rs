@@ -22,13 +22,19 @@ pub(crate) struct Active {
     pub(crate) id: u64,
 }
 
-/// Removes temporary files left by creators that died (those nobody holds locked).
+/// Removes temporary files left by creators that died (those nobody holds locked), and
+/// pruned segments kept for recycling by a journal that died (the journal lock, held here,
+/// means no process keeps them).
 fn remove_stale_temporaries(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.contains(".kekbit.recycle-") {
+            let _ = std::fs::remove_file(entry.path());
+            continue;
+        }
         if !(name.starts_with('.') && name.contains(".kekbit.tmp-")) {
             continue;
         }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::appender::Appender;
 use super::bell::WriterBell;
 use super::callbacks::Callbacks;
+use super::helper::Pool;
 use super::sync::{GroupCommit, Turn};
 use super::{AppendError, JournalOptions, OpenReport};
 
@@ -47,6 +48,8 @@ pub(crate) struct Shared {
     /// Declared after `appender` and before `_lock`: its last ring, when the journal closes,
     /// comes after the seal and while the lock is still held.
     pub(crate) bell: WriterBell,
+    /// Pruned segments kept to be recycled.
+    pub(crate) pool: Pool,
     pub(crate) _lock: File,
 }
 

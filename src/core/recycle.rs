@@ -1,0 +1,198 @@
+//! Recycling a channel file: a pruned journal segment's file, taken away from its name while
+//! no reader maps it, and later made into a new pending segment without allocating storage
+//! (docs/FORMAT.md, "Recycled segments": the steps and their crash cases).
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::create::{file_name, free_path, io_err, name_durably, temporary_path};
+use super::header::{HEADER_LEN, OFF_CLOSED_AT, OFF_DURABLE_WATERMARK};
+use super::{ChannelError, Header};
+use crate::fault::{self, IoOp};
+
+/// A channel file taken for recycling: renamed from its channel name to a temporary one, open
+/// for writing, holding the exclusive mapping lock (so that no reader maps it until it is
+/// renamed again, as another channel).
+pub(crate) struct Pooled {
+    /// `None` once handed over as a channel's file.
+    file: Option<File>,
+    tmp: PathBuf,
+    len: u64,
+}
+
+impl Pooled {
+    /// The file's length: `HEADER_LEN` plus the capacity of any channel it can become.
+    pub(crate) fn file_len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl Drop for Pooled {
+    /// A file taken and never used again is removed (the temporary name is its only one).
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = fault::run(IoOp::Remove(&self.tmp), || fs::remove_file(&self.tmp));
+        }
+    }
+}
+
+/// Takes the sealed channel file at `path` for recycling (steps 1 and 2 of "Recycling a
+/// segment"): opens it, takes the exclusive mapping lock, checks that
+/// its seal is durable (its durable watermark covers its closing marker, so no sync of its
+/// old writer stores into it again), and renames it to a temporary name. `None` when it
+/// cannot be taken: a reader maps it, it is not sealed durably, or an operation failed; the file is then untouched under its name (the caller removes it as
+/// before). The caller syncs the directory before the file is used.
+pub(crate) fn take_for_recycling(path: &Path) -> Option<Pooled> {
+    let file = OpenOptions::new().read(true).write(true).open(path).ok()?;
+    // Not the writer's lock yet: the journal's own mapping of the segment, which holds it,
+    // may not be dropped yet (its background thread drops it). It never stores into a
+    // durably sealed segment again; the writer's lock is taken when the file is reused.
+    if !crate::mmap::try_lock_mapping_exclusive(&file).ok()? {
+        return None;
+    }
+    let word = |offset: usize| {
+        let mut b = [0u8; 8];
+        file.read_exact_at(&mut b, offset as u64)
+            .ok()
+            .map(|()| u64::from_le_bytes(b))
+    };
+    let closed_at = word(OFF_CLOSED_AT)?;
+    if closed_at == 0 || word(OFF_DURABLE_WATERMARK)? < closed_at {
+        return None;
+    }
+    let len = file.metadata().ok()?.len();
+    let root = path.parent()?;
+    let tmp = temporary_path(root, &file_name(path), "recycle");
+    fault::run(IoOp::Rename(path, &tmp), || fs::rename(path, &tmp)).ok()?;
+    Some(Pooled {
+        file: Some(file),
+        tmp,
+        len,
+    })
+}
+
+/// Makes the pooled file into the new channel `header` (pending, marked recycled) under
+/// `root` and returns it as [`create_channel`](super::create::create_channel) does: open,
+/// locked, under its final name, durably. Steps 3 to 7 of "Recycling a segment": allocate
+/// whatever a release of space freed, write the header and zero the first record word,
+/// sync the file, let readers lock it again, link it under its name, sync the directory.
+/// Nothing is allocated or zeroed otherwise: the data area keeps the bytes of its earlier
+/// life, which bind another channel id.
+pub(crate) fn recycle_channel(
+    root: &Path,
+    header: &Header,
+    mut pooled: Pooled,
+) -> Result<(File, PathBuf), ChannelError> {
+    let path = free_path(root, header)?;
+    if pooled.len != header.file_len() {
+        return Err(ChannelError::InvalidConfig {
+            path,
+            reason: format!(
+                "a recycled file of {} bytes cannot hold a channel of {}",
+                pooled.len,
+                header.file_len()
+            ),
+        });
+    }
+    let tmp = pooled.tmp.clone();
+    let Some(file) = pooled.file.take() else {
+        unreachable!("a pooled file is taken once")
+    };
+    let ready = (|| {
+        crate::mmap::try_lock_writer(&file).map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => ChannelError::Locked { path: tmp.clone() },
+            std::fs::TryLockError::Error(source) => {
+                io_err(&tmp, "locking the recycled channel file")(source)
+            }
+        })?;
+        fault::run(IoOp::Reserve(&tmp, header.file_len()), || {
+            crate::mmap::reserve(&file, header.file_len())
+        })
+        .map_err(io_err(&tmp, "reserving space for the recycled channel"))?;
+        file.write_all_at(&header.encode(), 0)
+            .map_err(io_err(&tmp, "writing the recycled channel's header"))?;
+        file.write_all_at(&[0u8; 8], HEADER_LEN as u64)
+            .map_err(io_err(&tmp, "clearing the recycled channel's first record"))?;
+        fault::run(IoOp::SyncFile(&tmp), || file.sync_all())
+            .map_err(io_err(&tmp, "syncing the recycled channel file"))?;
+        crate::mmap::unlock_mapping(&file)
+            .map_err(io_err(&tmp, "unlocking the recycled channel for readers"))
+    })();
+    if let Err(e) = ready {
+        let _ = fault::run(IoOp::Remove(&tmp), || fs::remove_file(&tmp));
+        return Err(e);
+    }
+    name_durably(root, &tmp, &path)?;
+    Ok((file, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::storage_path;
+    use crate::core::writer::{shm_writer, shm_writer_pending, Populate};
+    use crate::core::{EncoderHandler, Reader, ShmReader, TickUnit, Writer};
+
+    fn header(id: u64) -> Header {
+        Header::new(7, id, 1 << 16, 4096, 0, TickUnit::Millis)
+            .with_resync_marks(9)
+            .unwrap()
+    }
+
+    /// A channel written full of records of `fill`, closed durably, then taken for recycling.
+    fn pooled_after(dir: &Path, fill: u8) -> Pooled {
+        let mut old = shm_writer(dir, &header(1), EncoderHandler).unwrap();
+        while old.write(&[fill; 200][..]).is_ok() {}
+        old.close().unwrap();
+        let pooled = take_for_recycling(&storage_path(dir, 1)).expect("taken");
+        assert!(!storage_path(dir, 1).exists());
+        pooled
+    }
+
+    #[test]
+    fn a_recycled_writer_keeps_the_word_after_each_record_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let pooled = pooled_after(dir.path(), 0xA5);
+        let populate = Populate::Ahead { now: 0, window: 0 };
+        let mut w = shm_writer_pending(dir.path(), &header(9), populate, Some(pooled)).unwrap();
+        assert!(w.header().is_recycled() && w.header().is_pending());
+        let mut reader = ShmReader::open(storage_path(dir.path(), 9)).unwrap();
+        assert_eq!(reader.try_read().unwrap(), None);
+        // Records of varied lengths, crossing mark blocks (512 bytes) over stale bytes.
+        for i in 0..150u32 {
+            let len = (i * 53 % 300) as usize;
+            w.write(&vec![i as u8; len][..]).unwrap();
+            assert_eq!(
+                w.map.load(HEADER_LEN + w.position() as usize),
+                0,
+                "after {i}"
+            );
+            assert_eq!(reader.try_read().unwrap(), Some(&vec![i as u8; len][..]));
+            assert_eq!(reader.try_read().unwrap(), None, "a stale record after {i}");
+        }
+    }
+
+    #[test]
+    fn a_reader_mapping_the_file_keeps_it_from_being_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = shm_writer(dir.path(), &header(1), EncoderHandler).unwrap();
+        old.write("kept").unwrap();
+        old.close().unwrap();
+        let path = storage_path(dir.path(), 1);
+        let mut reader = ShmReader::open(&path).unwrap();
+        assert!(take_for_recycling(&path).is_none());
+        assert_eq!(reader.try_read().unwrap(), Some(&b"kept"[..]));
+        drop(reader);
+        assert!(take_for_recycling(&path).is_some());
+    }
+
+    #[test]
+    fn a_file_whose_seal_is_not_durable_is_not_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = shm_writer(dir.path(), &header(1), EncoderHandler).unwrap();
+        old.write("not synced").unwrap();
+        drop(old); // sealed without a sync
+        assert!(take_for_recycling(&storage_path(dir.path(), 1)).is_none());
+    }
+}
