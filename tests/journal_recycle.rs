@@ -341,3 +341,25 @@ fn append_prune_reopen_with_recycling_reads_back_exactly_what_is_kept() {
         .tests(20)
         .quickcheck(replay_matches as fn(Vec<Step>) -> bool);
 }
+
+#[test]
+fn a_record_handle_keeps_its_segment_from_being_recycled() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(dir.path(), 4);
+    let (held, neighbour) = two_oldest(&journal);
+    // A handle on record 0 outlives its reader: the mapping it keeps holds the readers' lock
+    // (a mapping keeps the open file description it was made from, and its lock, alive).
+    let (seq, handle) = {
+        let mut reader = JournalReader::open(dir.path(), 0).unwrap();
+        reader.next_record().unwrap().unwrap()
+    };
+    assert_eq!(seq, 0);
+    prune_and_check(&journal, held, neighbour);
+    assert_eq!(
+        &handle[..],
+        &record(0)[..],
+        "the record changed under its handle"
+    );
+    // Once the handle is gone nothing maps the file; it was removed, never recycled later.
+    drop(handle);
+}
