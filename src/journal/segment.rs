@@ -89,6 +89,14 @@ pub(crate) fn header(dir: &Path, id: u64) -> Result<Header, JournalError> {
     })?;
     let (header, _) = read_header(&file, &path)?;
     if header.channel_id() != id {
+        if !still_named(&file, &path) {
+            // Renamed away since it was opened: pruned and being recycled under a new id
+            // (docs/FORMAT.md, "Recycled segments"), so gone under this name.
+            return Err(JournalError::MissingSegment {
+                dir: dir.to_path_buf(),
+                id,
+            });
+        }
         return Err(JournalError::BrokenChain {
             segment: path,
             reason: format!(
@@ -98,6 +106,15 @@ pub(crate) fn header(dir: &Path, id: u64) -> Result<Header, JournalError> {
         });
     }
     Ok(header)
+}
+
+/// Whether `path` still names `file` (same device and inode).
+fn still_named(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), file.metadata()) {
+        (Ok(named), Ok(opened)) => named.dev() == opened.dev() && named.ino() == opened.ino(),
+        _ => false,
+    }
 }
 
 /// The header of a new segment of journal `journal_id`.
