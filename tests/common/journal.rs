@@ -490,7 +490,13 @@ pub fn copy_dir(from: &Path, to: &Path) {
         if entry.file_type().unwrap().is_dir() {
             copy_dir(&entry.path(), &target);
         } else {
-            fs::copy(entry.path(), &target).unwrap();
+            match fs::copy(entry.path(), &target) {
+                Ok(_) => {}
+                // A temporary name removed meanwhile: a live journal's background thread
+                // renames the segment it prepares into place.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => panic!("copying {}: {e}", entry.path().display()),
+            }
         }
     }
 }
