@@ -94,7 +94,7 @@ mod cow {
             // written show the file, which only the lock holder (this process) changes, and only
             // at a checkpoint, writing the bytes the mapping holds already (module docs). The
             // returned value is converted to `MmapRaw` at once: no slice of it is ever taken
-            // through `Deref`.
+            // by dereferencing it.
             let map: MmapRaw =
                 unsafe { MmapOptions::new().offset(offset).len(len).map_copy(file) }?.into();
             let ptr = NonNull::new(map.as_mut_ptr()).expect("a mapping is never at address 0");
