@@ -13,8 +13,81 @@ use super::appender::{Appender, Unsynced};
 use super::recovery::Active;
 use super::segment;
 use super::shared::Shared;
-use super::{AppendError, JournalError, TruncateReport};
+use super::{AppendError, Journal, JournalError, TruncateReport};
 use crate::core::{Reader, SeekStop, ShmReader, VoidedHint};
+
+impl Journal {
+    /// Discards every record whose sequence number is `seq` or more: the next append gets
+    /// `seq`. Durable when it returns, whatever the [`Durability`](super::Durability): a crash afterwards never
+    /// brings the discarded records back, and a crash during it leaves either the journal as
+    /// it was or the truncated one (docs/FORMAT.md, "Truncating the tail"). `seq` equal to
+    /// [`next_sequence`](Journal::next_sequence) changes nothing; one below
+    /// [`first_sequence`](Journal::first_sequence) or above the next is refused with
+    /// [`JournalError::SequenceOutOfRange`].
+    ///
+    /// No byte already written changes: the active segment is sealed naming `seq` and a new
+    /// segment continues from there. A [`JournalReader`](super::JournalReader) that already returned a discarded
+    /// record reports [`JournalError::Truncated`] (in any process); one that had not reached
+    /// `seq` reads on into the new records. Appends racing a truncation from other threads
+    /// are ordered before or after it.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+    /// for record in [&b"a"[..], b"b", b"c"] {
+    ///     journal.append(record).unwrap();
+    /// }
+    /// journal.truncate_from(1).unwrap();
+    /// assert_eq!(journal.append(b"B").unwrap(), 1);
+    /// let records: Vec<_> = journal.reader(0).unwrap().map(Result::unwrap).collect();
+    /// assert_eq!(records, [(0, b"a".to_vec()), (1, b"B".to_vec())]);
+    /// assert_eq!(journal.truncation_epoch(), 1);
+    /// ```
+    pub fn truncate_from(&self, seq: u64) -> Result<TruncateReport, JournalError> {
+        self.shared.truncate_from(seq)
+    }
+
+    /// Continues the journal at `seq`, which must be at least
+    /// [`next_sequence`](Journal::next_sequence): the next append gets `seq`, and the sequence
+    /// numbers in between never hold a record (a reader passing them sees the numbers jump;
+    /// one asked to start among them starts at `seq`). Durable when it returns. `seq` equal
+    /// to the next sequence number changes nothing; a lower one is refused with
+    /// [`JournalError::SequenceOutOfRange`].
+    ///
+    /// After a snapshot of the state up to `seq` is installed, `skip_to(seq)` then
+    /// [`prune_before(seq)`](Journal::prune_before) leaves an empty journal that continues at
+    /// `seq`.
+    ///
+    /// ```
+    /// use kekbit::journal::{Durability, Journal};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = Journal::options().durability(Durability::Never).open(dir.path()).unwrap();
+    /// journal.append(b"old").unwrap();
+    /// journal.skip_to(100).unwrap();
+    /// journal.prune_before(100).unwrap();
+    /// assert_eq!((journal.first_sequence().unwrap(), journal.next_sequence()), (100, 100));
+    /// assert_eq!(journal.append(b"new").unwrap(), 100);
+    /// ```
+    pub fn skip_to(&self, seq: u64) -> Result<(), JournalError> {
+        self.shared.skip_to(seq)
+    }
+
+    /// How many truncations ([`truncate_from`](Journal::truncate_from) that discarded
+    /// records) the journal has had: it only grows, and a reader can compare it with
+    /// [`JournalReader::truncation_epoch`](super::JournalReader::truncation_epoch) to learn cheaply that records may have changed.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let journal = kekbit::journal::Journal::open(dir.path()).unwrap();
+    /// journal.append(b"x").unwrap();
+    /// assert_eq!(journal.truncation_epoch(), 0);
+    /// journal.truncate_from(0).unwrap();
+    /// assert_eq!(journal.truncation_epoch(), 1);
+    /// ```
+    pub fn truncation_epoch(&self) -> u64 {
+        self.shared.appender().epoch
+    }
+}
 
 /// A linked segment: its id and first sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
