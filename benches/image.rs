@@ -1,33 +1,38 @@
-//! Mapped image benchmarks (issue 15's targets), with ratios printed from one run.
+//! Mapped image benchmarks (issue 15's targets): every figure measured in rounds of one run,
+//! each round printed, and the medians and ratios at the end.
 //!
-//! Run with `cargo bench --bench image`; the folder is `KEKBIT_IMAGE_BENCH_DIR` (default
-//! `/dev/shm`; set it to a folder on ext4 to measure a disk), the big image's size
-//! `KEKBIT_IMAGE_BENCH_GIB` (default 4). Groups:
+//! Run with `cargo bench --bench image`. Environment: `KEKBIT_IMAGE_BENCH_DIR`, the folder
+//! (default `/dev/shm`; a folder on ext4 measures a disk), `KEKBIT_IMAGE_BENCH_GIB`, the big
+//! image's size (default 4), `KEKBIT_IMAGE_BENCH_ROUNDS` (default 5), and
+//! `KEKBIT_IMAGE_BENCH_ONLY` (`set`, `reopen` or `checkpoint`) to run one part, for a
+//! profiler. Every image and journal uses the image's default options (journal segments of
+//! `image::DEFAULT_SEGMENT_CAPACITY`) under `Durability::Never`; the elements are 64 bytes.
 //!
-//! - `image_set` holds `set_64B` and `journal_append_64B`: [`MappedVec::set`] of a 64-byte
-//!   element under [`Durability::Never`], against `Journal::append` of the same 64 bytes to
-//!   a journal with the same options (the set appends an 81-byte record: 17 bytes of redo
-//!   header). Untimed between batches: a checkpoint (resp. a prune) keeps the journal small.
-//!   Target: set ≤ 2× append.
-//! - `image_reopen` holds `image_64MiB`, `image_<N>GiB` (reopening after a clean close: lock,
-//!   header, journal, mapping; no data read) and `snapshot_64MiB`: a prevalent store whose
-//!   state is the same 64 MiB of elements as a `Vec`, restored from its serde snapshot. The
-//!   snapshot side stays at 64 MiB: restoring gigabytes through serde takes seconds per
-//!   sample. Target: the big image ≤ 10 ms.
-//! - `image_checkpoint` holds `0.1%` and `1%`: a checkpoint of the big image after one
-//!   element was set in that share of its pages (chosen at random, untimed). Target: cost
-//!   proportional to the pages changed.
+//! - **set**: [`MappedVec::set`] against `Journal::append` of the same 64 bytes to a journal
+//!   of the same options (the set appends an 81-byte record: 17 bytes of redo header), in
+//!   batches of 100,000 on a 64 MiB image. *hot*: the sets stride over 1 MiB (256 pages)
+//!   whose private copies were made (untimed) after the last checkpoint: the steady state
+//!   of a working set, where a set is one append and a 64-byte copy. *cold*: each set lands
+//!   on a page not written since the last checkpoint (16,384 distinct pages, in a scattered
+//!   order): each costs a copy-on-write fault (a 4 KiB copy of the page from the page cache)
+//!   on top. Target: set ≤ 2× append.
+//! - **reopen**: opening after a clean close (lock, header, journal, mapping; no data read)
+//!   a 64 MiB and the big image, against restoring the same 64 MiB as a `Vec` in a prevalent
+//!   store from its serde snapshot (restoring gigabytes through serde takes seconds). Target:
+//!   the big image ≤ 10 ms.
+//! - **checkpoint** of the big image after one element was set in 0.1% and in 1% of its
+//!   pages (chosen at random, untimed). Target: cost proportional to the pages changed.
 //!
 //! Building the big image journals every element once (in 1 MiB records, checkpointing every
-//! 512 MiB so that the journal stays small): about a minute on ext4. It is removed at the end.
+//! 512 MiB so that the journal stays small). It is removed at the end. Under `cargo test
+//! --benches` every part runs once, small, as a smoke test.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion};
 use kekbit::image::{ImageOptions, MappedVec};
-use kekbit::journal::{Durability, JournalOptions};
+use kekbit::journal::{Durability, Journal};
 use kekbit::prevalence::{Command, PrevalentStore, StoreOptions};
 use serde::{Deserialize, Serialize};
 
@@ -35,15 +40,31 @@ use serde::{Deserialize, Serialize};
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{benchmarking, filesystem, slow_settings};
+use support::{benchmarking, filesystem};
 
 type Elem = [u64; 8];
 const SMALL: u64 = 64 << 20;
-const SEGMENT: u64 = 64 << 20;
+/// Elements of the 64 MiB image.
+const SMALL_LEN: usize = (SMALL / 64) as usize;
+/// Elements per 4 KiB page.
+const PER_PAGE: usize = 64;
+/// Pages of the hot working set (1 MiB).
+const HOT_PAGES: usize = 256;
 
 fn base() -> PathBuf {
     std::env::var_os("KEKBIT_IMAGE_BENCH_DIR")
         .map_or_else(|| PathBuf::from("/dev/shm"), PathBuf::from)
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn runs(part: &str) -> bool {
+    std::env::var("KEKBIT_IMAGE_BENCH_ONLY").map_or(true, |only| only == part)
 }
 
 fn scratch(prefix: &str) -> tempfile::TempDir {
@@ -53,20 +74,20 @@ fn scratch(prefix: &str) -> tempfile::TempDir {
         .expect("a scratch folder")
 }
 
-fn journal_options() -> JournalOptions {
-    JournalOptions::new()
-        .segment_capacity(SEGMENT)
-        .durability(Durability::Never)
-}
-
 fn options() -> ImageOptions<Elem> {
     MappedVec::<Elem>::options()
         .type_tag(0xBE4C, 1)
-        .journal(journal_options())
+        .durability(Durability::Never)
 }
 
 fn elem(x: u64) -> Elem {
     [x; 8]
+}
+
+/// A permutation step: multiplying by an odd number modulo a power of two visits every
+/// index once.
+fn scatter(k: usize, n: usize) -> usize {
+    k.wrapping_mul(0x9E37_79B9) & (n - 1)
 }
 
 /// An image of `bytes` bytes of elements, closed cleanly.
@@ -84,50 +105,98 @@ fn build(dir: &Path, bytes: u64) {
     image.close().unwrap();
 }
 
-fn bench_set(c: &mut Criterion) -> (f64, f64) {
+fn per_op(took: Duration, ops: usize) -> f64 {
+    took.as_nanos() as f64 / ops as f64
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn list(values: &[f64], scale: f64, digits: usize) -> String {
+    let shown: Vec<String> = values
+        .iter()
+        .map(|v| format!("{:.*}", digits, v * scale))
+        .collect();
+    shown.join(", ")
+}
+
+/// One round of the set part: (append, hot set, cold set), in ns per operation.
+fn set_round(image: &mut MappedVec<Elem>, journal: &Journal, batch: usize) -> [f64; 3] {
+    let value = elem(7);
+    let started = Instant::now();
+    for _ in 0..batch {
+        journal
+            .append(black_box(bytemuck::bytes_of(&value)))
+            .unwrap();
+    }
+    let append = per_op(started.elapsed(), batch);
+    journal.prune_before(journal.next_sequence()).unwrap();
+
+    // Hot: the working set's private copies made after the checkpoint, untimed.
+    image.checkpoint().unwrap();
+    let hot_len = HOT_PAGES * PER_PAGE;
+    for page in 0..HOT_PAGES {
+        image.set(page * PER_PAGE, elem(1)).unwrap();
+    }
+    let started = Instant::now();
+    for k in 0..batch {
+        image.set(scatter(k, hot_len), black_box(value)).unwrap();
+    }
+    let hot = per_op(started.elapsed(), batch);
+
+    // Cold: each set on a page not written since the checkpoint.
+    image.checkpoint().unwrap();
+    let pages = (image.len() / PER_PAGE).min(batch);
+    let started = Instant::now();
+    for k in 0..pages {
+        let page = scatter(k, image.len() / PER_PAGE);
+        image.set(page * PER_PAGE, black_box(value)).unwrap();
+    }
+    let cold = per_op(started.elapsed(), pages);
+    image.checkpoint().unwrap();
+    [append, hot, cold]
+}
+
+fn bench_set(rounds: usize, batch: usize) {
     let dir = scratch("kekbit-image-set-");
     let mut image = options()
-        .capacity(1 << 20)
+        .capacity(SMALL_LEN as u64)
         .create(dir.path().join("img"))
         .unwrap();
-    image.extend_from_slice(&vec![elem(0); 1 << 20]).unwrap();
+    image.extend_from_slice(&vec![elem(0); SMALL_LEN]).unwrap();
     image.checkpoint().unwrap();
-    let journal = journal_options().open(dir.path().join("journal")).unwrap();
-    let value = elem(7);
-    let mut group = c.benchmark_group("image_set");
-    slow_settings(&mut group, 1000, 3000);
-    let mut set_ns = 0.0;
-    let mut i = 0usize;
-    group.bench_function("set_64B", |b| {
-        b.iter_custom(|iters| {
-            let started = Instant::now();
-            for _ in 0..iters {
-                i = (i + 4099) & ((1 << 20) - 1);
-                image.set(i, black_box(value)).unwrap();
-            }
-            let took = started.elapsed();
-            set_ns = took.as_nanos() as f64 / iters as f64;
-            image.checkpoint().unwrap(); // untimed: keeps the journal small
-            took
-        })
-    });
-    let mut append_ns = 0.0;
-    group.bench_function("journal_append_64B", |b| {
-        b.iter_custom(|iters| {
-            let started = Instant::now();
-            for _ in 0..iters {
-                journal
-                    .append(black_box(bytemuck::bytes_of(&value)))
-                    .unwrap();
-            }
-            let took = started.elapsed();
-            append_ns = took.as_nanos() as f64 / iters as f64;
-            journal.prune_before(journal.next_sequence()).unwrap();
-            took
-        })
-    });
-    group.finish();
-    (set_ns, append_ns)
+    let journal = options()
+        .journal_options()
+        .clone()
+        .open(dir.path().join("journal"))
+        .unwrap();
+    let mut all = Vec::new();
+    for round in 0..rounds {
+        let [append, hot, cold] = set_round(&mut image, &journal, batch);
+        println!(
+            "  round {round}: append {append:.0} ns, set hot {hot:.0} ns ({:.2}×), set cold {cold:.0} ns ({:.2}×)",
+            hot / append,
+            cold / append
+        );
+        all.push([append, hot, cold, hot / append, cold / append]);
+    }
+    let column = |i: usize| all.iter().map(|r| r[i]).collect::<Vec<f64>>();
+    println!(
+        "set 64 B (medians of {rounds} rounds): append {:.0} ns, set hot {:.0} ns, set cold {:.0} ns",
+        median(&column(0)),
+        median(&column(1)),
+        median(&column(2))
+    );
+    println!(
+        "  set/append: hot {} (median {:.2}×), cold {} (median {:.2}×); target ≤ 2×",
+        list(&column(3), 1.0, 2),
+        median(&column(3)),
+        list(&column(4), 1.0, 2),
+        median(&column(4))
+    );
 }
 
 /// The serde side: the same elements as a prevalent store's state.
@@ -139,7 +208,20 @@ impl Command<Vec<Elem>> for Noop {
     fn apply(&self, _: &mut Vec<Elem>) {}
 }
 
-fn bench_reopen(c: &mut Criterion, big: &Path, big_name: &str) -> Vec<(String, f64)> {
+/// Mean seconds of `opens` reopenings of the image in `dir` (the drops untimed).
+fn reopen_image(dir: &Path, opens: usize) -> f64 {
+    let mut total = Duration::ZERO;
+    for _ in 0..opens {
+        let started = Instant::now();
+        let image = options().open(dir).unwrap();
+        total += started.elapsed();
+        assert_eq!(image.open_report().replayed, 0);
+        black_box(image.len());
+    }
+    total.as_secs_f64() / opens as f64
+}
+
+fn bench_reopen(rounds: usize, opens: usize, big: &Path, big_name: &str) {
     let small = scratch("kekbit-image-reopen-");
     build(&small.path().join("img"), SMALL);
     let store_dir = small.path().join("store");
@@ -149,105 +231,110 @@ fn bench_reopen(c: &mut Criterion, big: &Path, big_name: &str) -> Vec<(String, f
             .unwrap();
         store.snapshot().unwrap();
     }
-    let mut means = Vec::new();
-    let mut group = c.benchmark_group("image_reopen");
-    slow_settings(&mut group, 500, 3000);
-    for (name, dir) in [
-        ("image_64MiB", small.path().join("img")),
-        (big_name, big.to_path_buf()),
-    ] {
-        let mut mean = 0.0;
-        group.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let started = Instant::now();
-                    let image = options().open(&dir).unwrap();
-                    total += started.elapsed();
-                    assert_eq!(image.open_report().replayed, 0);
-                    black_box(image.len());
-                }
-                mean = total.as_secs_f64() / iters as f64;
-                total
-            })
-        });
-        means.push((name.to_string(), mean));
-    }
-    let mut mean = 0.0;
-    group.bench_function("snapshot_64MiB", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let started = Instant::now();
-                let store = PrevalentStore::<Vec<Elem>, Noop>::open(
-                    &store_dir,
-                    Vec::new(),
-                    StoreOptions::new(),
-                )
+    let mut all = Vec::new();
+    for round in 0..rounds {
+        let small_image = reopen_image(&small.path().join("img"), opens);
+        let big_image = reopen_image(big, opens);
+        let started = Instant::now();
+        let store =
+            PrevalentStore::<Vec<Elem>, Noop>::open(&store_dir, Vec::new(), StoreOptions::new())
                 .unwrap();
-                total += started.elapsed();
-                black_box(store.query(|s| s.len()).unwrap());
-            }
-            mean = total.as_secs_f64() / iters as f64;
-            total
-        })
-    });
-    means.push(("snapshot_64MiB".to_string(), mean));
-    group.finish();
-    means
+        let snapshot = started.elapsed().as_secs_f64();
+        assert_eq!(store.query(|s| s.len()).unwrap(), SMALL_LEN);
+        drop(store);
+        println!(
+            "  round {round}: reopen image_64MiB {:.2} ms, {big_name} {:.2} ms; snapshot_64MiB {:.0} ms ({:.0}× the 64 MiB image, {:.0}× {big_name})",
+            small_image * 1e3,
+            big_image * 1e3,
+            snapshot * 1e3,
+            snapshot / small_image,
+            snapshot / big_image
+        );
+        all.push([small_image, big_image, snapshot]);
+    }
+    let column = |i: usize| all.iter().map(|r| r[i]).collect::<Vec<f64>>();
+    let (s, b, snap) = (median(&column(0)), median(&column(1)), median(&column(2)));
+    println!(
+        "reopen after a clean close (medians of {rounds} rounds of {opens} opens): image_64MiB {:.2} ms, {big_name} {:.2} ms (rounds: {}); target ≤ 10 ms",
+        s * 1e3,
+        b * 1e3,
+        list(&column(1), 1e3, 2)
+    );
+    println!(
+        "  restoring the 64 MiB from its serde snapshot: {:.0} ms, {:.0}× the 64 MiB image's reopen, {:.0}× {big_name}'s",
+        snap * 1e3,
+        snap / s,
+        snap / b
+    );
 }
 
-fn bench_checkpoint(c: &mut Criterion, big: &Path) -> Vec<(String, f64, usize)> {
+fn bench_checkpoint(rounds: usize, big: &Path) {
     let mut image = options().open(big).unwrap();
-    let pages = image.len() * 64 / 4096;
-    let mut out = Vec::new();
-    let mut group = c.benchmark_group("image_checkpoint");
-    slow_settings(&mut group, 1000, 5000);
+    let pages = image.len() / PER_PAGE;
     let mut seed = 0x1234_5678u64;
-    for (name, per_mille) in [("0.1%", 1usize), ("1%", 10)] {
-        let dirty = pages * per_mille / 1000;
-        let mut mean = 0.0;
-        group.bench_function(BenchmarkId::from_parameter(name), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    for _ in 0..dirty {
-                        seed = seed
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
-                        let page = (seed >> 20) as usize % pages;
-                        image.set(page * 64, elem(seed)).unwrap();
-                    }
-                    let started = Instant::now();
-                    let done = image.checkpoint().unwrap();
-                    total += started.elapsed();
-                    black_box(done);
-                }
-                mean = total.as_secs_f64() / iters as f64;
-                total
-            })
-        });
-        out.push((name.to_string(), mean, dirty));
+    let mut all = Vec::new();
+    for round in 0..rounds {
+        let mut row = Vec::new();
+        for per_mille in [1usize, 10] {
+            let dirty = (pages * per_mille / 1000).max(1);
+            for _ in 0..dirty {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let page = (seed >> 20) as usize % pages;
+                image.set(page * PER_PAGE, elem(seed)).unwrap();
+            }
+            let started = Instant::now();
+            let done = image.checkpoint().unwrap();
+            let took = started.elapsed().as_secs_f64();
+            row.push((took, done.pages_written));
+        }
+        println!(
+            "  round {round}: 0.1% ({} pages) {:.1} ms, 1% ({} pages) {:.1} ms",
+            row[0].1,
+            row[0].0 * 1e3,
+            row[1].1,
+            row[1].0 * 1e3
+        );
+        all.push(row);
     }
-    group.finish();
-    out
+    for (i, name) in ["0.1%", "1%"].iter().enumerate() {
+        let times: Vec<f64> = all.iter().map(|r| r[i].0).collect();
+        let per_page: Vec<f64> = all.iter().map(|r| r[i].0 / r[i].1 as f64).collect();
+        println!(
+            "checkpoint of {pages} pages with {name} dirty (median of {rounds}): {:.1} ms, {:.1} µs per page (rounds: {} ms)",
+            median(&times) * 1e3,
+            median(&per_page) * 1e6,
+            list(&times, 1e3, 1)
+        );
+    }
 }
 
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
-    let gib: u64 = std::env::var("KEKBIT_IMAGE_BENCH_GIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
-    // Under `cargo test --benches` each benchmark runs once: keep the big image small.
-    let big_bytes = if benchmarking() { gib << 30 } else { SMALL };
-    let big_name = format!("image_{gib}GiB");
+    let full = benchmarking();
+    let rounds = if full {
+        env_u64("KEKBIT_IMAGE_BENCH_ROUNDS", 5) as usize
+    } else {
+        1
+    };
+    let gib = env_u64("KEKBIT_IMAGE_BENCH_GIB", 4);
+    let big_bytes = if full { gib << 30 } else { SMALL };
+    let big_name = if full {
+        format!("image_{gib}GiB")
+    } else {
+        "image_64MiB_2".to_string()
+    };
     println!(
-        "image benches in {} ({})",
+        "image benches in {} ({}), {rounds} rounds",
         base().display(),
         filesystem(&base())
     );
-    let (set_ns, append_ns) = bench_set(&mut c);
+    if runs("set") {
+        bench_set(rounds, if full { 100_000 } else { 1_000 });
+    }
+    if !runs("reopen") && !runs("checkpoint") {
+        return;
+    }
     let big = scratch("kekbit-image-big-");
     let built = Instant::now();
     build(&big.path().join("img"), big_bytes);
@@ -256,30 +343,15 @@ fn main() {
         big_bytes >> 20,
         built.elapsed()
     );
-    let reopen = bench_reopen(&mut c, &big.path().join("img"), &big_name);
-    let checkpoint = bench_checkpoint(&mut c, &big.path().join("img"));
-    drop(big);
-    c.final_summary();
-    println!("report (means of the last sample of each benchmark):");
-    println!(
-        "  set 64 B {set_ns:.0} ns, journal append 64 B {append_ns:.0} ns: {:.2}× (target ≤ 2×)",
-        set_ns / append_ns
-    );
-    for (name, mean) in &reopen {
-        println!("  reopen {name}: {:.3} ms", mean * 1e3);
-    }
-    let snapshot = reopen[2].1;
-    println!(
-        "  snapshot_64MiB / image_64MiB: {:.0}×; / {}: {:.0}×",
-        snapshot / reopen[0].1,
-        reopen[1].0,
-        snapshot / reopen[1].1
-    );
-    for (name, mean, dirty) in &checkpoint {
-        println!(
-            "  checkpoint {name} ({dirty} pages dirty): {:.2} ms, {:.2} µs per page",
-            mean * 1e3,
-            mean * 1e6 / *dirty.max(&1) as f64
+    if runs("reopen") {
+        bench_reopen(
+            rounds,
+            if full { 20 } else { 1 },
+            &big.path().join("img"),
+            &big_name,
         );
+    }
+    if runs("checkpoint") {
+        bench_checkpoint(rounds, &big.path().join("img"));
     }
 }

@@ -53,7 +53,7 @@ mod vec;
 
 pub use checkpoint::Checkpoint;
 pub use error::ImageError;
-pub use options::ImageOptions;
+pub use options::{ImageOptions, DEFAULT_SEGMENT_CAPACITY};
 pub use vec::{MappedVec, OpenReport};
 
 /// Re-exported so that users derive [`Pod`](bytemuck::Pod) with the same `bytemuck` this

@@ -8,6 +8,17 @@ use bytemuck::Pod;
 use super::{open, ImageError, MappedVec};
 use crate::journal::{Durability, JournalOptions};
 
+/// The segment capacity of an image's journal unless set ([`ImageOptions::journal`]): 4 MiB.
+/// The journal holds only the changes since the last checkpoint, and opening it creates (and
+/// reserves) one segment to append to, at a cost that follows the segment's size (on tmpfs,
+/// reserving zeroes the pages: about 0.5 ms per MiB), so an image keeps its segments small to
+/// reopen in a few milliseconds. Records are at most 1 MiB (a larger change is split).
+///
+/// ```
+/// assert_eq!(kekbit::image::DEFAULT_SEGMENT_CAPACITY, 4 << 20);
+/// ```
+pub const DEFAULT_SEGMENT_CAPACITY: u64 = 4 << 20;
+
 /// How to create or open a [`MappedVec`]: the caller's type tag and version (checked
 /// against the file's header on every open), the initial capacity, and the journal's
 /// options, among them the [`Durability`] that decides when a change is acknowledged.
@@ -43,7 +54,8 @@ impl<T: Pod> Default for ImageOptions<T> {
 
 impl<T: Pod> ImageOptions<T> {
     /// The default options: type tag 0 version 0, no initial capacity, the journal's default
-    /// options with segments of 16 MiB (durability [`Durability::EveryRecord`]).
+    /// options with segments of [`DEFAULT_SEGMENT_CAPACITY`] (durability
+    /// [`Durability::EveryRecord`]).
     ///
     /// ```
     /// let options = kekbit::image::ImageOptions::<u8>::new();
@@ -54,7 +66,7 @@ impl<T: Pod> ImageOptions<T> {
             type_tag: 0,
             type_version: 0,
             capacity: 0,
-            journal: JournalOptions::new().segment_capacity(16 << 20),
+            journal: JournalOptions::new().segment_capacity(DEFAULT_SEGMENT_CAPACITY),
             _type: PhantomData,
         }
     }
@@ -104,8 +116,9 @@ impl<T: Pod> ImageOptions<T> {
     }
 
     /// The options of the image's journal (segment capacity, largest record, durability,
-    /// recovery mode). Defaults to [`JournalOptions::new`] with 16 MiB segments. A change
-    /// larger than the largest record is journaled as several changes.
+    /// recovery mode). Defaults to [`JournalOptions::new`] with segments of
+    /// [`DEFAULT_SEGMENT_CAPACITY`]. A change larger than the largest record is journaled as
+    /// several changes.
     ///
     /// ```
     /// use kekbit::journal::JournalOptions;
@@ -116,6 +129,19 @@ impl<T: Pod> ImageOptions<T> {
     pub fn journal(mut self, options: JournalOptions) -> ImageOptions<T> {
         self.journal = options;
         self
+    }
+
+    /// The options the image's journal is opened with (see
+    /// [`journal`](ImageOptions::journal)): to compare with a journal of the same options, or
+    /// to change one of them.
+    ///
+    /// ```
+    /// use kekbit::image::{ImageOptions, DEFAULT_SEGMENT_CAPACITY};
+    /// let options = ImageOptions::<u8>::new();
+    /// assert_eq!(options.journal_options().segment_capacity_bytes(), DEFAULT_SEGMENT_CAPACITY);
+    /// ```
+    pub fn journal_options(&self) -> &JournalOptions {
+        &self.journal
     }
 
     /// Creates a new, empty image in `dir` (created if needed): the image file and its
