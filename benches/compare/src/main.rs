@@ -1,4 +1,4 @@
-//! kekbit-compare: kekbit's journal side by side with okaywal, raft-engine, a raw file log,
+//! kekbit-compare: kekbit's journal side by side with okaywal, raft-engine, raft-log, a raw file log,
 //! a raw mmap log and a limit probe, on this machine, in one run. See README.md.
 //!
 //! Without `--system`, runs the comparison (`--quick` for the short run; `--rounds N`,
@@ -11,6 +11,7 @@ mod machine;
 mod orchestrate;
 mod plan;
 mod report;
+mod steady;
 mod svg;
 mod sys;
 mod util;
@@ -33,7 +34,7 @@ fn main() {
     let args = Args::parse(&raw);
     if args.flag("help") || args.flag("h") {
         eprintln!(
-            "usage: kekbit-compare [--quick] [--rounds N] [--only W1,W2,W3,W4,W5,L1,R1,O1] [--out DIR] [--disk-dir DIR]\n\
+            "usage: kekbit-compare [--quick] [--rounds N] [--only W1,W2,W3,W4,W5,W6,L1,R1,O1] [--out DIR] [--disk-dir DIR]\n\
              \x20      [--settle SECONDS] [--quiet FRACTION] [--priority high|nice|normal]\n\
              \x20      kekbit-compare --system S --workload W --dir D [...]   (one measurement)\n\
              systems: {}",

@@ -334,9 +334,19 @@ fn rotated<'a>(systems: &[&'a str], round: usize) -> Vec<&'a str> {
 }
 
 /// The workloads `--only` accepts.
-const WORKLOADS: [&str; 8] = ["W1", "W2", "W3", "W4", "W5", "L1", "R1", "O1"];
+const WORKLOADS: [&str; 9] = ["W1", "W2", "W3", "W4", "W5", "W6", "L1", "R1", "O1"];
 /// The systems of W1 to W5 (W1, W2 and W5 also run the limit probe).
-const W_SYSTEMS: [&str; 5] = ["kekbit", "okaywal", "raft-engine", "raw-file", "raw-mmap"];
+const W_SYSTEMS: [&str; 6] = [
+    "kekbit",
+    "okaywal",
+    "raft-engine",
+    "raft-log",
+    "raw-file",
+    "raw-mmap",
+];
+/// The systems of W6 (the limit probe on tmpfs only). okaywal has no append without a sync
+/// and the raw mapped log no segments: they sit W6 out.
+const W6_SYSTEMS: [&str; 5] = ["limit", "kekbit", "raft-engine", "raft-log", "raw-file"];
 /// kekbit configured for bursts (W1/W2 only): segments prepared ahead and prefaulted in full.
 const KEKBIT_AHEAD: &str = "kekbit-ahead";
 /// Experiments, run after the systems of W1/W2 and W3/W4 respectively, in no target: the raw
@@ -531,6 +541,19 @@ pub fn main(args: &Args, raw_args: &[String]) -> io::Result<()> {
         }
         for dir in w1_dirs.values() {
             let _ = fs::remove_dir_all(dir);
+        }
+        if wanted("W6") {
+            for (variant, root) in [("shm", &shm), ("disk", &disk)] {
+                run.settle(round, &format!("W6 {variant}"));
+                for system in rotated(&W6_SYSTEMS, round) {
+                    if system == "limit" && variant == "disk" {
+                        continue;
+                    }
+                    let dir = root.join(format!("{round}-W6-{system}"));
+                    run.measure(round, "W6", variant, system, &dir, &[]);
+                    let _ = fs::remove_dir_all(&dir);
+                }
+            }
         }
         if wanted("L1") {
             for (mode, systems) in [

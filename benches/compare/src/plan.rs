@@ -28,6 +28,8 @@ pub struct Plan {
     pub o1_small: u64,
     /// Whether the peers take part in O1 (they replay everything when they open).
     pub o1_peers: bool,
+    /// W6: bytes of records (frames) streamed with retention.
+    pub w6_bytes: u64,
 }
 
 pub const SMALL: usize = 128;
@@ -36,6 +38,23 @@ pub const LARGE: usize = 4096;
 pub const R1_SEGMENT: u64 = 1 << 20;
 /// kekbit's default segment size (used everywhere except R1).
 pub const SEGMENT: u64 = 64 << 20;
+/// Segment (file) size of W6.
+pub const W6_SEGMENT: u64 = 64 << 20;
+/// W6 keeps the newest this many bytes of records.
+pub const W6_RETAIN: u64 = 256 << 20;
+/// W6's size unless `KEKBIT_COMPARE_W6_MIB` says otherwise: 4 GiB, and 512 MiB in the quick run.
+const W6_MIB: u64 = 4096;
+const W6_MIB_QUICK: u64 = 512;
+
+/// W6's size in bytes: `KEKBIT_COMPARE_W6_MIB` (MiB) if set, else `default_mib`.
+fn w6_bytes(default_mib: u64) -> u64 {
+    std::env::var("KEKBIT_COMPARE_W6_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(default_mib)
+        << 20
+}
+
 /// Record size of the O1 journals.
 pub const O1_RECORD: usize = 4096;
 
@@ -61,6 +80,7 @@ impl Plan {
             o1_big: 2_000_000_000,
             o1_small: 20_000_000,
             o1_peers: true,
+            w6_bytes: w6_bytes(W6_MIB),
         }
     }
 
@@ -82,6 +102,7 @@ impl Plan {
             o1_big: 2_000_000_000,
             o1_small: 20_000_000,
             o1_peers: false,
+            w6_bytes: w6_bytes(W6_MIB_QUICK),
         }
     }
 

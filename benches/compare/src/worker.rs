@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::plan::{Plan, LARGE, O1_RECORD, R1_SEGMENT, SEGMENT, SMALL};
 use crate::sys::rawmmap::{self, RawMmap};
-use crate::sys::{kek, limit::Limit, okay, raft, rawfile, Log};
+use crate::sys::{kek, limit::Limit, okay, raft, raftlog, rawfile, Log};
 use crate::util::{
     dir_bytes, drop_cache, fine_timer_slack, mono_nanos, pin_to_cpu, realtime, secs, wait_until,
     Args, Dist, Records, XorShift,
@@ -80,6 +80,7 @@ fn run(args: &Args) -> io::Result<Out> {
         "R1" => rollover_latency(system, &dir, &plan),
         "O1B" => o1_build(system, &dir, args.num("records")),
         "O1" => o1_open(system, &dir, args),
+        "W6" => crate::steady::run(system, &dir, plan.w6_bytes),
         other => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("unknown workload {other}"),
@@ -104,6 +105,7 @@ fn open_log(
         "kekbit" => Box::new(kek::open(dir, SEGMENT, durable)?),
         "kekbit-ahead" if !durable => Box::new(kek::open_prepared(dir, SEGMENT)?),
         "raft-engine" => Box::new(raft::open(dir, RAFT_FILE)?),
+        "raft-log" => Box::new(raftlog::open(dir, None)?),
         "raw-file" => Box::new(rawfile::RawFile::create(dir)?),
         "okaywal" if durable => Box::new(okay::Okay {
             wal: okay::open(dir, false)?,
@@ -242,6 +244,7 @@ fn replay(system: &str, dir: &Path, expected: u64) -> io::Result<Out> {
             "kekbit" => kek::replay(dir, &records)?,
             "okaywal" => okay::replay(dir, records)?,
             "raft-engine" => raft::replay(dir, RAFT_FILE, &records)?,
+            "raft-log" => raftlog::replay(dir, &records)?,
             "raw-file" => rawfile::replay(dir, &records)?,
             "raw-mmap" => rawmmap::replay(dir, &records)?,
             _ => return Err(unsupported(system, "W5")),

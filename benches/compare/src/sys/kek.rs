@@ -78,6 +78,17 @@ impl Log for Kek {
     }
 }
 
+impl Kek {
+    /// Drops the records before sequence number `keep_from` (whole segments, which become
+    /// the next segments when recycling is on, as it is by default).
+    pub fn retain(&self, keep_from: u64) -> io::Result<()> {
+        self.journal
+            .prune_before(keep_from)
+            .map(drop)
+            .map_err(io::Error::other)
+    }
+}
+
 /// Reads the journal from sequence number 0, checking every record; returns the count.
 pub fn replay(dir: &Path, records: &Records) -> io::Result<u64> {
     let mut reader = JournalReader::open(dir, 0).map_err(io::Error::other)?;

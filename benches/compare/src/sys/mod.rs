@@ -4,6 +4,7 @@ pub mod kek;
 pub mod limit;
 pub mod okay;
 pub mod raft;
+pub mod raftlog;
 pub mod rawfile;
 pub mod rawmmap;
 
@@ -11,11 +12,12 @@ use std::io;
 
 /// The systems, by their command-line names, in the order of the report's tables and chart;
 /// the last two are experiments, in no target.
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 10] = [
     "kekbit",
     "kekbit-ahead",
     "okaywal",
     "raft-engine",
+    "raft-log",
     "raw-file",
     "raw-mmap",
     "limit",

@@ -50,7 +50,19 @@ pub struct Raft {
 }
 
 pub fn open(dir: &Path, file_size: u64) -> io::Result<Raft> {
-    let engine = Engine::open(config(dir, file_size)).map_err(io::Error::other)?;
+    open_config(config(dir, file_size))
+}
+
+/// As [`open`], with files purged once the log holds more than `purge` bytes (W6's
+/// retention; otherwise only past 10 GiB).
+pub fn open_with_purge(dir: &Path, file_size: u64, purge: u64) -> io::Result<Raft> {
+    let mut config = config(dir, file_size);
+    config.purge_threshold = ReadableSize(purge);
+    open_config(config)
+}
+
+fn open_config(config: Config) -> io::Result<Raft> {
+    let engine = Engine::open(config).map_err(io::Error::other)?;
     Ok(Raft {
         engine,
         scratch: Mutex::new(Scratch {
@@ -72,6 +84,18 @@ impl Raft {
         // `write` drains the batch, which is then reused.
         self.engine
             .write(batch, sync)
+            .map(drop)
+            .map_err(io::Error::other)
+    }
+}
+
+impl Raft {
+    /// Drops the entries of region 1 before sequence number `keep_from` (`compact_to`), then
+    /// lets the engine remove the files that hold nothing needed (`purge_expired_files`).
+    pub fn retain(&self, keep_from: u64) -> io::Result<()> {
+        self.engine.compact_to(1, keep_from + 1);
+        self.engine
+            .purge_expired_files()
             .map(drop)
             .map_err(io::Error::other)
     }

@@ -13,12 +13,27 @@ use crate::commit::GroupCommit;
 use crate::util::Records;
 
 const FILE: &str = "raw.log";
-const BUFFER: usize = 64 << 10;
+pub const BUFFER: usize = 64 << 10;
 const PAD: [u8; 8] = [0; 8];
 
 struct Inner {
     out: BufWriter<File>,
     appended: u64,
+}
+
+/// Writes `record` framed: u32 length, u32 CRC32, the payload, zeros to a multiple of 8.
+/// Returns the frame's length.
+#[inline]
+pub fn write_frame(out: &mut impl Write, record: &[u8]) -> io::Result<u64> {
+    let crc = crc32fast::hash(record);
+    let mut header = [0u8; 8];
+    header[..4].copy_from_slice(&(record.len() as u32).to_le_bytes());
+    header[4..].copy_from_slice(&crc.to_le_bytes());
+    let pad = (8 - record.len() % 8) % 8;
+    out.write_all(&header)?;
+    out.write_all(record)?;
+    out.write_all(&PAD[..pad])?;
+    Ok((8 + record.len() + pad) as u64)
 }
 
 pub struct RawFile {
@@ -55,15 +70,8 @@ impl RawFile {
     /// Appends one record; returns how many records the log holds now.
     #[inline]
     pub fn append(&self, record: &[u8]) -> io::Result<u64> {
-        let crc = crc32fast::hash(record);
-        let mut header = [0u8; 8];
-        header[..4].copy_from_slice(&(record.len() as u32).to_le_bytes());
-        header[4..].copy_from_slice(&crc.to_le_bytes());
-        let pad = (8 - record.len() % 8) % 8;
         let mut inner = self.inner.lock().unwrap();
-        inner.out.write_all(&header)?;
-        inner.out.write_all(record)?;
-        inner.out.write_all(&PAD[..pad])?;
+        write_frame(&mut inner.out, record)?;
         inner.appended += 1;
         Ok(inner.appended)
     }
