@@ -5,7 +5,8 @@
 //!   to sleeps) and a busy-polling `try_next`;
 //! - 64 tasks each awaiting durable appends (`append_durable`) against 64 threads calling
 //!   the blocking `append` under `Durability::EveryRecord`, on the disk (`KEKBIT_BENCH_DISK`
-//!   or the system temporary folder);
+//!   or the system temporary folder), `KEKBIT_BENCH_ROUNDS` rounds (5) of 1,000 records per
+//!   appender, in alternating order, with the median ratio;
 //! - resident memory of 100 tasks tailing one journal, against one reader.
 //!
 //! cargo bench --features async --bench stream
@@ -126,10 +127,11 @@ fn latency_report(count: u64) {
 
 fn disk_dir() -> tempfile::TempDir {
     let root = std::env::var_os("KEKBIT_BENCH_DISK").map_or_else(std::env::temp_dir, PathBuf::from);
-    tempfile::Builder::new()
-        .prefix("kekbit-stream-bench")
-        .tempdir_in(root)
-        .unwrap()
+    support::disk_dir(
+        &root,
+        "kekbit-stream-bench",
+        "set KEKBIT_BENCH_DISK to a folder on a disk",
+    )
 }
 
 /// Durable appends per second: `tasks` tokio tasks awaiting `append_durable`, or as many
@@ -180,13 +182,32 @@ fn durable_run(tasks: usize, each: usize, asynchronous: bool) -> f64 {
     (tasks * each) as f64 / started.elapsed().as_secs_f64()
 }
 
-fn durable_report(each: usize) {
-    println!("durable appends of 128 B, 64 appenders, {each} each, on disk:");
-    let threads = durable_run(64, each, false);
-    let tasks = durable_run(64, each, true);
+/// `rounds` rounds of both sides (the order alternating from round to round, so that
+/// neither always runs on a warmer disk), each round's figures and the median ratio.
+fn durable_report(each: usize, rounds: usize) {
+    let fs = support::filesystem(disk_dir().path());
+    println!("durable appends of 128 B, 64 appenders, {each} each, on {fs}, {rounds} rounds:");
+    let mut ratios = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let (threads, tasks) = if round % 2 == 0 {
+            let threads = durable_run(64, each, false);
+            (threads, durable_run(64, each, true))
+        } else {
+            let tasks = durable_run(64, each, true);
+            (durable_run(64, each, false), tasks)
+        };
+        println!(
+            "  round {round}: 64 threads, blocking append: {threads:.0}/s; 64 tasks, append_durable: {tasks:.0}/s ({:.2}×)",
+            tasks / threads
+        );
+        ratios.push(tasks / threads);
+    }
+    ratios.sort_by(f64::total_cmp);
     println!(
-        "  64 threads, blocking append: {threads:.0}/s; 64 tasks, append_durable: {tasks:.0}/s ({:.2}×)",
-        tasks / threads
+        "  median ratio {:.2}× (lowest {:.2}×, highest {:.2}×)",
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1]
     );
 }
 
@@ -262,6 +283,15 @@ fn main() {
     }
     let full = support::benchmarking();
     latency_report(if full { 3_000 } else { 20 });
-    durable_report(if full { 200 } else { 2 });
+    let rounds = std::env::var("KEKBIT_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+        .max(1);
+    if full {
+        durable_report(1_000, rounds);
+    } else {
+        durable_report(2, 1);
+    }
     rss_report(if full { 8_000 } else { 100 });
 }

@@ -1,7 +1,8 @@
 //! Durability callbacks: closures registered for a sequence number, fired once that record
 //! (and every one before it) is durable, by whichever thread completed the covering sync,
 //! or failed when a sync fails. One background thread per journal (the syncer, started by
-//! the first registration) syncs when callbacks wait and nobody else syncs.
+//! the first registration) syncs when callbacks wait and nobody else syncs, gathering first
+//! the callers its last sync served (see [`syncer`]).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -9,6 +10,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use super::shared::{Shared, Wait};
 use super::{AppendError, Journal};
@@ -27,9 +29,13 @@ impl Journal {
     /// [`sync`](Journal::sync), the interval flusher), or by the journal's syncer: one
     /// background thread per journal, started by the first registration, that syncs
     /// whenever a callback waits for a record not yet durable (so records appended while
-    /// it syncs share its next sync). No thread waits per callback. A callback for a record
-    /// already durable fires at once: in the calling thread, before `when_durable` returns,
-    /// unless another thread is firing callbacks right then, which fires it next.
+    /// it syncs share its next sync). Before a sync it waits, at most as long as its last
+    /// sync took (and never more than a millisecond), until as many callbacks wait as that
+    /// sync served: callers that come back one after another (tasks awaiting
+    /// `append_durable` in a loop, feature `async`) share one sync rather than straddle
+    /// two. No thread waits per callback. A callback for a record already durable fires at
+    /// once: in the calling thread, before `when_durable` returns, unless another thread is
+    /// firing callbacks right then, which fires it next.
     ///
     /// Guarantees:
     /// - every callback is called exactly once, outside the journal's locks, also when the
@@ -162,6 +168,9 @@ struct Pending {
     failure: Option<Failure>,
     /// Asks the syncer to end.
     stop: bool,
+    /// The syncer sleeps until the queue holds this many callbacks (`usize::MAX`: it waits
+    /// for no registration); the registration that makes it so wakes it, and only that one.
+    wake_at: usize,
 }
 
 /// The durability callbacks of one journal.
@@ -179,23 +188,39 @@ impl Callbacks {
     }
 
     /// Queues `callback` for record `seq`, which must have been appended, starts the syncer
-    /// if it is not running, and fires what is ready (maybe `callback` itself, at once).
+    /// if it is not running (waking it only if it waits for this registration), and fires
+    /// what is ready (maybe `callback` itself, at once).
     pub(crate) fn register(shared: &Arc<Shared>, seq: u64, callback: Callback) {
         let this = &shared.callbacks;
-        {
+        let (covered, mut ready, wake) = {
             let mut pending = this.lock();
             let order = pending.registered;
             pending.registered += 1;
             pending.queue.insert((seq, order), callback);
-        }
-        if seq >= shared.commit.durable() && !this.start_syncer(shared) {
+            // Lock order: callbacks, then the group commit's state. A sync that ends after
+            // this look fires what it covered itself (it takes this lock after publishing).
+            let durable = shared.commit.durable();
+            let ready = pending.failure.is_some()
+                || pending.queue.keys().next().is_some_and(|k| k.0 < durable);
+            let wake = pending.queue.len() >= pending.wake_at;
+            if wake {
+                pending.wake_at = usize::MAX;
+            }
+            (seq < durable, ready, wake)
+        };
+        if !covered && !this.start_syncer(shared) {
             // No thread to sync: this one does, once (the syncer is retried next time).
             if let Err(e) = shared.sync_through(seq + 1, Wait::Forever) {
                 this.failed(&e);
             }
+            ready = true;
         }
-        this.wake.notify_one();
-        this.fire(shared);
+        if wake {
+            this.wake.notify_one();
+        }
+        if ready {
+            this.fire(shared);
+        }
     }
 
     /// Starts the syncer unless it runs; false if it cannot be started.
@@ -316,10 +341,25 @@ fn failure_of(error: &AppendError) -> Failure {
     }
 }
 
+/// The longest the syncer gathers callers before a sync, whatever its last sync took.
+const GATHER_CAP: Duration = Duration::from_millis(1);
+
 /// The syncer's loop: while a callback waits for a record not yet durable, sync everything
-/// appended (group commit: the records appended meanwhile share the next sync), which fires
-/// the callbacks; sleep otherwise. Ends when asked or when the journal is gone.
+/// appended (group commit), which fires the callbacks; sleep otherwise. Ends when asked or
+/// when the journal is gone.
+///
+/// Before each sync it gathers: the callers its last sync served (tasks awaiting
+/// `append_durable` in a loop, say) append again within microseconds of being woken, and a
+/// sync started at the first of them would leave the rest a whole sync behind (batches
+/// alternating between a few records and all the others). So it waits until as many
+/// callbacks wait as its last sync served, until as long after that sync as the sync took
+/// ([`GATHER_CAP`] at most); the registration that completes the count wakes it, no other.
+/// A caller alone is never delayed (its own registration completes the count), nor is the
+/// first after a pause (the deadline has passed).
 fn syncer(weak: Weak<Shared>) {
+    // Callbacks the last sync covered, and when the syncer may stop waiting for as many.
+    let mut served = 0;
+    let mut gathered_by = Instant::now();
     loop {
         let Some(shared) = weak.upgrade() else {
             return;
@@ -340,9 +380,30 @@ fn syncer(weak: Weak<Shared>) {
                 if waiting && pending.failure.is_none() {
                     break;
                 }
+                // Any registration wakes it (a count could miss one: callbacks fired by
+                // other threads leave the queue meanwhile).
+                pending.wake_at = 0;
                 pending = this.wake.wait(pending).unwrap_or_else(|p| p.into_inner());
             }
+            while pending.queue.len() < served && !pending.stop {
+                let left = gathered_by.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                pending.wake_at = served;
+                pending = this
+                    .wake
+                    .wait_timeout(pending, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            pending.wake_at = usize::MAX;
+            if pending.stop {
+                return;
+            }
+            served = pending.queue.len();
         }
+        let started = Instant::now();
         let target = shared.appender().next_seq;
         let synced = panic::catch_unwind(AssertUnwindSafe(|| {
             if let Err(e) = shared.sync_through(target, Wait::Forever) {
@@ -350,6 +411,8 @@ fn syncer(weak: Weak<Shared>) {
                 shared.callbacks.fire(&shared);
             }
         }));
+        let ended = Instant::now();
+        gathered_by = ended + (ended - started).min(GATHER_CAP);
         // A callback's panic was printed by the panic hook; the syncer keeps serving.
         drop(synced);
     }

@@ -1,0 +1,118 @@
+//! The journal's syncer (the thread that makes records durable for `when_durable`,
+//! `append_then` and `append_durable`) gathers the callers its last sync served before it
+//! syncs again, so that callers that come back a little apart still share one sync.
+//!
+//! Syncs are made slow (2 ms, through the I/O seam) and eight callers each wait for their
+//! record's callback, then append again after a pause of their own (0 to 350 µs apart). A
+//! syncer that syncs at the first caller back leaves the others a whole sync behind: batches
+//! then alternate between a few records and the rest, two syncs per round. The syncer must
+//! cover the eight with about one sync per round.
+#![cfg(feature = "fault-injection")]
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::Duration;
+
+use kekbit::fault::{IoObserver, IoOp};
+use kekbit::journal::{Durability, Journal};
+
+#[path = "common/faults.rs"]
+mod faults;
+use faults::{serial, Installed};
+
+/// Counts the ranges written back, each made to take `delay`.
+struct SlowFlushes {
+    flushes: AtomicU64,
+    delay: Duration,
+}
+
+impl IoObserver for SlowFlushes {
+    fn before(&self, op: &IoOp<'_>) -> io::Result<()> {
+        if matches!(op, IoOp::FlushRange(..)) {
+            self.flushes.fetch_add(1, Ordering::SeqCst);
+            thread::sleep(self.delay);
+        }
+        Ok(())
+    }
+}
+
+/// One thread per entry of `rounds`, appending that many records with `append_then`,
+/// waiting for each record's callback (which must be `Ok`, within 10 s) and then
+/// `pause(caller)` before the next; returns the ranges written back meanwhile.
+fn flushes_for(rounds: &[u64], pause: fn(u64) -> Duration) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(
+        Journal::options()
+            .segment_capacity(1 << 20)
+            .durability(Durability::Never)
+            .open(dir.path())
+            .unwrap(),
+    );
+    let observer = Arc::new(SlowFlushes {
+        flushes: AtomicU64::new(0),
+        delay: Duration::from_millis(2),
+    });
+    let installed = Installed::new(&observer);
+    let threads: Vec<_> = (0..)
+        .zip(rounds.iter().copied())
+        .map(|(caller, rounds)| {
+            let journal = Arc::clone(&journal);
+            thread::spawn(move || {
+                for round in 0..rounds {
+                    let (tx, rx) = mpsc::channel();
+                    let record = format!("caller {caller} round {round}");
+                    journal
+                        .append_then(record.as_bytes(), move |r| tx.send(r).unwrap())
+                        .unwrap();
+                    let fired = rx.recv_timeout(Duration::from_secs(10));
+                    assert!(
+                        matches!(fired, Ok(Ok(_))),
+                        "caller {caller} round {round}: {fired:?}"
+                    );
+                    thread::sleep(pause(caller));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let flushes = observer.flushes.load(Ordering::SeqCst);
+    drop(installed);
+    assert_eq!(journal.durable_count(), rounds.iter().sum::<u64>());
+    flushes
+}
+
+#[test]
+fn callers_coming_back_apart_share_one_sync_per_round() {
+    let _serial = serial();
+    let (callers, rounds) = (8, 30);
+    let flushes = flushes_for(&[rounds; 8], |caller| Duration::from_micros(50 * caller));
+    println!(
+        "{callers} callers, {rounds} rounds: {flushes} syncs ({:.1} records each)",
+        (callers * rounds) as f64 / flushes as f64
+    );
+    // One sync per round, give or take rounds split by a late caller (a loaded machine);
+    // without gathering, two per round.
+    assert!(
+        flushes <= rounds * 3 / 2,
+        "{flushes} syncs for {rounds} rounds of {callers} callers"
+    );
+}
+
+#[test]
+fn the_syncer_stops_waiting_for_callers_that_do_not_come_back() {
+    let _serial = serial();
+    // Seven callers stop after one record; the eighth goes on alone (each of its records
+    // waited for within 10 s): the syncer, which served eight, does not wait for them
+    // beyond its deadline, and then syncs for the one caller left at once.
+    let mut rounds = [1; 8];
+    rounds[0] = 20;
+    let flushes = flushes_for(&rounds, |_| Duration::ZERO);
+    assert!(
+        flushes >= 20,
+        "{flushes} syncs for 20 records one at a time"
+    );
+}
