@@ -132,6 +132,8 @@ pub mod journal;
 mod le;
 mod mmap;
 pub mod prevalence;
+#[cfg(feature = "raft")]
+pub mod raft;
 pub mod replay;
 pub mod snapshot;
 pub mod stream;
