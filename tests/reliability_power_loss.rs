@@ -127,6 +127,9 @@ use kekbit::journal::{Durability, Journal, JournalOptions, JournalReader};
 use kekbit::prevalence::{Command, PrevalentStore, StoreOptions};
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "raft")]
+#[path = "power_loss/raft.rs"]
+mod raft;
 #[path = "common/reliability.rs"]
 mod reliability;
 use reliability::{env_count, mix, Rng};

@@ -204,9 +204,10 @@ impl MetaFile {
         let generation = self.generation + 1;
         let slot = encode(generation, value);
         let offset = (generation % 2) * META_SLOT_LEN as u64;
-        self.file
-            .write_all_at(&slot, offset)
-            .map_err(io_err(&self.path, "writing a metadata slot"))?;
+        fault::run(IoOp::WriteAt(&self.path, offset, slot.len() as u64), || {
+            self.file.write_all_at(&slot, offset)
+        })
+        .map_err(io_err(&self.path, "writing a metadata slot"))?;
         let synced = fault::run(IoOp::SyncFile(&self.path), || self.file.sync_data());
         if let Err(source) = synced {
             self.poisoned = true;
