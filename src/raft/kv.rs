@@ -53,14 +53,13 @@ openraft::declare_raft_types!(
 ///
 /// ```
 /// use kekbit::raft::{KvConfig, KvRequest, KvState, RaftApp};
-/// use openraft::{Entry, EntryPayload, LogId};
-/// use openraft::impls::leader_id_adv::CommittedLeaderId;
+/// use openraft::entry::RaftEntry;
+/// use openraft::vote::leader_id_adv::LeaderId;
+/// use openraft::vote::RaftLeaderIdExt;
+/// use openraft::{Entry, LogId};
 /// let mut state = KvState::default();
 /// let set = KvRequest::Set { key: "a".into(), value: "1".into() };
-/// let entry = Entry {
-///     log_id: LogId::new(CommittedLeaderId::new(1, 1), 1),
-///     payload: EntryPayload::Normal(set),
-/// };
+/// let entry = Entry::new_normal(LogId::new(LeaderId::<u64, u64>::new_committed(1, 1), 1), set);
 /// assert_eq!(RaftApp::<KvConfig>::apply(&mut state, &entry).previous, None);
 /// assert_eq!(state.get("a"), Some("1"));
 /// ```

@@ -14,7 +14,7 @@ use openraft::{OptionalSend, RaftTypeConfig};
 
 use super::meta::{Meta, Saved};
 use crate::codec::{Bincode, Codec};
-use crate::journal::{Journal, JournalOptions, JournalReader};
+use crate::journal::{Durability, Journal, JournalOptions, JournalReader};
 
 /// File name of the metadata (vote, committed, last purged) in the store's directory.
 pub const META_FILE: &str = "raft.meta";
@@ -48,6 +48,8 @@ pub struct LogReader<C: RaftTypeConfig> {
 
 struct Inner<C: RaftTypeConfig> {
     journal: Journal,
+    /// Whether appends are acknowledged before they are durable (`Durability::Never`).
+    ack_unsynced: bool,
     state: Mutex<State<C>>,
 }
 
@@ -64,11 +66,16 @@ impl<C: RaftTypeConfig> LogStore<C> {
     }
 
     /// Opens the log store in `dir` with `options` for its journal (segment size, record
-    /// limit, recovery mode; its durability policy does not matter: appends are acknowledged
-    /// only once durable).
+    /// limit, recovery mode). Appends are acknowledged to openraft once durable, whatever the
+    /// durability policy, except under [`Durability::Never`]: then they are acknowledged as
+    /// soon as they are in the journal's mapping, where they survive a crash of the process
+    /// but not a power loss or a crash of the machine (faster; a cluster whose majority
+    /// loses power at once may lose committed entries). The vote and the other metadata are
+    /// always stored durably.
     pub fn open_with(dir: impl AsRef<Path>, options: JournalOptions) -> io::Result<LogStore<C>> {
         let dir = dir.as_ref();
         crate::core::create_dir_durable(dir).map_err(io::Error::other)?;
+        let ack_unsynced = options.durability_policy() == Durability::Never;
         let journal = options.open(dir.join(LOG_DIR)).map_err(io::Error::other)?;
         let meta = Meta::<C>::open(&dir.join(META_FILE))?;
         let purged = meta.saved.last_purged.clone();
@@ -90,6 +97,7 @@ impl<C: RaftTypeConfig> LogStore<C> {
         Ok(LogStore {
             inner: Arc::new(Inner {
                 journal,
+                ack_unsynced,
                 state: Mutex::new(State { meta, last_log_id }),
             }),
         })
@@ -127,7 +135,19 @@ fn read_entries<C: RaftTypeConfig>(
         return Ok(entries);
     }
     let mut reader = JournalReader::open(journal.dir(), start).map_err(io::Error::other)?;
-    while let Some((seq, bytes)) = reader.try_next().map_err(io::Error::other)? {
+    // `try_next` answers `None` once, transiently, when the writer seals a segment between
+    // its looking and its reading (a rollover by a concurrent append); the next call crosses
+    // the seal. Only a repeated `None` is the end of what the journal holds.
+    let mut idle = 0;
+    loop {
+        let Some((seq, bytes)) = reader.try_next().map_err(io::Error::other)? else {
+            idle += 1;
+            if idle == 3 {
+                break;
+            }
+            continue;
+        };
+        idle = 0;
         if seq >= end {
             break;
         }
@@ -270,6 +290,11 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
             let seq = journal.append_deferred(&bytes).map_err(io::Error::other)?;
             last = Some(seq);
             self.inner.state().last_log_id = Some(entry.log_id());
+        }
+        if self.inner.ack_unsynced {
+            // Durability::Never: in the journal's mapping, which outlives this process.
+            callback.io_completed(Ok(()));
+            return Ok(());
         }
         // Nothing appended: acknowledged once what was appended before is durable.
         let Some(seq) = last.or(journal.next_sequence().checked_sub(1)) else {

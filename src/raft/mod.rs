@@ -34,4 +34,4 @@ mod state_machine;
 
 pub use kv::{KvConfig, KvRequest, KvResponse, KvState};
 pub use log_store::{LogReader, LogStore, LOG_DIR, META_FILE};
-pub use state_machine::{RaftApp, SnapshotBuilder, StateMachine, SNAPSHOT_DIR};
+pub use state_machine::{RaftApp, SnapshotBuilder, StateMachine, StateView, SNAPSHOT_DIR};

@@ -106,6 +106,48 @@ impl<C: RaftTypeConfig, S: RaftApp<C>> StateMachine<C, S> {
     pub fn query<R>(&self, read: impl FnOnce(&S) -> R) -> R {
         read(&lock(&self.inner).state)
     }
+
+    /// A handle that reads the state after the state machine was handed to openraft
+    /// (`Raft::new` takes it by value): the application's read path.
+    ///
+    /// ```
+    /// use kekbit::raft::{KvConfig, KvState, StateMachine};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let state = StateMachine::<KvConfig, KvState>::open(dir.path()).unwrap();
+    /// let view = state.view();
+    /// drop(state); // as if moved into openraft
+    /// assert_eq!(view.query(|kv| kv.get("a").map(str::to_owned)), None);
+    /// ```
+    pub fn view(&self) -> StateView<C, S> {
+        StateView {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+/// Reads the state of a [`StateMachine`] (see [`StateMachine::view`]); cheap to clone.
+pub struct StateView<C: RaftTypeConfig, S> {
+    inner: Arc<Mutex<Inner<C, S>>>,
+}
+
+impl<C: RaftTypeConfig, S> Clone for StateView<C, S> {
+    fn clone(&self) -> Self {
+        StateView {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<C: RaftTypeConfig, S> StateView<C, S> {
+    /// Reads the state, as it is after the entries applied so far.
+    pub fn query<R>(&self, read: impl FnOnce(&S) -> R) -> R {
+        read(&lock(&self.inner).state)
+    }
+
+    /// The log id of the last entry applied (or of the snapshot installed last).
+    pub fn last_applied(&self) -> Option<LogIdOf<C>> {
+        lock(&self.inner).last_applied.clone()
+    }
 }
 
 fn lock<C: RaftTypeConfig, S>(inner: &Mutex<Inner<C, S>>) -> MutexGuard<'_, Inner<C, S>> {
