@@ -126,9 +126,12 @@ impl Cluster {
     fn new(root: &Path) -> Cluster {
         let config = Config {
             cluster_name: "kekbit-test".into(),
-            heartbeat_interval: 50,
-            election_timeout_min: 200,
-            election_timeout_max: 400,
+            // Timeouts generous enough for a loaded machine (CI runs tests in parallel on
+            // two cores): a leader that loses its lease only slows the test down, since
+            // writes are retried, but elections in a loop would make it slow.
+            heartbeat_interval: 100,
+            election_timeout_min: 800,
+            election_timeout_max: 1_600,
             // A snapshot every 50 entries, keeping no log behind it: a node that was down
             // while the leader purged must install a snapshot.
             snapshot_policy: SnapshotPolicy::LogsSinceLast(50),
@@ -173,7 +176,7 @@ impl Cluster {
     /// The leader all running nodes agree on, once there is one.
     async fn leader(&self) -> u64 {
         let any = self.up.values().next().unwrap();
-        for _ in 0..400 {
+        for _ in 0..1200 {
             if let Some(leader) = any.raft.current_leader().await {
                 if self.up.contains_key(&leader) && self.node(leader).is_leader() {
                     return leader;
@@ -182,7 +185,7 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!(
-            "no leader among {:?} after 10 s",
+            "no leader among {:?} after 30 s",
             self.up.keys().collect::<Vec<_>>()
         );
     }
@@ -197,11 +200,27 @@ impl Cluster {
                 key: key.clone(),
                 value: value.clone(),
             };
-            let response = self.node(leader).client_write(request).await.unwrap();
-            last = response.log_id.index;
+            last = self.write_one(leader, request).await;
             self.acked.insert(key, value);
         }
         last
+    }
+
+    /// Writes `request` through `leader`, or through whichever node leads once `leader`
+    /// refuses it (it lost its lease or its leadership: openraft refuses before appending,
+    /// so a retry never writes twice; and a write here sets a key to one value anyway);
+    /// returns its log index.
+    async fn write_one(&self, mut leader: u64, request: KvRequest) -> u64 {
+        for _ in 0..50 {
+            match self.node(leader).client_write(request.clone()).await {
+                Ok(response) => return response.log_id.index,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    leader = self.leader().await;
+                }
+            }
+        }
+        panic!("no node took the write {request:?}");
     }
 
     /// Waits until every running node applied `index`, then checks that its state holds
@@ -272,23 +291,29 @@ fn three_nodes_survive_a_leader_restart_a_membership_change_and_a_lagging_node()
         // Membership change: node 4 joins as a learner, then as a voter in place of a
         // follower (the old leader unless it leads again), which is then shut down.
         cluster.start(4).await;
-        let leader = cluster.leader().await;
-        cluster
+        let mut leader = cluster.leader().await;
+        while let Err(e) = cluster
             .node(leader)
             .add_learner(4, BasicNode::new("node-4"), true)
             .await
-            .unwrap();
+        {
+            eprintln!("add_learner through node {leader} failed ({e}); again");
+            leader = cluster.leader().await;
+        }
         let removed = if old != leader {
             old
         } else {
             (1..=3).find(|&id| id != leader).unwrap()
         };
         let voters: BTreeSet<u64> = (1..=4).filter(|&id| id != removed).collect();
-        cluster
+        while let Err(e) = cluster
             .node(leader)
             .change_membership(voters.clone(), false)
             .await
-            .unwrap();
+        {
+            eprintln!("change_membership through node {leader} failed ({e}); again");
+            leader = cluster.leader().await;
+        }
         cluster.stop(removed).await;
         let last = cluster.write("after-membership", 10).await;
         cluster.converge(last, "after the membership change").await;
