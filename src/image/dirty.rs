@@ -19,6 +19,15 @@ impl DirtyPages {
             return;
         }
         let (first, last) = (start / PAGE, (end - 1) / PAGE);
+        // The common case, a change within one page already marked: one load.
+        if first == last
+            && self
+                .words
+                .get(first / 64)
+                .is_some_and(|w| w & (1 << (first % 64)) != 0)
+        {
+            return;
+        }
         if last / 64 >= self.words.len() {
             self.words.resize(last / 64 + 1, 0);
         }
@@ -72,6 +81,7 @@ mod tests {
         d.mark(5 * PAGE, 5 * PAGE); // empty range: nothing
         d.mark(64 * PAGE + 3, 66 * PAGE); // pages 64 and 65
         d.mark(63 * PAGE, 63 * PAGE + 1); // page 63, joining 64-65 across a word
+        d.mark(100, 200); // page 0 again: counted once
         assert_eq!(d.runs(), vec![(0, 2), (63, 66)]);
         assert_eq!(d.count(), 5);
         d.clear();

@@ -46,11 +46,13 @@ pub(crate) fn encode_scatter_into<'e>(
 }
 
 fn start(out: &mut Vec<u8>, kind: u8, new_len: u64, index: u64, more: usize) {
+    let mut header = [0u8; REDO_HEADER_LEN];
+    header[0] = kind;
+    header[1..9].copy_from_slice(&new_len.to_le_bytes());
+    header[9..].copy_from_slice(&index.to_le_bytes());
     out.clear();
     out.reserve(REDO_HEADER_LEN + more);
-    out.push(kind);
-    out.extend_from_slice(&new_len.to_le_bytes());
-    out.extend_from_slice(&index.to_le_bytes());
+    out.extend_from_slice(&header);
 }
 
 /// The entries of a checked scatter record, as (index, element bytes).
