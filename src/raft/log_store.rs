@@ -6,20 +6,29 @@ use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use openraft::alias::{LogIdOf, VoteOf};
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{OptionalSend, RaftTypeConfig};
 
+use super::entries::Cursor;
 use super::meta::{Meta, Saved};
 use crate::codec::{Bincode, Codec};
-use crate::journal::{Durability, Journal, JournalOptions, JournalReader};
+use crate::journal::{Durability, Journal, JournalOptions};
 
 /// File name of the metadata (vote, committed, last purged) in the store's directory.
 pub const META_FILE: &str = "raft.meta";
 /// Directory of the journal (the log) in the store's directory.
 pub const LOG_DIR: &str = "log";
+
+/// How often, at most, a new committed log id is stored durably on its own (it also goes
+/// with every vote and purge, and with the close). openraft only needs it to restore the
+/// state machine on restart without waiting for the cluster, and an older one is safe: the
+/// entries after it are applied again once the cluster confirms them. Storing it at every
+/// commit would cost two syncs per commit.
+const COMMITTED_STORE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// openraft's log storage on a kekbit journal: entry `i` is the journal's record `i`,
 /// encoded with bincode; the vote, the committed log id and the last purged log id live in a
@@ -39,11 +48,13 @@ pub const LOG_DIR: &str = "log";
 /// The store's methods do their (short) I/O on the calling task.
 pub struct LogStore<C: RaftTypeConfig> {
     inner: Arc<Inner<C>>,
+    cursor: Cursor,
 }
 
 /// A reader of the log, sharing the store's journal and metadata.
 pub struct LogReader<C: RaftTypeConfig> {
     inner: Arc<Inner<C>>,
+    cursor: Cursor,
 }
 
 struct Inner<C: RaftTypeConfig> {
@@ -55,6 +66,11 @@ struct Inner<C: RaftTypeConfig> {
 
 struct State<C: RaftTypeConfig> {
     meta: Meta<C>,
+    /// The committed log id openraft saved last; stored in `meta` at most every
+    /// [`COMMITTED_STORE_INTERVAL`], with the next vote or purge, and at close.
+    committed: Option<LogIdOf<C>>,
+    /// When `committed` was last stored.
+    committed_stored: Instant,
     /// The last entry's log id, or the last purged one when the log holds no entry.
     last_log_id: Option<LogIdOf<C>>,
 }
@@ -88,9 +104,10 @@ impl<C: RaftTypeConfig> LogStore<C> {
         // The last entry: normally record `next - 1`; after a skip, the last one before it.
         let mut last = None;
         if next > first {
-            last = read_entries::<C>(&journal, next - 1, next)?.pop();
+            let mut cursor = Cursor::default();
+            last = cursor.read::<C>(&journal, next - 1, next)?.pop();
             if last.is_none() {
-                last = read_entries::<C>(&journal, first, next)?.pop();
+                last = cursor.read::<C>(&journal, first, next)?.pop();
             }
         }
         let last_log_id = last.map(|e| e.log_id()).or(purged);
@@ -98,8 +115,14 @@ impl<C: RaftTypeConfig> LogStore<C> {
             inner: Arc::new(Inner {
                 journal,
                 ack_unsynced,
-                state: Mutex::new(State { meta, last_log_id }),
+                state: Mutex::new(State {
+                    committed: meta.saved.committed.clone(),
+                    committed_stored: Instant::now(),
+                    meta,
+                    last_log_id,
+                }),
             }),
+            cursor: Cursor::default(),
         })
     }
 
@@ -109,70 +132,40 @@ impl<C: RaftTypeConfig> LogStore<C> {
     }
 }
 
+impl<C: RaftTypeConfig> Drop for LogStore<C> {
+    /// Stores the latest committed log id if it changed since it was last stored (errors
+    /// are ignored: an older committed log id is safe).
+    fn drop(&mut self) {
+        let changed = {
+            let state = self.inner.state();
+            state.committed != state.meta.saved.committed
+        };
+        if changed {
+            let _ = self.inner.save(|_| {});
+        }
+    }
+}
+
 impl<C: RaftTypeConfig> Inner<C> {
     fn state(&self) -> MutexGuard<'_, State<C>> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Makes every record appended durable, then stores the metadata `change` makes.
+    /// Makes every record appended durable, then stores the metadata `change` makes, with
+    /// the latest committed log id (when the log holds its entry).
     fn save(&self, change: impl FnOnce(&mut Saved<C>)) -> io::Result<()> {
         self.journal.sync().map_err(io::Error::other)?;
+        let next = self.journal.next_sequence();
         let mut state = self.state();
         let mut saved = state.meta.saved.clone();
+        if state.committed.as_ref().is_some_and(|c| c.index() < next) {
+            saved.committed = state.committed.clone();
+        }
         change(&mut saved);
-        state.meta.store(saved)
+        state.meta.store(saved)?;
+        state.committed_stored = Instant::now();
+        Ok(())
     }
-}
-
-/// Reads the entries in `[start, end)` that the journal holds (numbers it skipped hold none).
-fn read_entries<C: RaftTypeConfig>(
-    journal: &Journal,
-    start: u64,
-    end: u64,
-) -> io::Result<Vec<C::Entry>> {
-    let mut entries = Vec::new();
-    if start >= end {
-        return Ok(entries);
-    }
-    let mut reader = JournalReader::open(journal.dir(), start).map_err(io::Error::other)?;
-    // `try_next` answers `None` once, transiently, when the writer seals a segment between
-    // its looking and its reading (a rollover by a concurrent append); the next call crosses
-    // the seal. Only a repeated `None` is the end of what the journal holds.
-    let mut idle = 0;
-    loop {
-        let Some((seq, bytes)) = reader.try_next().map_err(io::Error::other)? else {
-            idle += 1;
-            if idle == 3 {
-                break;
-            }
-            continue;
-        };
-        idle = 0;
-        if seq >= end {
-            break;
-        }
-        let entry: C::Entry = Bincode.decode(bytes).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: raft entry {seq}: {e}", journal.dir().display()),
-            )
-        })?;
-        if entry.index() != seq {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{}: record {seq} holds raft entry {}",
-                    journal.dir().display(),
-                    entry.index()
-                ),
-            ));
-        }
-        entries.push(entry);
-        if seq + 1 >= end {
-            break;
-        }
-    }
-    Ok(entries)
 }
 
 impl<C: RaftTypeConfig> RaftLogReader<C> for LogReader<C> {
@@ -180,7 +173,7 @@ impl<C: RaftTypeConfig> RaftLogReader<C> for LogReader<C> {
         &mut self,
         range: RB,
     ) -> Result<Vec<C::Entry>, io::Error> {
-        self.inner.entries(range)
+        self.inner.entries(&mut self.cursor, range)
     }
 
     async fn read_vote(&mut self) -> Result<Option<VoteOf<C>>, io::Error> {
@@ -190,7 +183,11 @@ impl<C: RaftTypeConfig> RaftLogReader<C> for LogReader<C> {
 
 impl<C: RaftTypeConfig> Inner<C> {
     /// The entries in `range` that the log holds (none below the last purged one).
-    fn entries(&self, range: impl RangeBounds<u64>) -> io::Result<Vec<C::Entry>> {
+    fn entries(
+        &self,
+        cursor: &mut Cursor,
+        range: impl RangeBounds<u64>,
+    ) -> io::Result<Vec<C::Entry>> {
         let start = match range.start_bound() {
             Bound::Included(&i) => i,
             Bound::Excluded(&i) => i.saturating_add(1),
@@ -211,7 +208,7 @@ impl<C: RaftTypeConfig> Inner<C> {
                 .map_or(0, |p| p.index() + 1)
         };
         let end = end.min(self.journal.next_sequence());
-        read_entries::<C>(&self.journal, start.max(first), end)
+        cursor.read::<C>(&self.journal, start.max(first), end)
     }
 }
 
@@ -220,7 +217,7 @@ impl<C: RaftTypeConfig> RaftLogReader<C> for LogStore<C> {
         &mut self,
         range: RB,
     ) -> Result<Vec<C::Entry>, io::Error> {
-        self.inner.entries(range)
+        self.inner.entries(&mut self.cursor, range)
     }
 
     async fn read_vote(&mut self) -> Result<Option<VoteOf<C>>, io::Error> {
@@ -242,6 +239,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
     async fn get_log_reader(&mut self) -> Self::LogReader {
         LogReader {
             inner: Arc::clone(&self.inner),
+            cursor: Cursor::default(),
         }
     }
 
@@ -250,11 +248,19 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
     }
 
     async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<(), io::Error> {
-        self.inner.save(|saved| saved.committed = committed)
+        let due = {
+            let mut state = self.inner.state();
+            state.committed = committed;
+            state.committed_stored.elapsed() >= COMMITTED_STORE_INTERVAL
+        };
+        if due {
+            self.inner.save(|_| {})?;
+        }
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogIdOf<C>>, io::Error> {
-        Ok(self.inner.state().meta.saved.committed.clone())
+        Ok(self.inner.state().committed.clone())
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<C>) -> Result<(), io::Error>

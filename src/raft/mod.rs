@@ -27,6 +27,7 @@
 //! # });
 //! ```
 
+mod entries;
 mod kv;
 mod log_store;
 mod meta;
