@@ -37,8 +37,14 @@ const COMMITTED_STORE_INTERVAL: Duration = Duration::from_millis(200);
 /// - `append` makes the entries readable at once and fires openraft's `IOFlushed` from the
 ///   journal's durability callbacks ([`Journal::when_durable`]) once they and every earlier
 ///   record are durable: no thread waits per append, and concurrent appends share syncs.
-/// - `save_vote` and `save_committed` first make every record appended durable, then store
-///   the metadata, so that a vote never reaches storage before a write issued earlier.
+/// - `save_vote` first makes every record appended durable, then stores the metadata, so
+///   that a vote never reaches storage before a write issued earlier.
+/// - `save_committed` keeps the committed log id in memory (`read_committed` answers it)
+///   and stores it the same way at most every 200 ms, with every vote and purge, and when
+///   the store is dropped. After a crash the stored one may be older, never ahead of the
+///   durable log: openraft then applies less on restart and catches up from the cluster.
+/// - Reads (`try_get_log_entries`) continue with the journal reader of the previous read
+///   when they start where it stopped, as openraft's replication and apply do.
 /// - `truncate_after` discards the entries after a log id durably before it returns
 ///   ([`Journal::truncate_from`]).
 /// - `purge` stores the last purged log id, then removes the journal's segments below it;

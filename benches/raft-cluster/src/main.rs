@@ -10,7 +10,8 @@
 //! cargo run --release -- [DIR]        # DIR: where kekbit's nodes live (default /dev/shm)
 //! ```
 //! Settings: `KEKBIT_RAFT_ROUNDS` (default 5), `KEKBIT_RAFT_SECONDS` (per measurement,
-//! default 3), `KEKBIT_RAFT_CLIENTS` (comma-separated, default 1,64,256).
+//! default 3), `KEKBIT_RAFT_CLIENTS` (comma-separated, default 1,64,256),
+//! `KEKBIT_RAFT_ONLY=kekbit` (or `memstore`: one storage only, e.g. under `perf record`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -301,10 +302,22 @@ fn main() {
     );
     // store → clients → figures of each round
     let mut results: BTreeMap<(&str, usize), Vec<Figures>> = BTreeMap::new();
+    let only = std::env::var("KEKBIT_RAFT_ONLY").ok();
+    let absent = || Figures {
+        puts_per_s: f64::NAN,
+        p50_us: f64::NAN,
+        p99_us: f64::NAN,
+    };
     for round in 0..rounds {
         for &n in &clients {
-            let k = runtime.block_on(run_kekbit(&base, n, seconds));
-            let m = runtime.block_on(run_memstore(n, seconds));
+            let k = match only.as_deref() {
+                Some("memstore") => absent(),
+                _ => runtime.block_on(run_kekbit(&base, n, seconds)),
+            };
+            let m = match only.as_deref() {
+                Some("kekbit") => absent(),
+                _ => runtime.block_on(run_memstore(n, seconds)),
+            };
             println!(
                 "round {round} clients {n:>3}: kekbit {:>9.0} puts/s p50 {:>7.0} us p99 {:>7.0} us | memstore {:>9.0} puts/s p50 {:>7.0} us p99 {:>7.0} us | ratio {:.2}",
                 k.puts_per_s, k.p50_us, k.p99_us, m.puts_per_s, m.p50_us, m.p99_us,
