@@ -88,10 +88,11 @@ impl VerifyStatus {
 pub struct VerifyReport {
     /// Segment files checked.
     pub segments: u64,
-    /// Valid records.
+    /// Valid records, not counting those a truncation discarded
+    /// ([`Journal::truncate_from`](super::Journal::truncate_from)).
     pub records: u64,
     /// Bytes the valid records occupy in the segments, framing (record headers and padding)
-    /// included: not the size of the files.
+    /// included, and records a truncation discarded: not the size of the files.
     pub record_bytes: u64,
     /// Sequence number of the first valid record.
     pub first_sequence: Option<u64>,
@@ -138,7 +139,9 @@ impl VerifyReport {
 pub struct JournalStats {
     /// Segment files (prepared ones not counted).
     pub segments: u64,
-    /// Records held (from the first to the last sequence number).
+    /// Sequence numbers from the first to the last: the records held, except that numbers
+    /// a journal skipped ([`Journal::skip_to`](super::Journal::skip_to)) count although they
+    /// hold no record ([`verify`] counts records exactly, reading them all).
     pub records: u64,
     /// Bytes of the segment files: the sum of their lengths, segments prepared ahead
     /// included. Not the bytes of records (see [`VerifyReport::record_bytes`]).
@@ -221,6 +224,7 @@ pub fn verify(
     let mut readable = 0;
     // (id, next sequence number, seal checksum if sealed, journal id) of the previous one.
     let mut previous: Option<(u64, u64, Option<u32>, u64)> = None;
+    let mut spans = Vec::new();
     for (i, &id) in ids.iter().enumerate() {
         let path = segment::segment_path(dir, id);
         let is_last = i + 1 == ids.len();
@@ -305,11 +309,6 @@ pub fn verify(
             found.stop = scan::read_on(&mut found.reader, &mut found.records);
         }
         let end = base + found.reader.ordinal();
-        if found.records > 0 {
-            report.first_sequence.get_or_insert(base);
-            report.last_sequence = Some(end - 1);
-        }
-        report.records += found.records;
         match found.stop {
             Stop::Sealed { trailer, checksum } => {
                 report.record_bytes += found.reader.position();
@@ -320,6 +319,12 @@ pub fn verify(
                         end
                     }
                 };
+                spans.push(Span {
+                    base,
+                    end,
+                    next,
+                    records: found.records,
+                });
                 previous = Some((id, next, Some(checksum), header.writer_id()));
             }
             Stop::Open { position, damage } => {
@@ -348,6 +353,12 @@ pub fn verify(
                         ..problem(Some(position), why)
                     });
                 }
+                spans.push(Span {
+                    base,
+                    end,
+                    next: end,
+                    records: found.records,
+                });
                 previous = Some((id, end, None, header.writer_id()));
             }
         }
@@ -359,7 +370,38 @@ pub fn verify(
             dir: dir.to_path_buf(),
         });
     }
+    count_live(&spans, &mut report);
     Ok(report)
+}
+
+/// What [`verify`] read of one segment: its records' sequence numbers `base..end`, how many
+/// of them were valid, and the sequence number its seal names next (`end` when open).
+struct Span {
+    base: u64,
+    end: u64,
+    next: u64,
+    records: u64,
+}
+
+/// Counts the records that count: a record at sequence number `s` in a segment is
+/// discarded when this segment's seal or a later one names a next sequence number at or
+/// below `s` (a truncating link, docs/FORMAT.md "Truncating the tail").
+fn count_live(spans: &[Span], report: &mut VerifyReport) {
+    let mut limit = u64::MAX;
+    let mut live = vec![(0, 0); spans.len()];
+    for (i, span) in spans.iter().enumerate().rev() {
+        limit = limit.min(span.next);
+        let kept_end = span.end.min(limit).max(span.base);
+        let discarded = span.end - kept_end;
+        live[i] = (span.records.saturating_sub(discarded), kept_end);
+    }
+    for (span, &(records, kept_end)) in spans.iter().zip(&live) {
+        if records > 0 {
+            report.first_sequence.get_or_insert(span.base);
+            report.last_sequence = Some(kept_end - 1);
+        }
+        report.records += records;
+    }
 }
 
 /// Statistics of the journal in `dir`. Reads the segment headers and the last segment.
