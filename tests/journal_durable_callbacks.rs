@@ -1,7 +1,7 @@
 //! Durability callbacks (`Journal::when_durable`, `Journal::append_then`): each fires exactly
 //! once, in sequence order, only once its record is durable, from the thread that synced or
-//! from the journal's one syncer thread (never a thread per callback), and dropping the
-//! journal fires every callback still waiting.
+//! from the journal's syncers (a few threads taking turns, never a thread per callback), and
+//! dropping the journal fires every callback still waiting.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
@@ -156,7 +156,7 @@ fn a_sequence_not_appended_fails_at_once() {
 }
 
 #[test]
-fn waiting_callbacks_use_one_syncer_thread_not_one_thread_each() {
+fn waiting_callbacks_use_the_syncers_not_one_thread_each() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let journal = journal(dir.path(), Durability::Never);
@@ -185,12 +185,12 @@ fn waiting_callbacks_use_one_syncer_thread_not_one_thread_each() {
             .unwrap();
     }
     let names = thread_names();
+    // The syncers (four threads taking turns), and the journal's own helpers (a rollover
+    // may start one): a handful, not one per callback.
     let syncers = names.iter().filter(|n| *n == "kekbit-syncer").count();
-    assert_eq!(syncers, 1, "{names:?}");
-    // The syncer, and the journal's own helpers (a rollover may start one): a handful, not
-    // one per callback.
+    assert!((1..=4).contains(&syncers), "{names:?}");
     assert!(
-        names.len() <= before + 4,
+        names.len() <= before + 7,
         "{before} threads before, {names:?} now"
     );
     assert!(done_rx.try_recv().is_err(), "held by the first callback");

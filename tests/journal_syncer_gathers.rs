@@ -1,6 +1,7 @@
 //! The journal's syncer (the thread that makes records durable for `when_durable`,
 //! `append_then` and `append_durable`) gathers the callers its last sync served before it
-//! syncs again, so that callers that come back a little apart still share one sync.
+//! syncs again, so that callers that come back a little apart still share one sync, and
+//! its threads take turns.
 //!
 //! Syncs are made slow (2 ms, through the I/O seam) and eight callers each wait for their
 //! record's callback, then append again after a pause of their own (0 to 350 µs apart). A
@@ -9,10 +10,11 @@
 //! cover the eight with about one sync per round.
 #![cfg(feature = "fault-injection")]
 
+use std::collections::HashSet;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
-use std::thread;
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::{self, ThreadId};
 use std::time::Duration;
 
 use kekbit::fault::{IoObserver, IoOp};
@@ -22,16 +24,22 @@ use kekbit::journal::{Durability, Journal};
 mod faults;
 use faults::{serial, Installed};
 
-/// Counts the ranges written back, each made to take `delay`.
+/// Counts the ranges written back, each made to take `delay`, and the syncer threads that
+/// wrote them back.
 struct SlowFlushes {
     flushes: AtomicU64,
     delay: Duration,
+    syncers: Mutex<HashSet<ThreadId>>,
 }
 
 impl IoObserver for SlowFlushes {
     fn before(&self, op: &IoOp<'_>) -> io::Result<()> {
         if matches!(op, IoOp::FlushRange(..)) {
             self.flushes.fetch_add(1, Ordering::SeqCst);
+            let me = thread::current();
+            if me.name() == Some("kekbit-syncer") {
+                self.syncers.lock().unwrap().insert(me.id());
+            }
             thread::sleep(self.delay);
         }
         Ok(())
@@ -40,8 +48,9 @@ impl IoObserver for SlowFlushes {
 
 /// One thread per entry of `rounds`, appending that many records with `append_then`,
 /// waiting for each record's callback (which must be `Ok`, within 10 s) and then
-/// `pause(caller)` before the next; returns the ranges written back meanwhile.
-fn flushes_for(rounds: &[u64], pause: fn(u64) -> Duration) -> u64 {
+/// `pause(caller)` before the next; returns the ranges written back meanwhile and how many
+/// syncer threads wrote them back.
+fn flushes_for(rounds: &[u64], pause: fn(u64) -> Duration) -> (u64, usize) {
     let dir = tempfile::tempdir().unwrap();
     let journal = Arc::new(
         Journal::options()
@@ -53,6 +62,7 @@ fn flushes_for(rounds: &[u64], pause: fn(u64) -> Duration) -> u64 {
     let observer = Arc::new(SlowFlushes {
         flushes: AtomicU64::new(0),
         delay: Duration::from_millis(2),
+        syncers: Mutex::default(),
     });
     let installed = Installed::new(&observer);
     let threads: Vec<_> = (0..)
@@ -80,16 +90,17 @@ fn flushes_for(rounds: &[u64], pause: fn(u64) -> Duration) -> u64 {
         t.join().unwrap();
     }
     let flushes = observer.flushes.load(Ordering::SeqCst);
+    let syncers = observer.syncers.lock().unwrap().len();
     drop(installed);
     assert_eq!(journal.durable_count(), rounds.iter().sum::<u64>());
-    flushes
+    (flushes, syncers)
 }
 
 #[test]
 fn callers_coming_back_apart_share_one_sync_per_round() {
     let _serial = serial();
     let (callers, rounds) = (8, 30);
-    let flushes = flushes_for(&[rounds; 8], |caller| Duration::from_micros(50 * caller));
+    let (flushes, _) = flushes_for(&[rounds; 8], |caller| Duration::from_micros(50 * caller));
     println!(
         "{callers} callers, {rounds} rounds: {flushes} syncs ({:.1} records each)",
         (callers * rounds) as f64 / flushes as f64
@@ -110,9 +121,22 @@ fn the_syncer_stops_waiting_for_callers_that_do_not_come_back() {
     // beyond its deadline, and then syncs for the one caller left at once.
     let mut rounds = [1; 8];
     rounds[0] = 20;
-    let flushes = flushes_for(&rounds, |_| Duration::ZERO);
+    let (flushes, _) = flushes_for(&rounds, |_| Duration::ZERO);
     assert!(
         flushes >= 20,
         "{flushes} syncs for 20 records one at a time"
     );
+}
+
+#[test]
+fn the_syncers_take_turns() {
+    let _serial = serial();
+    // One caller, one record per sync: each sync is the next syncer's turn, so that no one
+    // thread carries the cost of every sync.
+    let (flushes, syncers) = flushes_for(&[12], |_| Duration::ZERO);
+    assert!(
+        flushes >= 12,
+        "{flushes} syncs for 12 records one at a time"
+    );
+    assert!(syncers >= 3, "12 syncs by {syncers} syncer thread(s)");
 }

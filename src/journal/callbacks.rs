@@ -1,18 +1,18 @@
 //! Durability callbacks: closures registered for a sequence number, fired once that record
 //! (and every one before it) is durable, by whichever thread completed the covering sync,
-//! or failed when a sync fails. One background thread per journal (the syncer, started by
-//! the first registration) syncs when callbacks wait and nobody else syncs, gathering first
-//! the callers its last sync served (see [`syncer`]).
+//! or failed when a sync fails. A few background threads per journal (the syncers, started
+//! by the first registration, src/journal/syncer.rs) sync when callbacks wait and nobody else
+//! syncs.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 
 use super::shared::{Shared, Wait};
+use super::syncer::{self, Turns, SYNCERS};
 use super::{AppendError, Journal};
 
 /// A registered callback: called once with the record's sequence number, or with the error
@@ -26,12 +26,12 @@ impl Journal {
     ///
     /// The callback is fired by the thread whose sync covered the record (an append under
     /// [`Durability::EveryRecord`](super::Durability::EveryRecord), a
-    /// [`sync`](Journal::sync), the interval flusher), or by the journal's syncer: one
-    /// background thread per journal, started by the first registration, that syncs
-    /// whenever a callback waits for a record not yet durable (so records appended while
-    /// it syncs share its next sync). Before a sync it waits, at most as long as its last
-    /// sync took (and never more than a millisecond), until as many callbacks wait as that
-    /// sync served: callers that come back one after another (tasks awaiting
+    /// [`sync`](Journal::sync), the interval flusher), or by the journal's syncer: four
+    /// background threads per journal, started by the first registration, that take turns
+    /// to sync whenever a callback waits for a record not yet durable (so records appended
+    /// while one syncs share the next sync). Before a sync the syncer waits, at most as long
+    /// as the last sync took (and never more than a millisecond), until as many callbacks
+    /// wait as that sync served: callers that come back one after another (tasks awaiting
     /// `append_durable` in a loop, feature `async`) share one sync rather than straddle
     /// two. No thread waits per callback. A callback for a record already durable fires at
     /// once: in the calling thread, before `when_durable` returns, unless another thread is
@@ -105,11 +105,11 @@ impl Journal {
         Ok(seq)
     }
 
-    /// Dropping: stops the syncer, then fires every callback still waiting (syncing what
+    /// Dropping: stops the syncers, then fires every callback still waiting (syncing what
     /// they wait for) or fails it.
     pub(super) fn close_callbacks(&self) {
         let callbacks = &self.shared.callbacks;
-        callbacks.stop_syncer();
+        syncer::stop(callbacks);
         if callbacks.any() {
             let target = self.shared.appender().next_seq;
             if let Err(e) = self.shared.sync_through(target, Wait::Forever) {
@@ -127,7 +127,7 @@ impl Journal {
 
 /// Why the callbacks still pending fail.
 #[derive(Clone)]
-enum Failure {
+pub(super) enum Failure {
     /// A sync of this segment failed with this error (kind and message).
     Sync {
         segment: PathBuf,
@@ -156,40 +156,44 @@ impl Failure {
     }
 }
 
-/// The callbacks waiting, behind one lock.
+/// The callbacks waiting, behind one lock, and the syncers' shared state.
 #[derive(Default)]
-struct Pending {
+pub(super) struct Pending {
     /// Keyed by sequence number, then registration order.
-    queue: BTreeMap<(u64, u64), Callback>,
-    registered: u64,
+    pub(super) queue: BTreeMap<(u64, u64), Callback>,
+    /// Registrations so far.
+    pub(super) registered: u64,
     /// Whether a thread is firing callbacks now: one at a time, so that they fire in order.
     firing: bool,
     /// Set once syncs fail: every callback not yet durable fails with it.
-    failure: Option<Failure>,
-    /// Asks the syncer to end.
-    stop: bool,
-    /// The syncer sleeps until the queue holds this many callbacks (`usize::MAX`: it waits
-    /// for no registration); the registration that makes it so wakes it, and only that one.
-    wake_at: usize,
+    pub(super) failure: Option<Failure>,
+    /// The syncer whose turn it is sleeps until this many registrations were made (0: any
+    /// registration; `u64::MAX`: none); the registration that reaches it wakes it, no other.
+    pub(super) wake_at: u64,
+    /// The syncers' turns (src/journal/syncer.rs).
+    pub(super) turns: Turns,
 }
 
 /// The durability callbacks of one journal.
 #[derive(Default)]
 pub(crate) struct Callbacks {
     pending: Mutex<Pending>,
-    /// Wakes the syncer: a callback waits for a record not durable yet, or it must stop.
-    wake: Condvar,
-    syncer: Mutex<Option<JoinHandle<()>>>,
+    /// Wakes the syncer whose turn it is: a callback waits for a record not durable yet, a
+    /// sync ended, or it must stop. Only that syncer waits on it.
+    pub(super) wake: Condvar,
+    /// One per syncer: its turn has come, or it must stop.
+    pub(super) turn: [Condvar; SYNCERS],
+    pub(super) syncers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Callbacks {
-    fn lock(&self) -> MutexGuard<'_, Pending> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `callback` for record `seq`, which must have been appended, starts the syncer
-    /// if it is not running (waking it only if it waits for this registration), and fires
-    /// what is ready (maybe `callback` itself, at once).
+    /// Queues `callback` for record `seq`, which must have been appended, starts the syncers
+    /// if they are not running (waking the one whose turn it is only if it waits for this
+    /// registration), and fires what is ready (maybe `callback` itself, at once).
     pub(crate) fn register(shared: &Arc<Shared>, seq: u64, callback: Callback) {
         let this = &shared.callbacks;
         let (covered, mut ready, wake) = {
@@ -202,13 +206,13 @@ impl Callbacks {
             let durable = shared.commit.durable();
             let ready = pending.failure.is_some()
                 || pending.queue.keys().next().is_some_and(|k| k.0 < durable);
-            let wake = pending.queue.len() >= pending.wake_at;
+            let wake = pending.registered >= pending.wake_at;
             if wake {
-                pending.wake_at = usize::MAX;
+                pending.wake_at = u64::MAX;
             }
             (seq < durable, ready, wake)
         };
-        if !covered && !this.start_syncer(shared) {
+        if !covered && !syncer::start(shared) {
             // No thread to sync: this one does, once (the syncer is retried next time).
             if let Err(e) = shared.sync_through(seq + 1, Wait::Forever) {
                 this.failed(&e);
@@ -220,37 +224,6 @@ impl Callbacks {
         }
         if ready {
             this.fire(shared);
-        }
-    }
-
-    /// Starts the syncer unless it runs; false if it cannot be started.
-    fn start_syncer(&self, shared: &Arc<Shared>) -> bool {
-        let mut slot = self.syncer.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_some() {
-            return true;
-        }
-        let weak = Arc::downgrade(shared);
-        let spawned = thread::Builder::new()
-            .name("kekbit-syncer".into())
-            .spawn(move || syncer(weak));
-        match spawned {
-            Ok(handle) => {
-                *slot = Some(handle);
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// Stops the syncer and waits for it (dropping the journal).
-    pub(crate) fn stop_syncer(&self) {
-        self.lock().stop = true;
-        self.wake.notify_all();
-        let handle = self.syncer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        // A callback run by the syncer may drop the journal's last handle: the syncer
-        // then ends by itself once the callback returns.
-        if let Some(handle) = handle.filter(|h| h.thread().id() != thread::current().id()) {
-            let _ = handle.join();
         }
     }
 
@@ -338,82 +311,5 @@ fn failure_of(error: &AppendError) -> Failure {
             message: source.to_string(),
         },
         _ => Failure::Poisoned,
-    }
-}
-
-/// The longest the syncer gathers callers before a sync, whatever its last sync took.
-const GATHER_CAP: Duration = Duration::from_millis(1);
-
-/// The syncer's loop: while a callback waits for a record not yet durable, sync everything
-/// appended (group commit), which fires the callbacks; sleep otherwise. Ends when asked or
-/// when the journal is gone.
-///
-/// Before each sync it gathers: the callers its last sync served (tasks awaiting
-/// `append_durable` in a loop, say) append again within microseconds of being woken, and a
-/// sync started at the first of them would leave the rest a whole sync behind (batches
-/// alternating between a few records and all the others). So it waits until as many
-/// callbacks wait as its last sync served, until as long after that sync as the sync took
-/// ([`GATHER_CAP`] at most); the registration that completes the count wakes it, no other.
-/// A caller alone is never delayed (its own registration completes the count), nor is the
-/// first after a pause (the deadline has passed).
-fn syncer(weak: Weak<Shared>) {
-    // Callbacks the last sync covered, and when the syncer may stop waiting for as many.
-    let mut served = 0;
-    let mut gathered_by = Instant::now();
-    loop {
-        let Some(shared) = weak.upgrade() else {
-            return;
-        };
-        {
-            let this = &shared.callbacks;
-            let mut pending = this.lock();
-            loop {
-                if pending.stop {
-                    return;
-                }
-                let durable = shared.commit.durable();
-                let waiting = pending
-                    .queue
-                    .keys()
-                    .next_back()
-                    .is_some_and(|k| k.0 >= durable);
-                if waiting && pending.failure.is_none() {
-                    break;
-                }
-                // Any registration wakes it (a count could miss one: callbacks fired by
-                // other threads leave the queue meanwhile).
-                pending.wake_at = 0;
-                pending = this.wake.wait(pending).unwrap_or_else(|p| p.into_inner());
-            }
-            while pending.queue.len() < served && !pending.stop {
-                let left = gathered_by.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                pending.wake_at = served;
-                pending = this
-                    .wake
-                    .wait_timeout(pending, left)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-            }
-            pending.wake_at = usize::MAX;
-            if pending.stop {
-                return;
-            }
-            served = pending.queue.len();
-        }
-        let started = Instant::now();
-        let target = shared.appender().next_seq;
-        let synced = panic::catch_unwind(AssertUnwindSafe(|| {
-            if let Err(e) = shared.sync_through(target, Wait::Forever) {
-                shared.callbacks.failed(&e);
-                shared.callbacks.fire(&shared);
-            }
-        }));
-        let ended = Instant::now();
-        gathered_by = ended + (ended - started).min(GATHER_CAP);
-        // A callback's panic was printed by the panic hook; the syncer keeps serving.
-        drop(synced);
     }
 }

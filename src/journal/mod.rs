@@ -47,6 +47,7 @@ mod scan;
 mod segment;
 mod shared;
 mod sync;
+mod syncer;
 mod truncate;
 
 pub use durability::ParseDurabilityError;
