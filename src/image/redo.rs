@@ -26,10 +26,10 @@ pub(crate) struct Redo<'a> {
     pub(crate) bytes: &'a [u8],
 }
 
-/// Writes a write record into `out` (cleared first), ready to append.
-pub(crate) fn encode_into(out: &mut Vec<u8>, new_len: u64, index: u64, bytes: &[u8]) {
-    start(out, KIND_WRITE, new_len, index, bytes.len());
-    out.extend_from_slice(bytes);
+/// The header of a write record; the record is it followed by the new element bytes
+/// (appended as two parts, without a copy into one buffer).
+pub(crate) fn write_header(new_len: u64, index: u64) -> [u8; REDO_HEADER_LEN] {
+    header(KIND_WRITE, new_len, index)
 }
 
 /// Writes a scatter record of `entries` (index, element bytes) into `out` (cleared first).
@@ -38,21 +38,20 @@ pub(crate) fn encode_scatter_into<'e>(
     len: u64,
     entries: impl ExactSizeIterator<Item = (u64, &'e [u8])>,
 ) {
-    start(out, KIND_SCATTER, len, entries.len() as u64, 0);
+    out.clear();
+    out.extend_from_slice(&header(KIND_SCATTER, len, entries.len() as u64));
     for (index, bytes) in entries {
         out.extend_from_slice(&index.to_le_bytes());
         out.extend_from_slice(bytes);
     }
 }
 
-fn start(out: &mut Vec<u8>, kind: u8, new_len: u64, index: u64, more: usize) {
+fn header(kind: u8, new_len: u64, index: u64) -> [u8; REDO_HEADER_LEN] {
     let mut header = [0u8; REDO_HEADER_LEN];
     header[0] = kind;
     header[1..9].copy_from_slice(&new_len.to_le_bytes());
     header[9..].copy_from_slice(&index.to_le_bytes());
-    out.clear();
-    out.reserve(REDO_HEADER_LEN + more);
-    out.extend_from_slice(&header);
+    header
 }
 
 /// The entries of a checked scatter record, as (index, element bytes).
@@ -135,6 +134,13 @@ fn decode_scatter(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write record as the journal stores it: its header, then the element bytes.
+    fn encode_into(out: &mut Vec<u8>, new_len: u64, index: u64, bytes: &[u8]) {
+        out.clear();
+        out.extend_from_slice(&write_header(new_len, index));
+        out.extend_from_slice(bytes);
+    }
 
     #[test]
     fn a_record_round_trips_and_bad_ones_are_refused() {

@@ -13,7 +13,7 @@ use super::dirty::DirtyPages;
 use super::file::{self, area_len};
 use super::header::Slot;
 use super::{redo, ImageError, ImageOptions};
-use crate::journal::Journal;
+use crate::journal::{AppendError, Journal};
 use crate::mmap::CowMap;
 
 /// A persistent, growable array of plain-old-data elements: the data lives in a file
@@ -57,7 +57,7 @@ pub struct MappedVec<T: Pod> {
     pub(super) slot: Slot,
     pub(super) slot_index: usize,
     pub(super) dirty: DirtyPages,
-    /// The redo record being built (kept to reuse its allocation).
+    /// The scatter record being built (kept to reuse its allocation).
     pub(super) record: Vec<u8>,
     /// The most elements one record carries.
     pub(super) chunk: usize,
@@ -274,7 +274,8 @@ impl<T: Pod> MappedVec<T> {
             .iter()
             .map(|(i, v)| (*i as u64, bytemuck::bytes_of(v)));
         redo::encode_scatter_into(&mut self.record, self.len as u64, entries);
-        self.append_record()?;
+        let appended = self.journal.append(&self.record);
+        self.journaled(appended)?;
         for (index, value) in writes {
             self.apply(self.len as u64, *index as u64, bytemuck::bytes_of(value))?;
         }
@@ -441,14 +442,15 @@ impl<T: Pod> MappedVec<T> {
     fn change(&mut self, new_len: usize, index: usize, bytes: &[u8]) -> Result<(), ImageError> {
         self.refuse_if_poisoned()?;
         self.ensure_capacity(new_len)?;
-        redo::encode_into(&mut self.record, new_len as u64, index as u64, bytes);
-        self.append_record()?;
+        let header = redo::write_header(new_len as u64, index as u64);
+        let appended = self.journal.append_parts(&header, bytes);
+        self.journaled(appended)?;
         self.apply(new_len as u64, index as u64, bytes)
     }
 
-    /// Appends the record built in `self.record`; a failure poisons the image.
-    fn append_record(&mut self) -> Result<(), ImageError> {
-        if let Err(e) = self.journal.append(&self.record) {
+    /// The outcome of appending a change's record: a failure poisons the image.
+    fn journaled(&mut self, appended: Result<u64, AppendError>) -> Result<(), ImageError> {
+        if let Err(e) = appended {
             self.poisoned = true;
             return Err(e.into());
         }

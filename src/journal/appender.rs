@@ -1,13 +1,15 @@
 //! The state appends change, behind the journal's lock: the active segment, the next
 //! sequence number, what a sync must cover, and rolling over to the next segment.
 
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::helper::Helper;
 use super::recovery::Active;
 use super::segment;
+use super::shared::Wait;
 use super::{AppendError, Journal};
-use crate::core::{SyncHandle, WriteError, Writer};
+use crate::core::{Encodable, SyncHandle, WriteError, Writer};
 
 /// The sealed segments whose seal, and the records before it, are not yet known durable.
 pub(crate) struct Unsynced {
@@ -34,7 +36,11 @@ pub(crate) struct Appender {
 }
 
 impl Appender {
-    pub(crate) fn append(&mut self, record: &[u8], dir: &Path) -> Result<u64, AppendError> {
+    pub(crate) fn append<D: Encodable + ?Sized>(
+        &mut self,
+        record: &D,
+        dir: &Path,
+    ) -> Result<u64, AppendError> {
         if self.poisoned {
             return Err(AppendError::Poisoned {
                 dir: dir.to_path_buf(),
@@ -100,7 +106,49 @@ impl Appender {
     }
 }
 
+/// A record given as two parts, encoded one after the other: the bytes of their
+/// concatenation, without copying them into one buffer first.
+struct Parts<'a>(&'a [u8], &'a [u8]);
+
+impl Encodable for Parts<'_> {
+    fn encode<W: Write>(&self, out: &mut W) -> io::Result<()> {
+        out.write_all(self.0)?;
+        out.write_all(self.1)
+    }
+}
+
 impl Journal {
+    /// Appends `record`, `len` bytes once encoded, without waiting for durability (see
+    /// [`append_deferred`](Journal::append_deferred)).
+    pub(super) fn append_encoded<D: Encodable + ?Sized>(
+        &self,
+        record: &D,
+        len: usize,
+    ) -> Result<u64, AppendError> {
+        let max = self.shared.options.max_record_len_bytes();
+        if len as u64 > u64::from(max) {
+            return Err(AppendError::RecordTooLarge {
+                dir: self.shared.dir.clone(),
+                len: len as u64,
+                max,
+            });
+        }
+        let seq = self.shared.appender().append(record, &self.shared.dir)?;
+        self.shared.bell.ring();
+        Ok(seq)
+    }
+
+    /// Appends one record made of `head` then `body`, as [`append`](Journal::append) of
+    /// their concatenation would, under the durability policy: for an owner that frames a
+    /// payload with its own header (the mapped image's redo records), without a copy.
+    pub(crate) fn append_parts(&self, head: &[u8], body: &[u8]) -> Result<u64, AppendError> {
+        let seq = self.append_encoded(&Parts(head, body), head.len() + body.len())?;
+        if self.policy_syncs(seq) {
+            self.shared.sync_through(seq + 1, Wait::Forever)?;
+        }
+        Ok(seq)
+    }
+
     /// Makes dropping this journal sync its seal and release its active segment's unused
     /// space whatever the durability policy, as every policy but `Never` does. For an owner
     /// that has just made every record durable before it closes (the mapped image's
@@ -139,5 +187,30 @@ impl Drop for Appender {
             self.active.writer.stop_prefault();
             let _ = segment::release_unused(self.active.writer.path(), end);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::journal::{Durability, Journal, JournalReader};
+
+    #[test]
+    fn a_record_in_two_parts_reads_as_their_concatenation() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::options()
+            .durability(Durability::EveryRecord)
+            .open(dir.path())
+            .unwrap();
+        assert_eq!(journal.append_parts(b"head|", b"body").unwrap(), 0);
+        assert_eq!(journal.append_parts(b"", b"").unwrap(), 1);
+        assert_eq!(journal.durable_count(), 2, "the policy applies");
+        let mut reader = JournalReader::open(dir.path(), 0).unwrap();
+        assert_eq!(reader.try_next().unwrap().unwrap(), (0, &b"head|body"[..]));
+        assert_eq!(reader.try_next().unwrap().unwrap(), (1, &b""[..]));
+        let max = journal.max_record_len() as usize;
+        assert!(
+            journal.append_parts(&vec![0; max], b"x").is_err(),
+            "too large"
+        );
     }
 }

@@ -220,17 +220,7 @@ impl Journal {
     /// assert_eq!(journal.durable_count(), 1);
     /// ```
     pub fn append_deferred(&self, record: &[u8]) -> Result<u64, AppendError> {
-        let max = self.shared.options.max_record_len_bytes();
-        if record.len() as u64 > u64::from(max) {
-            return Err(AppendError::RecordTooLarge {
-                dir: self.shared.dir.clone(),
-                len: record.len() as u64,
-                max,
-            });
-        }
-        let seq = self.shared.appender().append(record, &self.shared.dir)?;
-        self.shared.bell.ring();
-        Ok(seq)
+        self.append_encoded(record, record.len())
     }
 
     /// What the durability policy asks of the append that got `seq`: under
@@ -256,7 +246,7 @@ impl Journal {
     }
 
     /// Whether the durability policy has the append that got `seq` wait for a sync.
-    fn policy_syncs(&self, seq: u64) -> bool {
+    pub(super) fn policy_syncs(&self, seq: u64) -> bool {
         match self.shared.options.durability {
             Durability::EveryRecord => true,
             Durability::EveryN(n) => (seq + 1).is_multiple_of(n),
