@@ -27,6 +27,56 @@ use journal_common::{
 };
 use kekbit::journal::{Durability, Journal, JournalError, JournalReader};
 
+/// Mappings of this process of files that were in `dir` and are no longer (by inode: a
+/// segment mapped while it had its temporary name shows that name, marked deleted).
+fn deleted_mappings(dir: &Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let present: std::collections::HashSet<u64> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| Some(e.ok()?.metadata().ok()?.ino()))
+        .collect();
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let dir = dir.to_string_lossy();
+    maps.lines()
+        .filter(|l| l.contains(dir.as_ref()))
+        .filter_map(|l| l.split_whitespace().nth(4)?.parse::<u64>().ok())
+        .filter(|inode| !present.contains(inode))
+        .count()
+}
+
+// Regression: issue 14 item 2: without a sync (Durability::Never), every pruned segment stayed mapped by its pending sync, so its storage was never freed
+#[test]
+fn pruned_segments_are_unmapped_without_any_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::options()
+        .segment_capacity(64 << 10)
+        .max_record_len(1000)
+        .durability(Durability::Never)
+        .recycle_segments(0)
+        .open(dir.path())
+        .unwrap();
+    for _ in 0..1000 {
+        journal.append(&[7u8; 1000]).unwrap();
+    }
+    let pruned = journal.prune_before(990).unwrap();
+    assert!(pruned.segments_removed >= 10, "{pruned:?}");
+    // The helper thread unmaps them in the background.
+    let start = std::time::Instant::now();
+    while deleted_mappings(dir.path()) > 0 && start.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(deleted_mappings(dir.path()), 0);
+    // Appends, a sync and a reader from the first record held go on as before.
+    journal.append(b"after").unwrap();
+    journal.sync().unwrap();
+    let mut reader = journal.reader(pruned.first_sequence).unwrap();
+    let mut seen = 0;
+    while reader.try_next().unwrap().is_some() {
+        seen += 1;
+    }
+    assert_eq!(seen, 1001 - pruned.first_sequence);
+}
+
 /// Asserts that a new reader from `from` is refused with `Pruned` naming `first`.
 fn assert_pruned(dir: &Path, from: u64, first: u64) {
     match JournalReader::open(dir, from) {

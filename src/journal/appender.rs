@@ -93,6 +93,22 @@ impl Appender {
         Ok(())
     }
 
+    /// Drops, on the helper thread, the pending syncs of sealed segments that a prune
+    /// removed (their files are gone from their names: unlinked, or taken for recycling).
+    /// Their records are gone, so no sync needs them; and each held its segment's mapping,
+    /// which kept the removed file's storage allocated for as long as no sync came: for
+    /// ever under `Durability::Never`, which syncs only when asked.
+    pub(crate) fn forget_pruned(&mut self) {
+        let (gone, kept): (Vec<Unsynced>, Vec<Unsynced>) = self
+            .unsynced
+            .drain(..)
+            .partition(|u| u.sealed && !u.path.exists());
+        self.unsynced = kept;
+        if !gone.is_empty() {
+            self.helper.retire(gone);
+        }
+    }
+
     /// What a sync must cover now, and the record count it makes durable.
     pub(crate) fn sync_work(&mut self) -> (Vec<Unsynced>, u64) {
         let mut work: Vec<Unsynced> = self.unsynced.drain(..).collect();

@@ -474,7 +474,14 @@ impl Journal {
     /// ```
     pub fn prune_before(&self, seq: u64) -> Result<PruneReport, JournalError> {
         let active = self.shared.appender().active.id;
-        super::maintain::prune_segments(&self.shared.dir, seq, active, Some(&self.shared.pool))
+        let report = super::maintain::prune_segments(
+            &self.shared.dir,
+            seq,
+            active,
+            Some(&self.shared.pool),
+        )?;
+        self.shared.appender().forget_pruned();
+        Ok(report)
     }
 }
 
