@@ -47,7 +47,11 @@ impl Journal {
     ///   durable gets [`AppendError::SyncFailed`] (naming the segment and the error), as does
     ///   every later registration for a record not durable (or
     ///   [`AppendError::Poisoned`]); never `Ok` after a failure;
-    /// - a `seq` not appended yet gets [`AppendError::NotAppended`] at once.
+    /// - a `seq` not appended yet gets [`AppendError::NotAppended`] at once;
+    /// - a callback whose record a [`truncate_from`](Journal::truncate_from) discards fires
+    ///   with `Ok(seq)` once the truncation has returned: the truncation first makes every
+    ///   record appended durable, then discards them (the raft store reports such an append
+    ///   to openraft as done, its entries superseded).
     ///
     /// Callbacks should be short (they delay the thread that fires them: hand the result
     /// to a channel or a future). They may call the journal. A callback that panics does
@@ -161,6 +165,8 @@ impl Failure {
 pub(super) struct Pending {
     /// Keyed by sequence number, then registration order.
     pub(super) queue: BTreeMap<(u64, u64), Callback>,
+    /// Callbacks of records a truncation made durable and then discarded: ready to fire.
+    superseded: BTreeMap<(u64, u64), Callback>,
     /// Registrations so far.
     pub(super) registered: u64,
     /// Whether a thread is firing callbacks now: one at a time, so that they fire in order.
@@ -229,7 +235,8 @@ impl Callbacks {
 
     /// Whether callbacks wait.
     pub(crate) fn any(&self) -> bool {
-        !self.lock().queue.is_empty()
+        let pending = self.lock();
+        !pending.queue.is_empty() || !pending.superseded.is_empty()
     }
 
     /// Fires the callbacks whose records are durable, in order, outside every lock; with a
@@ -246,7 +253,8 @@ impl Callbacks {
             // Lock order: callbacks, then the group commit's state (never the reverse).
             let durable = shared.commit.durable();
             let not_durable = pending.queue.split_off(&(durable, 0));
-            let ready = std::mem::replace(&mut pending.queue, not_durable);
+            let mut ready = std::mem::replace(&mut pending.queue, not_durable);
+            ready.append(&mut pending.superseded);
             let failed = match pending.failure.clone() {
                 Some(failure) if !pending.queue.is_empty() => {
                     Some((std::mem::take(&mut pending.queue), failure))
@@ -279,6 +287,17 @@ impl Callbacks {
         if let Some(p) = panicked {
             panic::resume_unwind(p);
         }
+    }
+
+    /// A truncation at `seq` made every record appended durable, then discarded those from
+    /// `seq` on: their callbacks become ready (the next [`fire`](Callbacks::fire) calls them
+    /// with `Ok`), instead of waiting for records that will never be appended under their
+    /// numbers (or, worse, for the different records appended there later). Called with
+    /// the appender locked, before the durable count goes back to `seq`.
+    pub(crate) fn supersede_from(&self, seq: u64) {
+        let mut pending = self.lock();
+        let mut discarded = pending.queue.split_off(&(seq, 0));
+        pending.superseded.append(&mut discarded);
     }
 
     /// Records that a sync of `segment` failed (the first failure recorded is kept): from

@@ -134,6 +134,13 @@ pub(crate) fn first_sequence(chain: &[Linked]) -> u64 {
 impl Shared {
     /// See [`Journal::truncate_from`](super::Journal::truncate_from).
     pub(crate) fn truncate_from(&self, seq: u64) -> Result<TruncateReport, JournalError> {
+        let report = self.truncate_locked(seq);
+        // Outside the appender's lock: the callbacks of discarded records, now ready.
+        self.callbacks.fire(self);
+        report
+    }
+
+    fn truncate_locked(&self, seq: u64) -> Result<TruncateReport, JournalError> {
         let mut appender = self.appender();
         self.check_usable(&appender)?;
         let next = appender.next_seq;
@@ -263,6 +270,8 @@ impl Shared {
         }
         appender.next_seq = next_base;
         appender.epoch = epoch;
+        // Every record appended is durable now; those from `next_base` on are discarded.
+        self.callbacks.supersede_from(next_base);
         self.commit.reset(next_base);
         // The sealed segment is never written again: release what it will never use.
         old.writer.stop_prefault();
