@@ -29,6 +29,8 @@ mod frame;
 mod handler;
 mod header;
 mod map_cache;
+mod new_writer;
+mod open_reader;
 mod options;
 mod pretouch;
 mod read_mode;
@@ -57,23 +59,26 @@ pub use header::{
     Header, DEFAULT_MARK_SHIFT, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_CAPACITY, MAX_MARK_SHIFT,
     MIN_CAPACITY, MIN_MARK_SHIFT, OLDEST_FORMAT_VERSION,
 };
+pub use new_writer::shm_writer;
+pub use open_reader::{shm_reader, try_shm_reader};
 pub use options::{HeaderBuilder, ReaderOptions};
 pub use read_mode::{read_mode, set_read_mode, ReadMode};
-pub use reader::{shm_reader, try_shm_reader, Reader, ShmReader};
+pub use reader::{Reader, ShmReader};
 pub use records::Records;
 pub use tick::TickUnit;
 pub use timeout::TimeoutReader;
-pub use writer::{shm_writer, ShmWriter, Writer};
+pub use writer::{ShmWriter, Writer};
 
 pub(crate) use create::{
     create_dir_durable, fsync_directory, make_dir_durable, mark_durable, sync_directory, VoidedHint,
 };
 pub(crate) use frame::frame_len;
 pub(crate) use header::{CHECKED_LEN, OFF_CLOSED_AT, OFF_DURABLE_WATERMARK};
+pub(crate) use new_writer::{shm_writer_pending, Populate};
+pub(crate) use open_reader::read_header;
 pub(crate) use pretouch::AHEAD as PREFAULT_WINDOW;
-pub(crate) use reader::{read_header, Peek};
+pub(crate) use reader::Peek;
 pub(crate) use recycle::{take_for_recycling, Pooled};
 pub(crate) use resume::resume_for_seal;
 pub(crate) use seek::SeekStop;
 pub(crate) use syncing::SyncHandle;
-pub(crate) use writer::{shm_writer_pending, Populate};

@@ -130,8 +130,8 @@ pub(crate) fn recycle_channel(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::new_writer::{shm_writer, shm_writer_pending, Populate};
     use crate::core::storage_path;
-    use crate::core::writer::{shm_writer, shm_writer_pending, Populate};
     use crate::core::{EncoderHandler, Reader, ShmReader, TickUnit, Writer};
 
     fn header(id: u64) -> Header {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::frame::{self, Binder, TRAILER_RESERVE};
 use super::header::HEADER_LEN;
-use super::reader::read_header;
+use super::open_reader::read_header;
 use super::writer::{ShmWriter, State};
 use super::{ChannelError, EncoderHandler};
 use crate::mmap::WriteMap;

@@ -3,13 +3,11 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::create::create_channel;
-use super::frame::{self, Binder, Kind, MAX_TRAILER_LEN, RECORD_HEADER_LEN, TRAILER_RESERVE};
+use super::frame::{self, Binder, Kind, MAX_TRAILER_LEN, RECORD_HEADER_LEN};
 use super::header::{HEADER_LEN, MARK_LEN, OFF_CLOSED_AT, OFF_DURABLE_WATERMARK, OFF_HEARTBEAT};
-use super::pretouch::{Pretoucher, AHEAD};
-use super::recycle::{recycle_channel, Pooled};
+use super::pretouch::Pretoucher;
 use super::syncing::{sync_range, SyncHandle};
-use super::{ChannelError, Encodable, EncoderHandler, Handler, Header, WriteError};
+use super::{Encodable, Handler, Header, WriteError};
 use crate::fault::{self, IoOp};
 use crate::mmap::WriteMap;
 
@@ -79,7 +77,7 @@ pub(super) enum State {
     Poisoned,
 }
 
-/// The memory-mapped [`Writer`] of one channel, created by [`shm_writer`].
+/// The memory-mapped [`Writer`] of one channel, created by [`shm_writer`](super::shm_writer).
 ///
 /// It holds the channel's exclusive lock (an OS advisory lock on the file, released by the
 /// OS if the process dies) for its whole life. Dropping it closes the channel (without a
@@ -122,140 +120,6 @@ pub struct ShmWriter<H: Handler> {
 
 /// Bytes a resynchronisation mark occupies.
 const MARK_FRAME: u64 = RECORD_HEADER_LEN as u64 + MARK_LEN as u64;
-
-/// Where the first mark of a channel with this header goes: block 0 needs none.
-fn first_mark(header: &Header) -> u64 {
-    match header.mark_shift() {
-        0 => u64::MAX,
-        shift => 1 << shift,
-    }
-}
-
-/// Creates a channel under `root` as described by `header` (its file is
-/// [`storage_path`](super::storage_path)`(root, header.channel_id())`) and returns its writer,
-/// which stages every record through `handler`.
-///
-/// The channel appears under its name only once complete: space reserved on storage, header
-/// written and synced. Fails with [`ChannelError::Locked`] if a live writer holds the channel,
-/// [`ChannelError::AlreadyExists`] if the channel exists and its writer is gone, and
-/// [`ChannelError::Io`] of kind `StorageFull` if the disk cannot hold it.
-///
-/// ```
-/// use kekbit::core::{shm_writer, ChannelError, EncoderHandler, Header, TickUnit};
-/// let dir = tempfile::tempdir().unwrap();
-/// let header = Header::new(1, 9, 1 << 16, 1024, 1_000, TickUnit::Millis);
-/// let writer = shm_writer(dir.path(), &header, EncoderHandler).unwrap();
-/// let second = shm_writer(dir.path(), &header, EncoderHandler);
-/// assert!(matches!(second, Err(ChannelError::Locked { .. })));
-/// # drop(writer);
-/// ```
-pub fn shm_writer<H: Handler>(
-    root: &Path,
-    header: &Header,
-    handler: H,
-) -> Result<ShmWriter<H>, ChannelError> {
-    let mut writer = create_writer(root, header, handler)?;
-    let (from, end) = (HEADER_LEN as u64, header.file_len());
-    writer.pretoucher = Pretoucher::start(writer.map.populator(), from, end, AHEAD, true);
-    Ok(writer)
-}
-
-/// Creates the channel and its writer, without a prefaulting thread.
-fn create_writer<H: Handler>(
-    root: &Path,
-    header: &Header,
-    handler: H,
-) -> Result<ShmWriter<H>, ChannelError> {
-    let (file, path) = create_channel(root, header)?;
-    writer_over(file, path, header, handler)
-}
-
-/// The writer of the channel `header` describes, whose file, just made, is `file` (locked)
-/// under `path`.
-fn writer_over<H: Handler>(
-    file: File,
-    path: PathBuf,
-    header: &Header,
-    handler: H,
-) -> Result<ShmWriter<H>, ChannelError> {
-    let map =
-        WriteMap::map(&file, header.file_len() as usize).map_err(|source| ChannelError::Io {
-            path: path.clone(),
-            action: "mapping the channel",
-            source,
-        })?;
-    Ok(ShmWriter {
-        map,
-        _lock: file,
-        binder: Binder::new(header.channel_id()),
-        position: 0,
-        limit: header.capacity() - TRAILER_RESERVE,
-        synced: 0,
-        state: State::Open,
-        handler,
-        pretoucher: None,
-        path,
-        ordinal: 0,
-        next_mark: first_mark(header),
-        recycled: header.is_recycled(),
-        header: header.clone(),
-    })
-}
-
-/// How much of a pending channel is mapped writable (prefaulted), and when.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Populate {
-    /// The first `now` bytes of the data area before the channel is returned; from its
-    /// [`link`](ShmWriter::link) on, a helper thread stays up to `window` bytes ahead of the
-    /// writer.
-    Ahead {
-        /// Bytes mapped at once.
-        now: u64,
-        /// How far ahead of the writer the helper thread maps, once linked.
-        window: u64,
-    },
-    /// The whole data area before the channel is returned; no helper thread (unless the
-    /// kernel refuses to prefault, in which case one maps ahead as with `Ahead`).
-    Whole,
-}
-
-/// Creates a pending channel: a journal segment prepared ahead of need, linked later with
-/// [`ShmWriter::link`], and prefaulted as `populate` says. Prefaulting is best effort: a
-/// channel that could not be prefaulted still works.
-/// With `recycle`, the channel is made of that file (docs/FORMAT.md, "Recycled segments")
-/// instead of a new one, and marked recycled.
-pub(crate) fn shm_writer_pending(
-    root: &Path,
-    header: &Header,
-    populate: Populate,
-    recycle: Option<Pooled>,
-) -> Result<ShmWriter<EncoderHandler>, ChannelError> {
-    let pending = header.clone().into_pending();
-    let mut writer = match recycle {
-        None => create_writer(root, &pending, EncoderHandler)?,
-        Some(pooled) => {
-            let recycled = pending.into_recycled();
-            let (file, path) = recycle_channel(root, &recycled, pooled)?;
-            writer_over(file, path, &recycled, EncoderHandler)?
-        }
-    };
-    let (now, window) = match populate {
-        Populate::Whole => {
-            if writer.prefault().is_ok() {
-                return Ok(writer);
-            }
-            (0, AHEAD)
-        }
-        Populate::Ahead { now, window } => match writer.prefault_ahead(now) {
-            Ok(()) => (now, window),
-            Err(_) => (0, window),
-        },
-    };
-    let end = header.file_len();
-    let from = end.min(HEADER_LEN as u64 + now);
-    writer.pretoucher = Pretoucher::start(writer.map.populator(), from, end, window, false);
-    Ok(writer)
-}
 
 impl<H: Handler> ShmWriter<H> {
     /// A handle that syncs this channel from another thread.
@@ -676,7 +540,7 @@ impl<H: Handler> std::fmt::Debug for ShmWriter<H> {
 mod tests {
     use super::*;
 
-    use crate::core::{SequenceHandler, TickUnit};
+    use crate::core::{shm_writer, SequenceHandler, TickUnit};
 
     #[test]
     fn a_failed_encoding_leaves_no_bytes_behind() {
