@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -184,6 +185,8 @@ pub(super) struct Pending {
 #[derive(Default)]
 pub(crate) struct Callbacks {
     pending: Mutex<Pending>,
+    /// `Pending::registered`, readable without the lock.
+    issued: AtomicU64,
     /// Wakes the syncer whose turn it is: a callback waits for a record not durable yet, a
     /// sync ended, or it must stop. Only that syncer waits on it.
     pub(super) wake: Condvar,
@@ -206,6 +209,7 @@ impl Callbacks {
             let mut pending = this.lock();
             let order = pending.registered;
             pending.registered += 1;
+            this.issued.store(pending.registered, Ordering::SeqCst);
             pending.queue.insert((seq, order), callback);
             // Lock order: callbacks, then the group commit's state. A sync that ends after
             // this look fires what it covered itself (it takes this lock after publishing).
@@ -289,15 +293,30 @@ impl Callbacks {
         }
     }
 
+    /// How many callbacks were registered so far, read without the callbacks' lock: a
+    /// truncation reads it with the appender locked (the syncers take the callbacks' lock,
+    /// then the appender's, never the reverse). Every callback registered later is for a
+    /// record appended after the truncation.
+    pub(crate) fn registrations(&self) -> u64 {
+        self.issued.load(Ordering::SeqCst)
+    }
+
     /// A truncation at `seq` made every record appended durable, then discarded those from
-    /// `seq` on: their callbacks become ready (the next [`fire`](Callbacks::fire) calls them
-    /// with `Ok`), instead of waiting for records that will never be appended under their
-    /// numbers (or, worse, for the different records appended there later). Called with
-    /// the appender locked, before the durable count goes back to `seq`.
-    pub(crate) fn supersede_from(&self, seq: u64) {
+    /// `seq` on: the callbacks registered before it (`before` registrations, see
+    /// [`registrations`](Callbacks::registrations)) for those records become ready (the next
+    /// [`fire`](Callbacks::fire) calls them with `Ok`), instead of waiting for records that
+    /// will never be appended under their numbers, or for the different records appended
+    /// there later. Called after the truncation released the appender.
+    pub(crate) fn supersede_from(&self, seq: u64, before: u64) {
         let mut pending = self.lock();
-        let mut discarded = pending.queue.split_off(&(seq, 0));
-        pending.superseded.append(&mut discarded);
+        let from_seq = pending.queue.split_off(&(seq, 0));
+        for (key, callback) in from_seq {
+            if key.1 < before {
+                pending.superseded.insert(key, callback);
+            } else {
+                pending.queue.insert(key, callback);
+            }
+        }
     }
 
     /// Records that a sync of `segment` failed (the first failure recorded is kept): from

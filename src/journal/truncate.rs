@@ -134,13 +134,18 @@ pub(crate) fn first_sequence(chain: &[Linked]) -> u64 {
 impl Shared {
     /// See [`Journal::truncate_from`](super::Journal::truncate_from).
     pub(crate) fn truncate_from(&self, seq: u64) -> Result<TruncateReport, JournalError> {
-        let report = self.truncate_locked(seq);
-        // Outside the appender's lock: the callbacks of discarded records, now ready.
+        let report = self.truncate_locked(seq)?;
+        if let Some(before) = report.1 {
+            // Outside the appender's lock: the callbacks of discarded records, now ready.
+            self.callbacks.supersede_from(seq, before);
+        }
         self.callbacks.fire(self);
-        report
+        Ok(report.0)
     }
 
-    fn truncate_locked(&self, seq: u64) -> Result<TruncateReport, JournalError> {
+    /// The truncation, with the appender locked; with the number of callbacks registered
+    /// when it discarded records.
+    fn truncate_locked(&self, seq: u64) -> Result<(TruncateReport, Option<u64>), JournalError> {
         let mut appender = self.appender();
         self.check_usable(&appender)?;
         let next = appender.next_seq;
@@ -161,14 +166,17 @@ impl Shared {
             epoch: appender.epoch,
         };
         if seq == next {
-            return Ok(report);
+            return Ok((report, None));
         }
         let hints = voided_hints(&self.dir, &chain, appender.active.id, seq)?;
         let epoch = appender.epoch + 1;
         self.relink(&mut appender, seq, epoch, &hints)?;
         report.discarded = next - seq;
         report.epoch = epoch;
-        Ok(report)
+        // Read with the appender still locked: every registration after this is for a
+        // record appended after the truncation.
+        let before = self.callbacks.registrations();
+        Ok((report, Some(before)))
     }
 
     /// See [`Journal::skip_to`](super::Journal::skip_to).
@@ -270,8 +278,6 @@ impl Shared {
         }
         appender.next_seq = next_base;
         appender.epoch = epoch;
-        // Every record appended is durable now; those from `next_base` on are discarded.
-        self.callbacks.supersede_from(next_base);
         self.commit.reset(next_base);
         // The sealed segment is never written again: release what it will never use.
         old.writer.stop_prefault();
