@@ -87,3 +87,18 @@ fn reopening_after_a_clean_close_syncs_nothing_already_there() {
     assert_eq!(image.unwrap().len(), 100);
     assert_eq!(*note.seen.lock().unwrap(), Vec::<String>::new());
 }
+
+// Regression: issue 15 item 1: an empty `set_many` journaled a record that no checkpoint
+// covered, so reopening after a clean close replayed it (found by tests/image_vec_model.rs,
+// case `[SetMany([]), Reopen]`).
+#[test]
+fn an_empty_set_many_leaves_nothing_to_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut image = MappedVec::<u64>::options().create(dir.path()).unwrap();
+    image.set_many(&[]).unwrap();
+    drop(image);
+    let image = MappedVec::<u64>::options().open(dir.path()).unwrap();
+    let replayed = image.open_report().replayed;
+    assert_eq!(replayed, 0, "a clean close replays nothing");
+    assert!(image.is_empty());
+}
