@@ -98,18 +98,28 @@ fn flushes_for(rounds: &[u64], pause: fn(u64) -> Duration) -> (u64, usize) {
 
 #[test]
 fn callers_coming_back_apart_share_one_sync_per_round() {
+    // Regression: CI run of stop 19: one attempt on a loaded 2-core machine took 46 syncs
+    // for 30 rounds (a few rounds split by a caller woken late), one over the bound.
     let _serial = serial();
     let (callers, rounds) = (8, 30);
-    let (flushes, _) = flushes_for(&[rounds; 8], |caller| Duration::from_micros(50 * caller));
-    println!(
-        "{callers} callers, {rounds} rounds: {flushes} syncs ({:.1} records each)",
-        (callers * rounds) as f64 / flushes as f64
-    );
-    // One sync per round, give or take rounds split by a late caller (a loaded machine);
-    // without gathering, two per round.
+    // Without gathering every attempt takes about two syncs per round; with it, about one,
+    // give or take rounds split by a caller the scheduler woke late (a loaded machine). The
+    // best of three attempts keeps that noise out of the verdict, not a broken gatherer.
+    let mut best = u64::MAX;
+    for attempt in 1..=3 {
+        let (flushes, _) = flushes_for(&[rounds; 8], |caller| Duration::from_micros(50 * caller));
+        println!(
+            "attempt {attempt}: {callers} callers, {rounds} rounds: {flushes} syncs ({:.1} records each)",
+            (callers * rounds) as f64 / flushes as f64
+        );
+        best = best.min(flushes);
+        if best <= rounds * 3 / 2 {
+            break;
+        }
+    }
     assert!(
-        flushes <= rounds * 3 / 2,
-        "{flushes} syncs for {rounds} rounds of {callers} callers"
+        best <= rounds * 3 / 2,
+        "{best} syncs for {rounds} rounds of {callers} callers in the best of 3 attempts"
     );
 }
 
