@@ -824,15 +824,12 @@ impl Bell {
     /// Says that the caller is about to sleep and returns the word to pass to
     /// [`Bell::wait`]: its ring count (bits 1 to 31) tells whether a ring came since the
     /// last call. A ring after this call wakes the sleeper (or makes it not sleep).
-    // Waiting is for the streams of feature `async`; ringing is the writer's, always.
-    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn arm(&self) -> u32 {
         self.word().fetch_or(1, Ordering::SeqCst) | 1
     }
 
     /// Sleeps until a ring, `timeout`, or a spurious wake-up; returns at once if the word is
     /// no longer `armed` (a ring came in between).
-    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn wait(&self, armed: u32, timeout: std::time::Duration) {
         let ts = libc::timespec {
             tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,

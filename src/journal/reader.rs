@@ -69,6 +69,8 @@ pub struct JournalReader {
     epoch: u64,
     /// The last `voided_from` hint of the current segment that was checked against the chain.
     hint_checked: Option<HintCheck>,
+    /// The journal's doorbell, mapped the first time a wait sleeps (see `live.rs`).
+    bell: live::Doorbell,
 }
 
 /// How often the same end of data is checked for a missing seal.
@@ -105,6 +107,7 @@ impl JournalReader {
             truncated: None,
             epoch: 0,
             hint_checked: None,
+            bell: live::Doorbell::default(),
         };
         // Damage found while locating is reported by the first read, so that the records
         // before it can still be read; only a pruned start is refused here.

@@ -55,10 +55,10 @@ enum Command {
     /// Print the last records and, with --follow, keep printing new ones across segment
     /// rollovers and writer sessions, until interrupted.
     ///
-    /// A follower waits by polling with back-off (pauses growing to 1 ms while a writer holds
-    /// the journal; no futex). When the writer closes the journal, or stops without closing
-    /// it (it died), the follower looks for the next writer every 100 ms, or with
-    /// --until-closed says why it stops and exits.
+    /// A follower sleeps on the journal's doorbell (a futex the writer rings after each
+    /// append), looking whether the writer is still there every 50 ms. When the writer closes
+    /// the journal, or stops without closing it (it died), the follower looks for the next
+    /// writer every 100 ms, or with --until-closed says why it stops and exits.
     Tail {
         /// The journal's directory.
         dir: PathBuf,

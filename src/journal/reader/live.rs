@@ -4,9 +4,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::super::segment;
+use super::super::{bell, segment};
 use super::{JournalError, JournalReader};
 use crate::core::Reader;
+use crate::mmap::Bell;
 
 /// How often a waiting reader looks again whether the journal's writer closed it or died.
 const STATUS_INTERVAL: Duration = Duration::from_millis(50);
@@ -14,12 +15,44 @@ const STATUS_INTERVAL: Duration = Duration::from_millis(50);
 /// Polls of a wait that spin or yield before it sleeps (half spin, half yield).
 const BUSY_POLLS: u32 = 128;
 
-/// The first pause of a wait that sleeps; each next one is twice as long, up to
-/// [`MAX_PAUSE`] (reached after about 2 ms of sleeping).
+/// The first pause of a wait that sleeps without the doorbell; each next one is twice as
+/// long, up to [`MAX_PAUSE`] (reached after about 2 ms of sleeping).
 const FIRST_PAUSE: Duration = Duration::from_micros(16);
 
-/// The longest pause between two polls of a wait.
+/// The longest pause between two polls of a wait without the doorbell.
 const MAX_PAUSE: Duration = Duration::from_millis(1);
+
+/// The journal's doorbell (docs/FORMAT.md, "The doorbell file") as a reader knows it: mapped
+/// the first time one of its waits sleeps; when it cannot be (no file yet, no write
+/// permission), the reader polls and tries again at most every [`STATUS_INTERVAL`].
+#[derive(Default)]
+pub(super) enum Doorbell {
+    #[default]
+    Untried,
+    Missing(Instant),
+    Mapped(Bell),
+}
+
+impl Doorbell {
+    /// The mapped bell of the journal in `dir`, mapping it if it is time to try.
+    fn get(&mut self, dir: &Path) -> Option<&Bell> {
+        let retry = match self {
+            Doorbell::Untried => true,
+            Doorbell::Missing(at) => at.elapsed() >= STATUS_INTERVAL,
+            Doorbell::Mapped(_) => false,
+        };
+        if retry {
+            *self = match bell::open(dir, false) {
+                Some(bell) => Doorbell::Mapped(bell),
+                None => Doorbell::Missing(Instant::now()),
+            };
+        }
+        match self {
+            Doorbell::Mapped(bell) => Some(bell),
+            _ => None,
+        }
+    }
+}
 
 /// How long one wait of [`Follow`] lasts before it starts the next (it returns only with a
 /// record or an error; this only bounds each inner wait).
@@ -60,13 +93,18 @@ impl JournalReader {
     /// Like [`try_next`](JournalReader::try_next), but waits up to `timeout` for a record.
     /// `Ok(None)` means nothing yet: a writer holds the journal and may append.
     ///
-    /// Waiting backs off: the reader polls the mapped segment, spinning briefly, then
-    /// yielding, then sleeping with a pause that doubles up to a millisecond, so a reader
-    /// waiting long wakes at most about a thousand times a second, each time for one load
-    /// of the next record's header (there is no futex: writers never make a system call to
-    /// wake readers, and a record is seen at most about a millisecond late). A wait finds out
-    /// whether a writer is still there when it starts sleeping (at once when the reader
-    /// stands on a segment's seal), before it returns `Ok(None)`, and every 50 ms between.
+    /// Waiting: the reader polls the mapped segment, spinning briefly, then yielding, then
+    /// sleeps on the journal's doorbell, a futex that the writer (in any process) rings
+    /// after each append and sync: a record wakes it within tens of microseconds, and a
+    /// reader waiting long costs nothing between records. The writer makes the system call
+    /// only when a reader sleeps. A wait finds out whether a writer is still there when it
+    /// starts sleeping (at once when the reader stands on a segment's seal), before it
+    /// returns `Ok(None)`, and every 50 ms between (a writer that died rings no more).
+    /// Without the doorbell (a reader that cannot open `kekbit.bell` for writing, or a
+    /// journal no writer of kekbit 0.6 or later has opened), it sleeps with a pause that
+    /// doubles up to a millisecond instead, so a record is seen at most about a millisecond
+    /// late. A writer of kekbit 0.5 or older does not ring: a reader sleeping on a bell that
+    /// an earlier writer created sees its records at most 50 ms late.
     ///
     /// When no writer will append, it returns at once (having read every record):
     /// [`JournalError::WriterClosed`] if the writer closed the journal (the last segment is
@@ -118,6 +156,22 @@ impl JournalReader {
                 std::hint::spin_loop();
             } else if idle < BUSY_POLLS {
                 std::thread::yield_now();
+            } else if let Some(armed) = self.bell.get(&self.dir).map(Bell::arm) {
+                // Armed before the last look: a record published after the arm rings the
+                // bell, which wakes the wait below or makes it return at once, so none is
+                // slept through; one published before it is seen by this look.
+                if self.ready()? {
+                    return self.try_next();
+                }
+                // Until the deadline, or the next look at the writer (none taken yet: take
+                // it first, at the top of the loop).
+                let status_due = checked.map_or(now, |at| at + STATUS_INTERVAL);
+                let left = deadline
+                    .min(status_due)
+                    .saturating_duration_since(Instant::now());
+                if let (Doorbell::Mapped(bell), false) = (&self.bell, left.is_zero()) {
+                    bell.wait(armed, left);
+                }
             } else {
                 std::thread::sleep(pause.min(deadline - now));
                 pause = (pause * 2).min(MAX_PAUSE);
@@ -129,8 +183,8 @@ impl JournalReader {
     /// yields an owned copy with its sequence number. It ends after yielding an error: the
     /// writer closed the journal ([`JournalError::WriterClosed`]) or died
     /// ([`JournalError::WriterGone`]) once every record was read, or damage. It waits as
-    /// [`next_timeout`](JournalReader::next_timeout) does (backing off to a millisecond's
-    /// pause; no futex). The reader stays usable afterwards: calling `follow` again after a
+    /// [`next_timeout`](JournalReader::next_timeout) does (on the journal's doorbell). The
+    /// reader stays usable afterwards: calling `follow` again after a
     /// writer reopened the journal continues where it stopped.
     ///
     /// ```
