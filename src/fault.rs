@@ -57,6 +57,11 @@ pub enum IoOp<'a> {
     /// a `SyncFile` follows): a mapped image's checkpoint writing changed pages and a header
     /// slot.
     WriteAt(&'a Path, u64, u64),
+    /// The pages of `[offset, offset + len)` of a file are written back without making
+    /// anything durable (`sync_file_range`, no metadata, no cache flush): zero pages ahead of
+    /// a journal segment's writer, so that the file system allocates their blocks before
+    /// records land there. Nothing depends on it.
+    WriteBack(&'a Path, u64, u64),
 }
 
 #[cfg(feature = "fault-injection")]
@@ -77,7 +82,8 @@ impl IoOp<'_> {
             | IoOp::SyncDir(p)
             | IoOp::Remove(p)
             | IoOp::Punch(p, _, _)
-            | IoOp::WriteAt(p, _, _) => p,
+            | IoOp::WriteAt(p, _, _)
+            | IoOp::WriteBack(p, _, _) => p,
             IoOp::Link(_, to) | IoOp::Rename(_, to) => to,
         }
     }

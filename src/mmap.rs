@@ -515,8 +515,8 @@ pub(crate) struct WriteMap {
     region: Arc<Region>,
 }
 
-/// A handle that may only ask the kernel to prefault pages of a writer's mapping; it can
-/// neither read nor write the mapped memory.
+/// A handle that may only ask the kernel to prefault pages of a writer's mapping and load
+/// words of its header (how far syncs have come); it never writes the mapped memory.
 pub(crate) struct Populator {
     region: Arc<Region>,
 }
@@ -700,6 +700,11 @@ impl Populator {
             Backing::Mapped(map) => map.advise_range(Advice::PopulateWrite, offset, len),
             Backing::Heap { .. } => Ok(()),
         }
+    }
+
+    /// Atomically loads the little-endian `u64` at `offset` (acquire).
+    pub(crate) fn load(&self, offset: usize) -> u64 {
+        self.region.load_acquire(offset)
     }
 }
 
@@ -1111,19 +1116,51 @@ pub(crate) fn reserve(file: &File, len: u64) -> io::Result<()> {
 /// block at either end of the range in place. `EOPNOTSUPP` where the file system cannot
 /// punch holes (and everywhere but Linux).
 pub(crate) fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+    // SAFETY: plain system call on a file descriptor that `file` keeps open for the duration
+    // of the call; no memory is passed. It changes the file's contents, not memory this
+    // process owns: pages of the range that are mapped read as zeros after it, which the
+    // callers allow only over bytes no one reads as data (past a seal).
+    range_call(file, offset, len, |fd, offset, len| unsafe {
+        libc::fallocate(fd, mode, offset, len)
+    })
+}
+
+/// Writes the dirty pages of the file range `[offset, offset + len)` of `file` back to the
+/// device and waits for that writeback (`sync_file_range` with `WAIT_BEFORE | WRITE |
+/// WAIT_AFTER`): no metadata and no flush of the device's cache, so nothing is durable by
+/// it; the file system allocates the range's blocks (ext4 converts unwritten extents).
+/// An error of this writeback is reported to this open file only: open `file` apart from
+/// the file a mapping was made of, so that the syncs through that mapping still see every
+/// writeback error of the pages they cover. `EOPNOTSUPP` everywhere but Linux.
+pub(crate) fn write_back(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+        | libc::SYNC_FILE_RANGE_WRITE
+        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    // SAFETY: plain system call on a file descriptor that `file` keeps open for the duration
+    // of the call; no memory is passed, and writing pages back changes no byte of the file
+    // or of any mapping of it.
+    range_call(file, offset, len, |fd, offset, len| unsafe {
+        libc::sync_file_range(fd, offset, len, flags)
+    })
+}
+
+/// Runs `call` with `file`'s descriptor and the range `[offset, offset + len)`, a Linux
+/// system call returning 0 on success and -1 with `errno` set on failure; `EOPNOTSUPP`
+/// everywhere but Linux.
+fn range_call(
+    file: &File,
+    offset: u64,
+    len: u64,
+    call: impl FnOnce(libc::c_int, libc::off_t, libc::off_t) -> libc::c_int,
+) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
         let too_large = || io::Error::new(io::ErrorKind::InvalidInput, "range too large");
         let offset = libc::off_t::try_from(offset).map_err(|_| too_large())?;
         let len = libc::off_t::try_from(len).map_err(|_| too_large())?;
-        let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
-        // SAFETY: plain system call on a file descriptor that `file` keeps open for the
-        // duration of the call; no memory is passed. It changes the file's contents, not
-        // memory this process owns: pages of the range that are mapped read as zeros after
-        // it, which the callers allow only over bytes no one reads as data (past a seal).
-        let rc = unsafe { libc::fallocate(file.as_raw_fd(), mode, offset, len) };
-        if rc == 0 {
+        if call(file.as_raw_fd(), offset, len) == 0 {
             Ok(())
         } else {
             Err(io::Error::last_os_error())
@@ -1131,7 +1168,7 @@ pub(crate) fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<()> {
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = (file, offset, len);
+        let _ = (file, offset, len, call);
         Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
     }
 }

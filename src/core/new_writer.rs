@@ -47,7 +47,14 @@ pub fn shm_writer<H: Handler>(
 ) -> Result<ShmWriter<H>, ChannelError> {
     let mut writer = create_writer(root, header, handler)?;
     let (from, end) = (HEADER_LEN as u64, header.file_len());
-    writer.pretoucher = Pretoucher::start(writer.map.populator(), from, end, AHEAD, true);
+    writer.pretoucher = Pretoucher::start(
+        writer.map.populator(),
+        writer.path.clone(),
+        from,
+        end,
+        AHEAD,
+        true,
+    );
     Ok(writer)
 }
 
@@ -144,6 +151,13 @@ pub(crate) fn shm_writer_pending(
     };
     let end = header.file_len();
     let from = end.min(HEADER_LEN as u64 + now);
-    writer.pretoucher = Pretoucher::start(writer.map.populator(), from, end, window, false);
+    writer.pretoucher = Pretoucher::start(
+        writer.map.populator(),
+        writer.path.clone(),
+        from,
+        end,
+        window,
+        false,
+    );
     Ok(writer)
 }

@@ -10,17 +10,39 @@
 //! One thread maps pages at a bounded rate (about one 4 KiB page per microsecond on the
 //! virtual machines we measured, so about 4 GB/s): a writer streaming large records can
 //! overtake it. Callers that can pay the faults ahead of time use `ShmWriter::prefault`.
+//!
+//! Writing back ahead: while syncs keep up with the writer (the durable watermark moved
+//! since the helper last looked, and trails the writer by at most [`KEEP_UP`]), the helper
+//! also writes the zero pages up to [`WRITE_AHEAD`] ahead of the writer back to the device
+//! (`sync_file_range`, through a file it opens for that alone), and populates them again.
+//! A channel's blocks are reserved with `fallocate`, which ext4 records as unwritten
+//! extents: the first writeback of a block converts its extent, and a sync that has to wait
+//! for the conversion also writes the inode (a second write to the device, in series). Done
+//! ahead, a chunk of 256 KiB at a time, each sync of a few records writes its data and
+//! flushes the device's cache, and no more (docs/PERFORMANCE.md, "Streams"). Nothing is made
+//! durable by it and nothing depends on it; a writer that does not sync, or syncs seldom,
+//! gets no writeback ahead (every block would be written twice).
 
+use std::fs::File;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
-use crate::mmap::Populator;
+use super::header::{HEADER_LEN, OFF_DURABLE_WATERMARK};
+use crate::fault::{self, IoOp};
+use crate::mmap::{self, Populator};
 
 /// Bytes populated per call, and how far the writer moves between wake-ups of the helper.
 const CHUNK: u64 = 256 << 10;
 /// How far ahead of the writer the window reaches by default.
 pub(crate) const AHEAD: u64 = 16 << 20;
+/// How far ahead of the writer the helper writes pages back while syncs keep up.
+const WRITE_AHEAD: u64 = 512 << 10;
+/// Syncs keep up when the durable watermark trails the writer by at most this much.
+const KEEP_UP: u64 = 256 << 10;
+/// Where the writeback ahead starts, past the page the writer is in.
+const MARGIN: u64 = 64 << 10;
 
 struct Shared {
     writer_at: AtomicU64,
@@ -40,28 +62,36 @@ impl Pretoucher {
     /// the offset last passed to [`advance`](Pretoucher::advance). Unless `armed`, the thread
     /// waits for [`arm`](Pretoucher::arm) before it populates anything (a segment prepared
     /// ahead of need gets its thread then, but no pages before it is used). `None` if no
-    /// thread could be started (the writer then simply takes its own page faults).
+    /// thread could be started (the writer then simply takes its own page faults). `path`
+    /// names the channel's file, for the writeback ahead.
     pub(crate) fn start(
         populator: Populator,
+        path: PathBuf,
         from: u64,
         end: u64,
         window: u64,
         armed: bool,
     ) -> Option<Pretoucher> {
         let shared = Arc::new(Shared {
-            writer_at: AtomicU64::new(from),
+            // A new channel's writer starts at the data area (pages up to `from` were
+            // populated when it was made); it tells the helper from there on, for the
+            // writeback ahead.
+            writer_at: AtomicU64::new(HEADER_LEN as u64),
             stop: AtomicBool::new(false),
             armed: AtomicBool::new(armed),
         });
         let theirs = Arc::clone(&shared);
         let thread = thread::Builder::new()
             .name("kekbit-pretouch".into())
-            .spawn(move || run(&populator, &theirs, from, end, window))
+            .spawn(move || {
+                let mut ahead = WriteAhead::new(path);
+                run(&populator, &mut ahead, &theirs, from, end, window);
+            })
             .ok()?;
         Some(Pretoucher {
             shared,
             thread: Some(thread),
-            next_signal: from + CHUNK,
+            next_signal: HEADER_LEN as u64 + CHUNK,
         })
     }
 
@@ -86,7 +116,14 @@ impl Pretoucher {
     }
 }
 
-fn run(populator: &Populator, shared: &Shared, from: u64, end: u64, window: u64) {
+fn run(
+    populator: &Populator,
+    ahead: &mut WriteAhead,
+    shared: &Shared,
+    from: u64,
+    end: u64,
+    window: u64,
+) {
     while !shared.armed.load(Ordering::Acquire) {
         if shared.stop.load(Ordering::Relaxed) {
             return;
@@ -107,10 +144,83 @@ fn run(populator: &Populator, shared: &Shared, from: u64, end: u64, window: u64)
             }
             done += n;
         }
-        if done >= end {
+        ahead.write_back(populator, shared, writer_at, done);
+        if done >= end && !ahead.may_write_back(end) {
             return;
         }
         thread::park();
+    }
+}
+
+/// The writeback ahead of the writer (see the module's documentation).
+struct WriteAhead {
+    path: PathBuf,
+    /// Opened at the first writeback: its own open file, so that an error of a writeback
+    /// ahead is reported to it, not taken from the syncs through the writer's mapping.
+    file: Option<File>,
+    /// Mapping offset up to which pages were written back.
+    written: u64,
+    /// The durable watermark (mapping offset) at the helper's last look.
+    durable: u64,
+    /// Cleared when opening the file or a writeback fails: the helper stops writing back.
+    enabled: bool,
+}
+
+impl WriteAhead {
+    fn new(path: PathBuf) -> WriteAhead {
+        WriteAhead {
+            path,
+            file: None,
+            // Pages before the window the helper populates were populated when the channel
+            // was made (a segment prepared ahead): written back from the data area's start.
+            written: 0,
+            durable: u64::MAX,
+            enabled: true,
+        }
+    }
+
+    /// Whether pages before `end` may still be written back.
+    fn may_write_back(&self, end: u64) -> bool {
+        self.enabled && self.written < end
+    }
+
+    /// Writes pages back from [`MARGIN`] to [`WRITE_AHEAD`] past `writer_at` (not past
+    /// `populated`: only populated pages are dirty), a chunk at a time, if syncs keep up with
+    /// the writer.
+    fn write_back(
+        &mut self,
+        populator: &Populator,
+        shared: &Shared,
+        writer_at: u64,
+        populated: u64,
+    ) {
+        let durable = HEADER_LEN as u64 + populator.load(OFF_DURABLE_WATERMARK);
+        let moved = self.durable != u64::MAX && durable > self.durable;
+        self.durable = durable;
+        if !self.enabled || !moved || writer_at.saturating_sub(durable) > KEEP_UP {
+            return;
+        }
+        self.written = self.written.max(writer_at.next_multiple_of(4096) + MARGIN);
+        let want = populated.min(writer_at.saturating_add(WRITE_AHEAD)) / 4096 * 4096;
+        while self.written < want && !shared.stop.load(Ordering::Relaxed) {
+            let (at, n) = (self.written, CHUNK.min(want - self.written));
+            if self.file.is_none() {
+                self.file = File::open(&self.path).ok();
+            }
+            let Some(file) = &self.file else {
+                self.enabled = false;
+                return;
+            };
+            let op = IoOp::WriteBack(&self.path, at, n);
+            if fault::run(op, || mmap::write_back(file, at, n)).is_err() {
+                self.enabled = false;
+                return;
+            }
+            // Written back, the pages are clean and write-protected: map them writable again,
+            // so that the writer's stores do not fault.
+            let _ = populator.populate(at as usize, n as usize);
+            self.written = at + n;
+        }
     }
 }
 

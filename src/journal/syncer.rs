@@ -153,9 +153,32 @@ fn next_sync(shared: &Shared, me: usize) -> Option<u64> {
         if waiting && !pending.turns.syncing && pending.failure.is_none() {
             break;
         }
-        // Any registration wakes it, as does the end of a sync.
-        pending.wake_at = 0;
-        pending = this.wake.wait(pending).unwrap_or_else(|p| p.into_inner());
+        // Between syncs, while a gathering is due, only the registration that completes it
+        // wakes it, or the gathering's deadline: the callers the last sync served come back
+        // one by one, and a wake-up at the first would only put it to sleep again. Otherwise
+        // any registration wakes it; so does the end of a sync.
+        let turns = &pending.turns;
+        let due = match turns.gather_until {
+            Some(until)
+                if !turns.syncing && pending.registered - turns.decided_at < turns.served =>
+            {
+                Some(until.saturating_duration_since(Instant::now())).filter(|d| !d.is_zero())
+            }
+            _ => None,
+        };
+        pending = match due {
+            Some(left) => {
+                pending.wake_at = pending.turns.decided_at + pending.turns.served;
+                this.wake
+                    .wait_timeout(pending, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0
+            }
+            None => {
+                pending.wake_at = 0;
+                this.wake.wait(pending).unwrap_or_else(|p| p.into_inner())
+            }
+        };
     }
     while let Some(until) = pending.turns.gather_until {
         let turns = &pending.turns;
