@@ -1087,6 +1087,15 @@ fn ofd_conflict(file: &File, kind: LockKind, range: (u64, u64)) -> io::Result<Op
     Ok(Some((lock.l_start as u64, lock.l_len as u64)))
 }
 
+/// Writes the dirty pages holding the first `len` bytes of `file` back to storage and waits
+/// for them (`msync(MS_SYNC)` of a shared mapping made for the call, which on Linux syncs
+/// that range of the file, with the metadata needed to read it, and not the rest of the
+/// file's dirty pages). `file` must be open for reading and writing.
+pub(crate) fn sync_start(file: &File, len: usize) -> io::Result<()> {
+    let map = MmapOptions::new().len(len).map_raw(file)?;
+    map.flush_range(0, len)
+}
+
 /// Reserves `len` bytes of real disk space for `file` (not a sparse hole), extending it to
 /// `len` bytes: a full disk is reported here as `StorageFull` instead of a SIGBUS later.
 pub(crate) fn reserve(file: &File, len: u64) -> io::Result<()> {

@@ -62,6 +62,24 @@ fn fill(journal: &Journal, segments: u64) {
     }
 }
 
+/// Checks that `journal` reads back every record it keeps, in order, none from an earlier
+/// life, then closes it and checks that `verify` finds it clean; returns its next sequence
+/// number.
+fn check_kept_and_close(journal: Journal) -> u64 {
+    let dir = journal.dir().to_path_buf();
+    let first_seq = journal.first_sequence().unwrap();
+    let next = journal.next_sequence();
+    let got = read_all(&dir, first_seq);
+    assert_eq!(got.len() as u64, next - first_seq);
+    for (seq, rec) in &got {
+        assert_eq!(rec, &record(*seq), "record {seq}");
+    }
+    drop(journal);
+    let report = verify(&dir, &mut |_, _| {}).unwrap();
+    assert_eq!(report.status(), VerifyStatus::Clean, "{report:?}");
+    next
+}
+
 #[test]
 fn pruned_segments_become_the_next_segments_and_stale_bytes_never_read() {
     let dir = tempfile::tempdir().unwrap();
@@ -99,15 +117,7 @@ fn pruned_segments_become_the_next_segments_and_stale_bytes_never_read() {
     assert_eq!(recycled.len(), 2, "{recycled:?}");
     // Every record is read back, in order, none from an earlier life; verify is clean.
     let first_seq = journal.first_sequence().unwrap();
-    let next = journal.next_sequence();
-    let got = read_all(dir.path(), first_seq);
-    assert_eq!(got.len() as u64, next - first_seq);
-    for (seq, rec) in &got {
-        assert_eq!(rec, &record(*seq), "record {seq}");
-    }
-    drop(journal);
-    let report = verify(dir.path(), &mut |_, _| {}).unwrap();
-    assert_eq!(report.status(), VerifyStatus::Clean, "{report:?}");
+    let next = check_kept_and_close(journal);
     // Reopening finds the same records: recovery reads the recycled tail to its seal.
     let journal = open(dir.path(), 2);
     assert_eq!(journal.next_sequence(), next);
@@ -115,6 +125,74 @@ fn pruned_segments_become_the_next_segments_and_stale_bytes_never_read() {
         read_all(dir.path(), first_seq).len() as u64,
         next - first_seq
     );
+}
+
+#[test]
+fn under_never_pruned_segments_are_recycled_without_any_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(dir.path(), 4);
+    fill(&journal, 5);
+    let at = |id| inode(&kekbit::core::storage_path(dir.path(), id));
+    let first = segment_ids(dir.path())[0];
+    let old_inodes: Vec<u64> = (first..first + 4).map(at).collect();
+    let files_before = segment_ids(dir.path()).len();
+    let pruned = journal.prune_before(journal.next_sequence() - 1).unwrap();
+    assert!(pruned.segments_removed >= 4, "{pruned:?}");
+    assert_eq!(journal.durable_count(), 0, "nothing was ever synced");
+    // Five more segments: the first may have been in preparation during the prune.
+    fill(&journal, 5);
+    let inodes: Vec<u64> = segment_ids(dir.path()).into_iter().map(at).collect();
+    let reused = old_inodes.iter().filter(|i| inodes.contains(i)).count();
+    assert_eq!(
+        reused, 4,
+        "pruned files {old_inodes:?}, files now {inodes:?}"
+    );
+    // Five new segments, and at most one more file than before the prune.
+    assert!(
+        segment_ids(dir.path()).len() <= files_before + 1,
+        "{inodes:?}"
+    );
+    check_kept_and_close(journal);
+}
+
+/// Syncs from another thread while the journal appends and prunes: a sync that took a
+/// segment's mapping before the prune that recycles it must not store into the file once
+/// it is a new segment (its durable watermark would then cover stale bytes, which `verify`
+/// would report as damage, and the reader as a wrong record).
+#[test]
+fn syncs_racing_prunes_never_reach_a_recycled_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::options()
+        .segment_capacity(4096)
+        .max_record_len(2048)
+        .durability(Durability::Never)
+        .recycle_segments(4)
+        .open(dir.path())
+        .unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let mut recycled = 0;
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                journal.sync().unwrap();
+            }
+        });
+        for seq in 0..1500u64 {
+            assert_eq!(journal.append(&record(seq)).unwrap(), seq);
+            if seq % 5 == 4 {
+                journal.prune_before(seq - 2).unwrap();
+            }
+            if seq % 50 == 49 {
+                let newest = *segment_ids(dir.path()).last().unwrap();
+                let path = kekbit::core::storage_path(dir.path(), newest);
+                recycled +=
+                    usize::from(ShmReader::open(path).is_ok_and(|r| r.header().is_recycled()));
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert!(recycled > 0, "nothing was recycled");
+    assert_eq!(check_kept_and_close(journal), 1500);
 }
 
 #[test]
@@ -132,24 +210,22 @@ fn no_pool_means_pruned_segments_are_removed() {
     }
 }
 
-/// Fills `journal` through three segments and syncs; returns the inodes of its two oldest
-/// segment files.
+/// Fills `journal` through three segments, without a sync (`Durability::Never`: none of
+/// their seals is durable); returns the inodes of its two oldest segment files.
 fn two_oldest(journal: &Journal) -> (u64, u64) {
     fill(journal, 3);
-    journal.sync().unwrap();
     let dir = journal.dir();
     let first = segment_ids(dir)[0];
     let at = |id| inode(&kekbit::core::storage_path(dir, id));
     (at(first), at(first + 1))
 }
 
-/// Prunes all but the last record, appends through four more segments and syncs; checks
+/// Prunes all but the last record, appends through four more segments (no sync); checks
 /// that the file of inode `held` (which a reader maps) was not recycled and that of
 /// `neighbour` (which none maps) was.
 fn prune_and_check(journal: &Journal, held: u64, neighbour: u64) {
     journal.prune_before(journal.next_sequence() - 1).unwrap();
     fill(journal, 4);
-    journal.sync().unwrap();
     let dir = journal.dir();
     let inodes: Vec<u64> = segment_ids(dir)
         .iter()

@@ -1,8 +1,9 @@
 //! Single-bit flips in a recycled segment (docs/FORMAT.md, "Recycled segments"; the "every
 //! single-bit flip" row of RELIABILITY.md, for recycled files). A journal of 8 KiB segments
-//! is written, synced, pruned so that its pruned segments are recycled, written on through
-//! them and closed; the first recycled segment, sealed and synced, holds the journal's
-//! records up to its seal and bytes of its earlier life after it. Each case flips one bit of
+//! is written, synced (or, in the second test, not: `Durability::Never`), pruned so that its
+//! pruned segments are recycled, written on through them and closed; the first recycled
+//! segment, sealed and synced, holds the journal's records up to its seal and bytes of its
+//! earlier life after it. Each case flips one bit of
 //! its data area in a copy of the journal and checks:
 //!
 //! - in the bytes of a record, a mark or the seal (all below the durable watermark): a reader
@@ -46,9 +47,10 @@ fn segment_paths(dir: &Path) -> Vec<std::path::PathBuf> {
     paths
 }
 
-/// Writes the journal; returns the path of its first recycled segment and the number of
-/// records appended.
-fn build(dir: &Path) -> (std::path::PathBuf, u64) {
+/// Writes the journal, syncing it before the prune if `synced` (otherwise the pruned
+/// segments are recycled with seals that were never durable); returns the path of its first
+/// recycled segment and the number of records appended.
+fn build(dir: &Path, synced: bool) -> (std::path::PathBuf, u64) {
     let journal = Journal::options()
         .segment_capacity(CAPACITY)
         .max_record_len(1024)
@@ -62,7 +64,9 @@ fn build(dir: &Path) -> (std::path::PathBuf, u64) {
         journal.append(&record(seq)).unwrap();
         seq += 1;
     }
-    journal.sync().unwrap();
+    if synced {
+        journal.sync().unwrap();
+    }
     journal.prune_before(journal.next_sequence() - 1).unwrap();
     // Through the recycled segments, then sealed by the next rollover.
     let mut rollovers = 0;
@@ -133,9 +137,20 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn flips_in_a_recycled_segment_are_damage_below_its_seal_and_harmless_past_it() {
+    flips_in_a_recycled_segment(true);
+}
+
+/// The same, in a journal under `Durability::Never` that never synced before the prune: the
+/// recycled files' earlier life was never durable.
+#[test]
+fn flips_in_a_segment_recycled_without_a_durable_seal() {
+    flips_in_a_recycled_segment(false);
+}
+
+fn flips_in_a_recycled_segment(synced: bool) {
     let all = std::env::var_os("KEKBIT_ALL_FLIPS").is_some();
     let pristine = tempfile::tempdir().unwrap();
-    let (recycled, appended) = build(pristine.path());
+    let (recycled, appended) = build(pristine.path(), synced);
     let name = recycled.file_name().unwrap().to_owned();
     let file = std::fs::read(&recycled).unwrap();
     let data = &file[HEADER_LEN as usize..];

@@ -81,4 +81,4 @@ pub(crate) use reader::Peek;
 pub(crate) use recycle::{take_for_recycling, Pooled};
 pub(crate) use resume::resume_for_seal;
 pub(crate) use seek::SeekStop;
-pub(crate) use syncing::SyncHandle;
+pub(crate) use syncing::{sync_header, SyncHandle};

@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::create::{file_name, free_path, io_err, name_durably, temporary_path};
-use super::header::{HEADER_LEN, OFF_CLOSED_AT, OFF_DURABLE_WATERMARK};
+use super::header::{HEADER_LEN, OFF_CLOSED_AT};
 use super::{ChannelError, Header};
 use crate::fault::{self, IoOp};
 
@@ -26,6 +26,15 @@ impl Pooled {
     pub(crate) fn file_len(&self) -> u64 {
         self.len
     }
+
+    /// Whether a writer's lock on the file is held, so that [`recycle_channel`] would refuse
+    /// it now: by the old writer of the segment, or by a mapping made from it that is not
+    /// dropped yet (a sync of the old writer, pending or running). A query, not a lock.
+    pub(crate) fn in_use(&self) -> bool {
+        self.file
+            .as_ref()
+            .is_none_or(|file| crate::mmap::lock_held(file).unwrap_or(true))
+    }
 }
 
 impl Drop for Pooled {
@@ -38,27 +47,27 @@ impl Drop for Pooled {
 }
 
 /// Takes the sealed channel file at `path` for recycling (steps 1 and 2 of "Recycling a
-/// segment"): opens it, takes the exclusive mapping lock, checks that
-/// its seal is durable (its durable watermark covers its closing marker, so no sync of its
-/// old writer stores into it again), and renames it to a temporary name. `None` when it
-/// cannot be taken: a reader maps it, it is not sealed durably, or an operation failed; the file is then untouched under its name (the caller removes it as
-/// before). The caller syncs the directory before the file is used.
+/// segment"): opens it, takes the exclusive mapping lock, checks that it is sealed
+/// (`closed_at` is set: its writer appends nothing more), and renames it to a temporary name.
+/// Its seal need not be durable: the writer's lock, which [`recycle_channel`] takes before it
+/// changes a byte, is held for as long as the old writer or any mapping made from it (a sync
+/// of the old writer's) is alive, so no store of the earlier life can come after the file is
+/// reused. `None` when it cannot be taken: a reader maps it, it is not sealed, or an operation
+/// failed; the file is then untouched under its name (the caller removes it as before). The
+/// caller syncs the directory before the file is used.
 pub(crate) fn take_for_recycling(path: &Path) -> Option<Pooled> {
     let file = OpenOptions::new().read(true).write(true).open(path).ok()?;
-    // Not the writer's lock yet: the journal's own mapping of the segment, which holds it,
-    // may not be dropped yet (its background thread drops it). It never stores into a
-    // durably sealed segment again; the writer's lock is taken when the file is reused.
+    // Not the writer's lock yet: the journal's own writer of the segment, or a mapping made
+    // from it (a pending sync's), may not be dropped yet (its background thread drops them),
+    // and each keeps the lock. The lock is taken when the file is reused, before anything
+    // is written to it; until then the file is only renamed.
     if !crate::mmap::try_lock_mapping_exclusive(&file).ok()? {
         return None;
     }
-    let word = |offset: usize| {
-        let mut b = [0u8; 8];
-        file.read_exact_at(&mut b, offset as u64)
-            .ok()
-            .map(|()| u64::from_le_bytes(b))
-    };
-    let closed_at = word(OFF_CLOSED_AT)?;
-    if closed_at == 0 || word(OFF_DURABLE_WATERMARK)? < closed_at {
+    let mut closed_at = [0u8; 8];
+    file.read_exact_at(&mut closed_at, OFF_CLOSED_AT as u64)
+        .ok()?;
+    if u64::from_le_bytes(closed_at) == 0 {
         return None;
     }
     let len = file.metadata().ok()?.len();
@@ -74,11 +83,14 @@ pub(crate) fn take_for_recycling(path: &Path) -> Option<Pooled> {
 
 /// Makes the pooled file into the new channel `header` (pending, marked recycled) under
 /// `root` and returns it as [`create_channel`](super::create::create_channel) does: open,
-/// locked, under its final name, durably. Steps 3 to 7 of "Recycling a segment": allocate
+/// locked, under its final name, durably. Steps 4 to 10 of "Recycling a segment": take the
+/// writer's lock (refused while the old writer or a mapping made from it lives), allocate
 /// whatever a release of space freed, write the header and zero the first record word,
-/// sync the file, let readers lock it again, link it under its name, sync the directory.
-/// Nothing is allocated or zeroed otherwise: the data area keeps the bytes of its earlier
-/// life, which bind another channel id.
+/// write back the page holding both and wait for it, let readers lock it again, link it
+/// under its name, sync the directory. Nothing is allocated or zeroed otherwise: the data
+/// area keeps the bytes of its earlier life, which bind another channel id, and whose pages
+/// need not be on storage (after a power loss they read as any earlier contents, all above
+/// the new segment's durable watermark).
 pub(crate) fn recycle_channel(
     root: &Path,
     header: &Header,
@@ -114,8 +126,12 @@ pub(crate) fn recycle_channel(
             .map_err(io_err(&tmp, "writing the recycled channel's header"))?;
         file.write_all_at(&[0u8; 8], HEADER_LEN as u64)
             .map_err(io_err(&tmp, "clearing the recycled channel's first record"))?;
-        fault::run(IoOp::SyncFile(&tmp), || file.sync_all())
-            .map_err(io_err(&tmp, "syncing the recycled channel file"))?;
+        // The header and the first record word: one page, not the whole file.
+        let start = HEADER_LEN as u64 + 8;
+        fault::run(IoOp::FlushRange(&tmp, 0, start), || {
+            crate::mmap::sync_start(&file, start as usize)
+        })
+        .map_err(io_err(&tmp, "syncing the recycled channel's header"))?;
         crate::mmap::unlock_mapping(&file)
             .map_err(io_err(&tmp, "unlocking the recycled channel for readers"))
     })();
@@ -188,11 +204,54 @@ mod tests {
     }
 
     #[test]
-    fn a_file_whose_seal_is_not_durable_is_not_taken() {
+    fn a_sealed_file_is_taken_without_a_durable_seal_and_an_unsealed_one_is_not() {
         let dir = tempfile::tempdir().unwrap();
+        let path = storage_path(dir.path(), 1);
         let mut old = shm_writer(dir.path(), &header(1), EncoderHandler).unwrap();
         old.write("not synced").unwrap();
+        assert!(
+            take_for_recycling(&path).is_none(),
+            "unsealed: its writer appends"
+        );
         drop(old); // sealed without a sync
-        assert!(take_for_recycling(&storage_path(dir.path(), 1)).is_none());
+        let pooled = take_for_recycling(&path).expect("taken");
+        assert!(!pooled.in_use());
+        let populate = Populate::Ahead { now: 0, window: 0 };
+        let w = shm_writer_pending(dir.path(), &header(9), populate, Some(pooled)).unwrap();
+        assert!(w.header().is_recycled());
+    }
+
+    #[test]
+    fn a_mapping_of_the_old_writer_keeps_the_file_from_being_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = storage_path(dir.path(), 1);
+        let populate = Populate::Ahead { now: 0, window: 0 };
+        let sealed_with_a_sync_pending = || {
+            let mut old = shm_writer(dir.path(), &header(1), EncoderHandler).unwrap();
+            old.write("pending").unwrap();
+            let sync = old.sync_handle();
+            drop(old);
+            sync
+        };
+        // A sync of the old writer, pending or running, maps the file: while it lives the
+        // file is taken (renamed away) but never rewritten, and its sync still reaches it.
+        let sync = sealed_with_a_sync_pending();
+        let pooled = take_for_recycling(&path).expect("taken");
+        assert!(pooled.in_use());
+        let tmp = pooled.tmp.clone();
+        match shm_writer_pending(dir.path(), &header(9), populate, Some(pooled)) {
+            Err(ChannelError::Locked { .. }) => {}
+            other => panic!("reused under a live mapping: {:?}", other.map(|_| ())),
+        }
+        assert!(!tmp.exists() && !storage_path(dir.path(), 9).exists());
+        sync.sync(8).unwrap();
+        drop(sync);
+        // Once it is dropped, the file is reused.
+        let sync = sealed_with_a_sync_pending();
+        let pooled = take_for_recycling(&path).expect("taken");
+        drop(sync);
+        assert!(!pooled.in_use());
+        let w = shm_writer_pending(dir.path(), &header(9), populate, Some(pooled)).unwrap();
+        assert!(w.header().is_recycled() && w.header().is_pending());
     }
 }

@@ -2,7 +2,9 @@
 //! watermark (and the header page now and then), and the handle a thread syncing on the
 //! writer's behalf uses (docs/FORMAT.md, "Syncing").
 
-use std::path::PathBuf;
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
 use super::header::{HEADER_LEN, OFF_DURABLE_WATERMARK};
 use crate::fault::{self, IoOp};
@@ -35,6 +37,24 @@ pub(super) fn sync_range(previous: u64, position: u64) -> (usize, usize) {
         (HEADER_LEN + previous as usize) / PAGE * PAGE
     };
     (start, end - start)
+}
+
+/// Makes the header of the channel file at `path` durable, as its writer wrote it, unless a
+/// sync of the writer did already: a durable watermark other than zero is stored only after
+/// a sync, and a channel's first sync writes back from offset 0, header included. Writes
+/// back the first page only (`msync(MS_SYNC)` of it through a mapping made for the call),
+/// from any process: the page cache is shared. Returns whether it synced.
+pub(crate) fn sync_header(path: &Path) -> std::io::Result<bool> {
+    let file = OpenOptions::new().read(true).write(true).open(path)?;
+    let mut word = [0u8; 8];
+    file.read_exact_at(&mut word, OFF_DURABLE_WATERMARK as u64)?;
+    if u64::from_le_bytes(word) != 0 {
+        return Ok(false);
+    }
+    fault::run(IoOp::FlushRange(path, 0, HEADER_LEN as u64), || {
+        crate::mmap::sync_start(&file, HEADER_LEN)
+    })?;
+    Ok(true)
 }
 
 /// Syncs a writer's channel from another thread (for group commit).

@@ -61,11 +61,17 @@ impl Pool {
         self.files().extend(taken);
     }
 
-    /// A file to make the next segment of, if one is kept.
+    /// A file to make the next segment of, if one is kept that can be reused now: the
+    /// oldest whose old writer, and every mapping made from it, is gone. Under
+    /// `Durability::Never` the pending syncs of a pruned segment are dropped on this thread
+    /// just after the prune, and a sync running when it pruned drops its own when done; a
+    /// file still held waits in the pool for a later segment instead of being removed.
     fn next(&self) -> Option<Pooled> {
-        self.files()
-            .pop_front()
-            .filter(|pooled| pooled.file_len() == self.file_len)
+        let mut files = self.files();
+        let at = files
+            .iter()
+            .position(|pooled| pooled.file_len() == self.file_len && !pooled.in_use())?;
+        files.remove(at)
     }
 
     /// Removes every file kept.

@@ -3,6 +3,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -138,6 +139,7 @@ impl Journal {
             options,
             bell: super::bell::WriterBell::open(dir),
             pool,
+            head_synced: AtomicU64::new(0),
             _lock: lock,
         });
         let flusher = match shared.options.durability {
@@ -479,6 +481,7 @@ impl Journal {
             seq,
             active,
             Some(&self.shared.pool),
+            Some(&self.shared.head_synced),
         )?;
         self.shared.appender().forget_pruned();
         Ok(report)

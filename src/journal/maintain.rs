@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::helper::Pool;
@@ -494,23 +495,27 @@ pub fn repair(dir: &Path) -> Result<OpenReport, JournalError> {
 /// ```
 pub fn prune(dir: &Path, before: u64) -> Result<PruneReport, JournalError> {
     let ids = linked_segments(dir)?;
-    prune_segments(dir, before, ids[ids.len() - 1], None)
+    prune_segments(dir, before, ids[ids.len() - 1], None, None)
 }
 
 /// Removes segments below `keep_from` (an id) whose records are all below `before`; with a
 /// `pool`, takes as many of them as it has room for to be recycled instead (docs/FORMAT.md,
-/// "Recycled segments"), and hands them to it once the directory is synced.
+/// "Recycled segments"), and hands them to it once the directory is synced. First makes the
+/// header of every segment that it leaves first, for a moment or for good, durable
+/// (docs/FORMAT.md, "Pruning"), except those whose id is at most `head_synced`: the highest
+/// this journal made durable so (a linked header is never rewritten, and every segment
+/// below that one left was made durable too), which it then raises.
 pub(crate) fn prune_segments(
     dir: &Path,
     before: u64,
     keep_from: u64,
     pool: Option<&Pool>,
+    head_synced: Option<&AtomicU64>,
 ) -> Result<PruneReport, JournalError> {
     let chain = truncate::linked(dir)?;
     let limits = truncate::limits(&chain);
-    let mut room = pool.map_or(0, Pool::room);
-    let mut taken = Vec::new();
-    let mut report = PruneReport::default();
+    // How many of the oldest segments go.
+    let mut going = 0;
     for (i, pair) in chain.windows(2).enumerate() {
         let (segment, next) = (pair[0], pair[1]);
         if segment.id >= keep_from || next.id != segment.id + 1 {
@@ -522,6 +527,29 @@ pub(crate) fn prune_segments(
         if end > before && end > segment.base {
             break;
         }
+        going += 1;
+    }
+    let mut report = PruneReport::default();
+    // Each segment kept or removed after the first is, for a moment, the first one left:
+    // its link must be on storage before the removal of those before it can be.
+    let synced = head_synced.map_or(0, |s| s.load(Ordering::Relaxed));
+    for link in chain.iter().take(going + 1).skip(1) {
+        if link.id <= synced {
+            continue;
+        }
+        let path = segment::segment_path(dir, link.id);
+        crate::core::sync_header(&path).map_err(|source| JournalError::Io {
+            path,
+            action: "syncing the header of a segment that a prune leaves first",
+            source,
+        })?;
+        if let Some(head) = head_synced {
+            head.store(link.id, Ordering::Relaxed);
+        }
+    }
+    let mut room = pool.map_or(0, Pool::room);
+    let mut taken = Vec::new();
+    for segment in &chain[..going] {
         let recycled = match pool {
             Some(pool) if room > 0 => pool.take(&segment::segment_path(dir, segment.id)),
             _ => None,

@@ -299,8 +299,9 @@ impl JournalOptions {
     /// segments"): a recycled segment is already allocated and written, so a steady stream
     /// with retention never waits for the file system to allocate blocks, convert
     /// preallocated extents or zero fresh pages. Only segments of the current segment
-    /// capacity that no reader maps (in any process), whose seal is durable, are kept; the
-    /// others are removed as before. From 0 (never recycle) to [`MAX_RECYCLE_SEGMENTS`].
+    /// capacity that no reader maps (in any process) are kept; the others are removed as
+    /// before. Their seal need not be durable, so a stream under [`Durability::Never`]
+    /// that never syncs recycles too. From 0 (never recycle) to [`MAX_RECYCLE_SEGMENTS`].
     /// Defaults to 4: each segment kept holds its capacity of storage until it is reused,
     /// as it did before it was pruned; segments kept and not reused are removed when the
     /// journal is closed or next opened. Only the journal's own process recycles:

@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) bell: WriterBell,
     /// Pruned segments kept to be recycled.
     pub(crate) pool: Pool,
+    /// The segment whose header a prune made durable last (see `prune_segments`).
+    pub(crate) head_synced: AtomicU64,
     pub(crate) _lock: File,
 }
 
