@@ -23,11 +23,11 @@
 //! count), nor is the first after a pause (the deadline has passed).
 
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, MutexGuard, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::callbacks::Callbacks;
+use super::callbacks::{Callbacks, Pending};
 use super::shared::{Shared, Wait};
 
 /// How many threads take turns as a journal's syncer.
@@ -111,14 +111,17 @@ fn run(weak: &Weak<Shared>, me: usize) {
             }
         }));
         let ended = Instant::now();
-        {
+        let turn = {
             let mut pending = shared.callbacks.lock();
             let turns = &mut pending.turns;
             turns.syncing = false;
             turns.gather_until = Some(ended + (ended - started).min(GATHER_CAP));
-        }
+            turns.turn
+        };
         // The syncer whose turn it is looks again: callbacks may wait that this sync did
-        // not cover, and its gathering may end.
+        // not cover, and its gathering may end. It sleeps on its turn if this sync handed it
+        // the turn, on the wake-up of the syncer whose turn it is otherwise.
+        shared.callbacks.turn[turn].notify_one();
         shared.callbacks.wake.notify_one();
         // A callback's panic was printed by the panic hook; the syncer keeps serving.
         drop(synced);
@@ -167,13 +170,7 @@ fn next_sync(shared: &Shared, me: usize) -> Option<u64> {
             _ => None,
         };
         pending = match due {
-            Some(left) => {
-                pending.wake_at = pending.turns.decided_at + pending.turns.served;
-                this.wake
-                    .wait_timeout(pending, left)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0
-            }
+            Some(left) => gather_wait(this, pending, left),
             None => {
                 pending.wake_at = 0;
                 this.wake.wait(pending).unwrap_or_else(|p| p.into_inner())
@@ -190,12 +187,7 @@ fn next_sync(shared: &Shared, me: usize) -> Option<u64> {
         if pending.registered - decided_at >= served || left.is_zero() {
             break;
         }
-        pending.wake_at = decided_at + served;
-        pending = this
-            .wake
-            .wait_timeout(pending, left)
-            .unwrap_or_else(|p| p.into_inner())
-            .0;
+        pending = gather_wait(this, pending, left);
     }
     pending.wake_at = u64::MAX;
     // Lock order: callbacks, then the appender. Every callback registered so far is for a
@@ -206,9 +198,24 @@ fn next_sync(shared: &Shared, me: usize) -> Option<u64> {
     turns.served = registered - turns.decided_at;
     turns.decided_at = registered;
     turns.syncing = true;
+    // The next syncer's turn: it is woken when this sync ends (`run`), the first moment it
+    // has anything to do.
     turns.turn = (me + 1) % turns.running.max(1);
-    let next = turns.turn;
-    drop(pending);
-    this.turn[next].notify_one();
     Some(target)
+}
+
+/// Waits, for at most `left`, for the registration that completes the gathering, which
+/// wakes it. Returns with the callbacks' lock held again; the caller looks again at
+/// everything. (Spinning for it instead, yielding the processor, made the tasks' durable
+/// appends slower on a loaded machine: docs/PERFORMANCE.md, "Streams".)
+fn gather_wait<'a>(
+    this: &'a Callbacks,
+    mut pending: MutexGuard<'a, Pending>,
+    left: Duration,
+) -> MutexGuard<'a, Pending> {
+    pending.wake_at = pending.turns.decided_at + pending.turns.served;
+    this.wake
+        .wait_timeout(pending, left)
+        .unwrap_or_else(|p| p.into_inner())
+        .0
 }
