@@ -908,6 +908,27 @@ pub(crate) fn next_data(file: &File, from: u64, to: u64) -> Option<(u64, u64)> {
     Some((start, end))
 }
 
+/// Whether `file` has storage for all of its first `len` bytes: no hole before `len`
+/// (`lseek(SEEK_HOLE)` from 0 finds the first at `len` or later) and at least `len` bytes of
+/// blocks allocated. `false` when the system cannot tell, so that the caller reserves.
+pub(crate) fn fully_allocated(file: &File, len: u64) -> bool {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    if !file
+        .metadata()
+        .is_ok_and(|meta| meta.blocks().saturating_mul(512) >= len)
+    {
+        return false;
+    }
+    let Ok(len_off) = libc::off_t::try_from(len) else {
+        return false;
+    };
+    // SAFETY: plain system call on a descriptor that `file` keeps open for the duration of
+    // the call; no memory is passed. It moves the file's offset, which the crate never uses.
+    let hole = unsafe { libc::lseek(file.as_raw_fd(), 0, libc::SEEK_HOLE) };
+    hole >= len_off
+}
+
 /// Takes a writer's lock on `file` without blocking: an exclusive open-file-description lock
 /// (`fcntl(F_OFD_SETLK)`, a write lock over the writer's range, [`WRITER_RANGE`]), which
 /// [`lock_held`] observes without taking any lock, and, under it, an exclusive `flock`, which
