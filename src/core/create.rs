@@ -204,24 +204,37 @@ pub(crate) fn mark_durable(path: &Path, position: u64) -> Result<(), ChannelErro
 /// records a truncation voids), mapped shared so that a store reaches readers in every process
 /// whole. Opened before anything changes, so that setting it cannot fail half-way through a
 /// truncation. Not synced: the word is a hint the chain confirms (docs/FORMAT.md, "Truncating
-/// the tail").
-pub(crate) struct VoidedHint(crate::mmap::WriteMap);
+/// the tail"). Holds the readers' shared lock on the mapping byte, as a reader does, so that a
+/// prune running meanwhile cannot recycle the segment (docs/FORMAT.md, "Recycled segments")
+/// while the hint may still store into its header.
+pub(crate) struct VoidedHint {
+    map: crate::mmap::WriteMap,
+    _locked: File,
+}
 
 impl VoidedHint {
+    /// Maps the header of the segment at `path`; `NotFound` if it is being recycled, or was
+    /// renamed away to be, since it was listed.
     pub(crate) fn open(path: &Path) -> Result<VoidedHint, ChannelError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .map_err(io_err(path, "opening the channel to mark voided records"))?;
+        if !super::open_reader::mapping_locked(&file, path)? {
+            return Err(ChannelError::NotFound {
+                path: path.to_path_buf(),
+            });
+        }
         let map = crate::mmap::WriteMap::map(&file, super::header::HEADER_LEN)
             .map_err(io_err(path, "mapping the channel's header"))?;
-        Ok(VoidedHint(map))
+        Ok(VoidedHint { map, _locked: file })
     }
 
     /// Release-stores `value`: 0, or the data-area offset plus one of the first voided record.
     pub(crate) fn store(&self, value: u64) {
-        self.0.store_release(super::header::OFF_VOIDED_FROM, value);
+        self.map
+            .store_release(super::header::OFF_VOIDED_FROM, value);
     }
 }
 

@@ -284,4 +284,22 @@ mod tests {
             std::fs::remove_file(path).unwrap();
         }
     }
+
+    #[test]
+    fn a_truncations_hint_keeps_the_file_from_being_taken() {
+        // Regression: issue 14 item 1: a truncation's voided_from hint mapped a segment's
+        // header without the readers' lock, so a prune could recycle it under the hint.
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = shm_writer(dir.path(), &header(1), EncoderHandler).unwrap();
+        old.write("voided").unwrap();
+        old.close().unwrap();
+        let path = storage_path(dir.path(), 1);
+        // A truncation opens the hint before it changes anything, and stores it later.
+        let hint = crate::core::VoidedHint::open(&path).unwrap();
+        assert!(take_for_recycling(&path).is_none(), "taken under a hint");
+        hint.store(1);
+        drop(hint);
+        let _pooled = take_for_recycling(&path).expect("taken once the hint is gone");
+        assert!(crate::core::VoidedHint::open(&path).is_err());
+    }
 }
