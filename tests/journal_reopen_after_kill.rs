@@ -25,14 +25,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use journal_common::{
-    assert_sequence, check_chain, child_dir, child_param, linked_segments, read_journal, record,
-    segments, spawn_child, tell_parent, walk_segment, End,
+    acks_until_killed, assert_sequence, check_chain, child_dir, child_param, linked_segments,
+    read_journal, record, segments, spawn_child, tell_parent, walk_segment, End,
 };
 use kekbit::journal::{Durability, Journal, JournalOptions};
 
 const CHILD: &str = "child_appends_to_the_journal_until_killed";
 const DURABILITY: &str = "KEKBIT_TEST_DURABILITY";
-const LINE_WAIT: Duration = Duration::from_secs(20);
 
 fn options(durability: &str) -> JournalOptions {
     let durability = match durability {
@@ -62,38 +61,13 @@ fn child_appends_to_the_journal_until_killed() {
     }
 }
 
-fn parse(line: &str, word: &str) -> u64 {
-    line.strip_prefix(word)
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("unexpected line from the child: {line:?}"))
-}
-
 /// Runs a child on the journal in `dir` (which holds `start` records), kills it after
 /// `kill_after` acknowledgements, reopens, checks, appends three records and closes.
 /// Returns the number of records the journal then holds.
 fn kill_and_recover(dir: &Path, durability: &str, start: u64, kill_after: u64) -> u64 {
     let case = format!("{durability}, {start} records, kill after {kill_after} acks");
     let mut child = spawn_child(CHILD, dir, &[(DURABILITY, durability.to_string())]);
-    assert_eq!(
-        parse(&child.expect_line(LINE_WAIT, "\"open\""), "open "),
-        start,
-        "{case}"
-    );
-    let mut acked = start;
-    while acked < start + kill_after {
-        let seq = parse(&child.expect_line(LINE_WAIT, "acknowledgement"), "ack ");
-        assert_eq!(seq, acked, "{case}: acknowledgements out of order");
-        acked += 1;
-    }
-    // Whatever the child printed before it died was acknowledged too.
-    for line in child.kill() {
-        assert_eq!(
-            parse(&line, "ack "),
-            acked,
-            "{case}: acknowledgements out of order"
-        );
-        acked += 1;
-    }
+    let acked = acks_until_killed(&mut child, start, kill_after, &case);
 
     let files = segments(dir);
     let pending = files.iter().filter(|s| s.pending).count();

@@ -544,6 +544,35 @@ pub fn spawn_child(test: &str, dir: &Path, params: &[(&str, String)]) -> ChildPr
     ChildProc::spawn(test, &env, false)
 }
 
+/// The number `line` gives after `word` (a child's `open N` or `ack N`).
+pub fn parse_child_line(line: &str, word: &str) -> u64 {
+    line.strip_prefix(word)
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("unexpected line from the child: {line:?}"))
+}
+
+/// Follows a child that prints `open N` once it opened a journal holding `start` records and
+/// then `ack N` after each append, kills it once `kill_after` appends were acknowledged, and
+/// returns how many records were acknowledged in all (those it printed before it died too).
+pub fn acks_until_killed(child: &mut ChildProc, start: u64, kill_after: u64, case: &str) -> u64 {
+    let wait = std::time::Duration::from_secs(20);
+    let opened = parse_child_line(&child.expect_line(wait, "\"open\""), "open ");
+    assert_eq!(opened, start, "{case}");
+    let mut acked = start;
+    while acked < start + kill_after {
+        let seq = parse_child_line(&child.expect_line(wait, "acknowledgement"), "ack ");
+        assert_eq!(seq, acked, "{case}: acknowledgements out of order");
+        acked += 1;
+    }
+    // Whatever the child printed before it died was acknowledged too.
+    for line in child.kill() {
+        let seq = parse_child_line(&line, "ack ");
+        assert_eq!(seq, acked, "{case}: acknowledgements out of order");
+        acked += 1;
+    }
+    acked
+}
+
 /// A small deterministic pseudo-random generator (xorshift64*), so that failures reproduce
 /// and damage does not depend on quickcheck's generator.
 #[derive(Debug, Clone)]
