@@ -190,6 +190,14 @@ impl IoObserver for Recorder {
         if self.mine(op) && is_crash_point(op) {
             self.crash_point(format!("before {op:?}"));
         }
+        // Regression: CI of 2026-12-07 01:58: a crash point taken by another thread right
+        // after a `link` (recycling names a file whose header it synced under its kept name)
+        // but before this observer's `after` saw no durable content under the new name, and
+        // reported the segment's header lost. The model is kept by path, so the new name gets
+        // the old one's durable content before the call, and the name appears only after it.
+        if self.mine(op) && matches!(op, IoOp::Rename(..) | IoOp::Link(..)) {
+            self.record_sync(op);
+        }
         Ok(())
     }
 
