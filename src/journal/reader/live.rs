@@ -169,8 +169,9 @@ impl JournalReader {
                 let left = deadline
                     .min(status_due)
                     .saturating_duration_since(Instant::now());
-                if let (Doorbell::Mapped(bell), false) = (&self.bell, left.is_zero()) {
-                    bell.wait(armed, left);
+                match &self.bell {
+                    Doorbell::Mapped(bell) if !left.is_zero() => bell.wait(armed, left),
+                    _ => {}
                 }
             } else {
                 std::thread::sleep(pause.min(deadline - now));
