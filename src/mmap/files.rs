@@ -105,6 +105,38 @@ pub(crate) fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<()> {
     })
 }
 
+/// Whether `file` lives on a file system kept in memory only (tmpfs, ramfs: `fstatfs`), whose
+/// pages are never written back to a device: a sync through a mapping of it has nothing to
+/// write, so the page-table work meant to make writeback cheaper would be spent for nothing.
+/// `false` where it cannot tell.
+pub(crate) fn memory_backed(file: &File) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        const TMPFS_MAGIC: u64 = 0x0102_1994;
+        const RAMFS_MAGIC: u64 = 0x8584_58f6;
+        let mut stat = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+        // SAFETY: plain system call on a descriptor `file` keeps open for the duration of the
+        // call; the kernel writes a whole `struct statfs` into `stat`, which is that type's
+        // size and alignment, and nothing else.
+        let rc = unsafe { libc::fstatfs(file.as_raw_fd(), stat.as_mut_ptr()) };
+        if rc != 0 {
+            return false;
+        }
+        // SAFETY: `fstatfs` returned 0, so it filled the struct (and it was zeroed before,
+        // which is a valid `statfs` too: plain integers).
+        let stat = unsafe { stat.assume_init() };
+        // `f_type` is signed on some targets: compare its bits.
+        let kind = stat.f_type as u64 & 0xffff_ffff;
+        kind == TMPFS_MAGIC || kind == RAMFS_MAGIC
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        false
+    }
+}
+
 /// Writes the dirty pages of the file range `[offset, offset + len)` of `file` back to the
 /// device and waits for that writeback (`sync_file_range` with `WAIT_BEFORE | WRITE |
 /// WAIT_AFTER`): no metadata and no flush of the device's cache, so nothing is durable by
@@ -164,4 +196,43 @@ fn write_zeros(file: &File, len: u64) -> io::Result<()> {
         done += n as u64;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The file system of `path` as `/proc/mounts` names it (the longest mount point that
+    /// is a prefix of it).
+    fn fs_type(path: &std::path::Path) -> Option<String> {
+        let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+        mounts
+            .lines()
+            .filter_map(|l| {
+                let mut fields = l.split(' ');
+                let (_, at, kind) = (fields.next()?, fields.next()?, fields.next()?);
+                path.starts_with(at).then(|| (at.len(), kind.to_string()))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, kind)| kind)
+    }
+
+    #[test]
+    fn memory_backed_agrees_with_the_mount_table() {
+        let mut checked = 0;
+        for dir in [std::env::temp_dir(), "/dev/shm".into()] {
+            let Ok(dir) = tempfile::tempdir_in(&dir) else {
+                continue;
+            };
+            let path = dir.path().join("f");
+            let file = File::create(&path).unwrap();
+            let Some(kind) = fs_type(&std::fs::canonicalize(&path).unwrap()) else {
+                continue;
+            };
+            let in_memory = kind == "tmpfs" || kind == "ramfs";
+            assert_eq!(memory_backed(&file), in_memory, "{} on {kind}", path.display());
+            checked += 1;
+        }
+        assert!(checked > 0, "no folder to check");
+    }
 }
