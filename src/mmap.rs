@@ -564,7 +564,10 @@ mod tests {
         // segment unmapping pages that had nothing to write back.
         let shm = std::path::Path::new("/dev/shm");
         let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-        if !mounts.lines().any(|l| l.split(' ').nth(1) == Some("/dev/shm") && l.contains(" tmpfs ")) {
+        if !mounts
+            .lines()
+            .any(|l| l.split(' ').nth(1) == Some("/dev/shm") && l.contains(" tmpfs "))
+        {
             eprintln!("no tmpfs at /dev/shm: nothing to check");
             return;
         }

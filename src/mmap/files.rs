@@ -230,7 +230,12 @@ mod tests {
                 continue;
             };
             let in_memory = kind == "tmpfs" || kind == "ramfs";
-            assert_eq!(memory_backed(&file), in_memory, "{} on {kind}", path.display());
+            assert_eq!(
+                memory_backed(&file),
+                in_memory,
+                "{} on {kind}",
+                path.display()
+            );
             checked += 1;
         }
         assert!(checked > 0, "no folder to check");
