@@ -112,13 +112,13 @@ pub(crate) fn word(meta: u32, crc: u32) -> u64 {
 /// they leave is also the one a fresh CRC (register all ones) leaves after the 4 bytes
 /// `B = base ^ P(position) ^ meta` (little-endian), where `base` depends only on the channel
 /// id and `P(position)` is the position bytes' own contribution, one lookup per byte in
-/// [`POSITION_TERMS`]. The checksum is crc32fast over `B` then the payload, from a clone of a
-/// fresh hasher: exactly the value docs/FORMAT.md defines, for four lookups and a 4-byte
-/// update where a 12-byte prefix was hashed before, and no CPU-feature check per record.
+/// [`POSITION_TERMS`]. The CRC state those 4 bytes leave takes four more lookups in the same
+/// tables ([`crc_of_word`]), and crc32fast goes on from that state over the payload: the
+/// value docs/FORMAT.md defines, with one pass of crc32fast per record. Feeding the 4 bytes to
+/// crc32fast instead (a call that dispatches to its SIMD code, which hands inputs under 128
+/// bytes to its table code) cost more than the lookups (docs/PERFORMANCE.md, "Replay").
 #[derive(Clone)]
 pub(crate) struct Binder {
-    /// crc32fast's hasher in its initial state, cloned per checksum.
-    fresh: Hasher,
     /// crc32fast's state (the inverted register) after the channel id and eight zero bytes:
     /// `B` for position 0 and a zero `meta`; see the type's docs.
     base: u32,
@@ -174,12 +174,10 @@ fn position_term(position: u64) -> u32 {
 
 impl Binder {
     pub(crate) fn new(channel_id: u64) -> Binder {
-        let fresh = Hasher::new();
-        let mut seeded = fresh.clone();
+        let mut seeded = Hasher::new();
         seeded.update(&channel_id.to_le_bytes());
         seeded.update(&[0; 8]);
         Binder {
-            fresh,
             base: seeded.finalize(),
         }
     }
@@ -189,11 +187,21 @@ impl Binder {
     #[inline(always)]
     pub(crate) fn checksum(&self, position: u64, meta: u32, payload: &[u8]) -> u32 {
         let prefix = self.base ^ position_term(position) ^ meta;
-        let mut h = self.fresh.clone();
-        h.update(&prefix.to_le_bytes());
+        let mut h = Hasher::new_with_initial(crc_of_word(prefix));
         h.update(payload);
         h.finalize()
     }
+}
+
+/// crc32fast's state after the 4 little-endian bytes of `word`, from a fresh state: the
+/// register (all ones) takes the word, then each of its bytes is folded by the table of the
+/// bytes that follow it (`POSITION_TERMS[k]`: a byte followed by `k` zero bytes).
+#[inline(always)]
+fn crc_of_word(word: u32) -> u32 {
+    let t = &POSITION_TERMS;
+    let r = !word;
+    let byte = |i: u32| (r >> (8 * i)) as u8 as usize;
+    !(t[3][byte(0)] ^ t[2][byte(1)] ^ t[1][byte(2)] ^ t[0][byte(3)])
 }
 
 /// A record found at a position.

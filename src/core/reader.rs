@@ -275,6 +275,7 @@ impl ShmReader {
 
     /// The live `voided_from` word: 0, or the data-area offset plus one of the first record a
     /// tail truncation voided (a hint, see docs/FORMAT.md, "Truncating the tail").
+    #[inline]
     pub(crate) fn voided_from(&self) -> u64 {
         self.chan.load_live(super::header::OFF_VOIDED_FROM)
     }

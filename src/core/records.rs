@@ -24,6 +24,7 @@ impl Channel {
         self.map.data_after(&self.file, from, to)
     }
 
+    #[inline]
     pub(crate) fn load_live(&self, offset: usize) -> u64 {
         self.map.load_acquire(offset)
     }

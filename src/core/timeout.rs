@@ -34,6 +34,7 @@ impl Watch {
         }
     }
 
+    #[inline]
     pub(crate) fn progress(&mut self) {
         self.last_progress = Instant::now();
     }

@@ -172,9 +172,12 @@ impl JournalReader {
     /// journal.append(b"x").unwrap();
     /// assert_eq!(reader.try_next().unwrap(), Some((0, &b"x"[..])));
     /// ```
+    #[inline]
     pub fn try_next(&mut self) -> Result<Option<(u64, &[u8])>, JournalError> {
         // The common case first: a data record waits at the position, so `advance` would find
         // no seal to cross, nothing to skip and no end of data to check; read it directly.
+        // Inlined into the caller's loop with the verified read (`frame::data_at`); the rest
+        // stays out of line.
         if !self.at_record() && !self.advance()? {
             return Ok(None);
         }
@@ -188,9 +191,8 @@ impl JournalReader {
                 self.returned = self.next_seq;
                 Ok(Some((seq, record)))
             }
-            // A seal published since `advance` looked: the next call crosses it.
-            Ok(None) | Err(ReadError::Closed { .. }) => Ok(None),
-            Err(source) => Err(JournalError::Corrupt { source }),
+            Ok(None) => Ok(None),
+            Err(source) => read_failed(source),
         }
     }
 
@@ -220,6 +222,7 @@ impl JournalReader {
     /// not a closing marker) and no record before `skip_until` remains to be skipped: then
     /// `advance` has nothing to do (no seal to cross, no end of data to check) and would
     /// return `true`, so the caller may read at once. One acquire load of the header word.
+    #[inline]
     fn at_record(&self) -> bool {
         match &self.current {
             Some(current) => {
@@ -388,6 +391,7 @@ impl JournalReader {
 
     /// Crosses closing markers and skips records before `skip_until`; `false` if nothing
     /// is available now.
+    #[inline(never)]
     fn advance(&mut self) -> Result<bool, JournalError> {
         loop {
             if self.current.is_none() && !self.locate()? {
@@ -564,6 +568,17 @@ impl JournalReader {
             }),
             _ => Err(missing),
         }
+    }
+}
+
+/// What `try_next` makes of a failed read: a seal published since `advance` looked is crossed
+/// by the next call; anything else is damage.
+#[cold]
+#[inline(never)]
+fn read_failed<T>(source: ReadError) -> Result<Option<T>, JournalError> {
+    match source {
+        ReadError::Closed { .. } => Ok(None),
+        source => Err(JournalError::Corrupt { source }),
     }
 }
 
