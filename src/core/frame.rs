@@ -1,7 +1,7 @@
-//! Record framing: the 8-byte record header, kinds, alignment and the position-bound checksum.
+//! Record framing: the 8-byte record header, kinds, alignment, and decoding a record at a
+//! position (its checksum is `checksum.rs`'s).
 
-use crc32fast::Hasher;
-
+pub(crate) use super::checksum::Binder;
 use super::header::{HEADER_LEN, MARK_LEN};
 use crate::mmap::{Published, ReadMap};
 
@@ -101,107 +101,6 @@ pub(crate) fn frame_len(len: u32) -> u64 {
 /// that its little-endian bytes are `meta` then `crc`.
 pub(crate) fn word(meta: u32, crc: u32) -> u64 {
     u64::from(meta) | (u64::from(crc) << 32)
-}
-
-/// Computes record checksums bound to one channel: CRC32 (ISO-HDLC, as crc32fast) of the
-/// channel id, the record's data-area offset, its `meta` word (all little-endian) and the
-/// payload. A record copied to another channel or position no longer verifies.
-///
-/// The 20 bytes in front of the payload are not fed to the CRC byte by byte. CRC32 without
-/// its initial and final inversions is linear in the register and the bytes, so the register
-/// they leave is also the one a fresh CRC (register all ones) leaves after the 4 bytes
-/// `B = base ^ P(position) ^ meta` (little-endian), where `base` depends only on the channel
-/// id and `P(position)` is the position bytes' own contribution, one lookup per byte in
-/// [`POSITION_TERMS`]. The CRC state those 4 bytes leave takes four more lookups in the same
-/// tables ([`crc_of_word`]), and crc32fast goes on from that state over the payload: the
-/// value docs/FORMAT.md defines, with one pass of crc32fast per record. Feeding the 4 bytes to
-/// crc32fast instead (a call that dispatches to its SIMD code, which hands inputs under 128
-/// bytes to its table code) cost more than the lookups (docs/PERFORMANCE.md, "Replay").
-#[derive(Clone)]
-pub(crate) struct Binder {
-    /// crc32fast's state (the inverted register) after the channel id and eight zero bytes:
-    /// `B` for position 0 and a zero `meta`; see the type's docs.
-    base: u32,
-}
-
-/// `POSITION_TERMS[k][b]`: the CRC register left by byte `b` followed by `k` zero bytes, from
-/// a zero register (no inversion), i.e. the slicing-by-8 tables of CRC32 (reflected
-/// polynomial `0xEDB88320`). A position's little-endian byte `i` contributes
-/// `POSITION_TERMS[7 - i][byte]` to the register the 8 position bytes leave.
-static POSITION_TERMS: [[u32; 256]; 8] = position_terms();
-
-const fn position_terms() -> [[u32; 256]; 8] {
-    let mut t = [[0u32; 256]; 8];
-    let mut b = 0;
-    while b < 256 {
-        let mut c = b as u32;
-        let mut bit = 0;
-        while bit < 8 {
-            c = if c & 1 == 1 {
-                (c >> 1) ^ 0xEDB8_8320
-            } else {
-                c >> 1
-            };
-            bit += 1;
-        }
-        t[0][b] = c;
-        b += 1;
-    }
-    let mut k = 1;
-    while k < 8 {
-        let mut b = 0;
-        while b < 256 {
-            let c = t[k - 1][b];
-            t[k][b] = (c >> 8) ^ t[0][(c & 0xff) as usize];
-            b += 1;
-        }
-        k += 1;
-    }
-    t
-}
-
-/// The position's contribution to the CRC register (see [`POSITION_TERMS`]).
-#[inline(always)]
-fn position_term(position: u64) -> u32 {
-    let t = &POSITION_TERMS;
-    let byte = |i: u32| (position >> (8 * i)) as u8 as usize;
-    let low = t[7][byte(0)] ^ t[6][byte(1)] ^ t[5][byte(2)] ^ t[4][byte(3)];
-    if position >> 32 == 0 {
-        return low;
-    }
-    low ^ t[3][byte(4)] ^ t[2][byte(5)] ^ t[1][byte(6)] ^ t[0][byte(7)]
-}
-
-impl Binder {
-    pub(crate) fn new(channel_id: u64) -> Binder {
-        let mut seeded = Hasher::new();
-        seeded.update(&channel_id.to_le_bytes());
-        seeded.update(&[0; 8]);
-        Binder {
-            base: seeded.finalize(),
-        }
-    }
-
-    /// The checksum of a record at data-area offset `position` with this `meta` word and
-    /// payload.
-    #[inline(always)]
-    pub(crate) fn checksum(&self, position: u64, meta: u32, payload: &[u8]) -> u32 {
-        let prefix = self.base ^ position_term(position) ^ meta;
-        let mut h = Hasher::new_with_initial(crc_of_word(prefix));
-        h.update(payload);
-        h.finalize()
-    }
-}
-
-/// crc32fast's state after the 4 little-endian bytes of `word`, from a fresh state: the
-/// register (all ones) takes the word, then each of its bytes is folded by the table of the
-/// bytes that follow it (`POSITION_TERMS[k]`: a byte followed by `k` zero bytes).
-#[inline(always)]
-fn crc_of_word(word: u32) -> u32 {
-    let t = &POSITION_TERMS;
-    let r = !word;
-    let byte = |i: u32| (r >> (8 * i)) as u8 as usize;
-    !(t[3][byte(0)] ^ t[2][byte(1)] ^ t[1][byte(2)] ^ t[0][byte(3)])
 }
 
 /// A record found at a position.
@@ -344,78 +243,6 @@ mod tests {
         assert_eq!(frame_len(1), 16);
         assert_eq!(frame_len(8), 16);
         assert_eq!(frame_len(9), 24);
-    }
-
-    #[test]
-    fn checksum_binds_channel_position_and_meta() {
-        let a = Binder::new(1);
-        let m = meta(Kind::Data, 3);
-        let base = a.checksum(64, m, b"abc");
-        assert_ne!(base, Binder::new(2).checksum(64, m, b"abc"));
-        assert_ne!(base, a.checksum(72, m, b"abc"));
-        assert_ne!(base, a.checksum(64, meta(Kind::Closed, 3), b"abc"));
-        assert_ne!(base, a.checksum(64, m, b"abd"));
-        assert_eq!(base, a.checksum(64, m, b"abc"));
-    }
-
-    /// The checksum as the format defines it, fed byte by byte.
-    fn reference(channel_id: u64, position: u64, meta: u32, payload: &[u8]) -> u32 {
-        let mut h = Hasher::new();
-        h.update(&channel_id.to_le_bytes());
-        h.update(&position.to_le_bytes());
-        h.update(&meta.to_le_bytes());
-        h.update(payload);
-        h.finalize()
-    }
-
-    #[test]
-    fn checksum_matches_the_format_definition() {
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let payload: Vec<u8> = (0..600).map(|_| next() as u8).collect();
-        let ids = [0, 1, 7, u64::MAX, 0x0123_4567_89ab_cdef];
-        let positions = [
-            0,
-            8,
-            64,
-            4096,
-            1 << 26,
-            (1 << 32) - 8,
-            1 << 32,
-            u64::MAX - 7,
-        ];
-        for &id in &ids {
-            let binder = Binder::new(id);
-            for &position in &positions {
-                for len in [
-                    0, 1, 3, 4, 7, 8, 15, 16, 17, 63, 64, 127, 128, 129, 255, 256, 600,
-                ] {
-                    for kind in [Kind::Data, Kind::Closed] {
-                        let m = meta(kind, len as u32);
-                        let payload = &payload[..len];
-                        assert_eq!(
-                            binder.checksum(position, m, payload),
-                            reference(id, position, m, payload),
-                            "id {id:#x} position {position:#x} len {len}"
-                        );
-                    }
-                }
-            }
-        }
-        for _ in 0..10_000 {
-            let (id, position, m) = (next(), next() & !7, next() as u32);
-            let len = (next() % 300) as usize;
-            let binder = Binder::new(id);
-            assert_eq!(
-                binder.checksum(position, m, &payload[..len]),
-                reference(id, position, m, &payload[..len])
-            );
-        }
     }
 
     #[test]
