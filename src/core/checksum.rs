@@ -157,7 +157,7 @@ impl Binder {
                 h.update(payload);
                 h.finalize() ^ fixed.term(position)
             }
-            Some(_) => self.from_state(position, meta, payload),
+            Some(_) => self.via_state(position, meta, payload),
             None => self.first(position, meta, payload),
         }
     }
@@ -165,7 +165,7 @@ impl Binder {
     /// The checksum, crc32fast going on from the state the 20 bytes in front of the payload
     /// leave.
     #[inline(always)]
-    fn from_state(&self, position: u64, meta: u32, payload: &[u8]) -> u32 {
+    fn via_state(&self, position: u64, meta: u32, payload: &[u8]) -> u32 {
         let prefix = self.base ^ position_term(position) ^ meta;
         let mut h = Hasher::new_with_initial(crc_of_word(prefix));
         h.update(payload);
@@ -183,7 +183,7 @@ impl Binder {
             self.fixed
                 .get_or_init(|| short.then(|| Box::new(self.fixed_terms(meta))));
         }
-        self.from_state(position, meta, payload)
+        self.via_state(position, meta, payload)
     }
 
     /// The terms of the records of `meta` (see the type's docs).
@@ -216,7 +216,7 @@ impl Binder {
         h.update(&zeros);
         Fixed {
             meta,
-            constant: self.from_state(0, meta, &zeros) ^ h.finalize(),
+            constant: self.via_state(0, meta, &zeros) ^ h.finalize(),
             terms,
         }
     }
