@@ -188,7 +188,10 @@ pub(crate) struct Callbacks {
     /// `Pending::registered`, readable without the lock.
     issued: AtomicU64,
     /// Wakes the syncer whose turn it is: a callback waits for a record not durable yet, a
-    /// sync ended, or it must stop. Only that syncer waits on it.
+    /// sync ended, or it must stop. Notified to all: besides the syncer whose turn it is, the
+    /// one whose turn it was may still wait on it for a moment (its turn was taken back by a
+    /// syncer that polled its gathering complete, src/journal/syncer.rs), and a notification
+    /// it took would be lost to the other.
     pub(super) wake: Condvar,
     /// One per syncer: its turn has come, or it must stop.
     pub(super) turn: [Condvar; SYNCERS],
@@ -230,7 +233,7 @@ impl Callbacks {
             ready = true;
         }
         if wake {
-            this.wake.notify_one();
+            this.wake.notify_all();
         }
         if ready {
             this.fire(shared);
