@@ -49,7 +49,7 @@ use std::fs::File;
 use std::io;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::atomic::{self, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{self, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use memmap2::{Advice, MmapOptions, MmapRaw, UncheckedAdvice};
@@ -129,10 +129,12 @@ struct Region {
     ptr: NonNull<u8>,
     len: usize,
     backing: Backing,
-    /// Whether a sync first drops the pages it writes back from the page tables (see
-    /// [`Region::flush_range`]); not for a file kept in memory only, which has nothing to
-    /// write back.
-    unmap_before_sync: bool,
+    /// Whether the file's pages are written back to a device (not a file system kept in
+    /// memory only): then a sync first drops the pages it writes back from the page tables,
+    /// and the first sync asks for page-sized cache entries (see [`Region::flush_range`]).
+    writes_back: bool,
+    /// Set by the first sync of a region that writes back.
+    synced_once: AtomicBool,
 }
 
 /// What owns a [`Region`]'s memory (and frees it when dropped).
@@ -161,7 +163,8 @@ impl Region {
             ptr,
             len,
             backing: Backing::Mapped(map),
-            unmap_before_sync: true,
+            writes_back: true,
+            synced_once: AtomicBool::new(false),
         }
     }
 
@@ -172,7 +175,8 @@ impl Region {
             backing: Backing::Heap {
                 _owner: Arc::clone(heap),
             },
-            unmap_before_sync: false,
+            writes_back: false,
+            synced_once: AtomicBool::new(false),
         }
     }
 
@@ -301,14 +305,24 @@ impl Region {
     /// thread 8-12 ms there). Nothing else changes: the dirty state moves to the page cache, and a later access
     /// maps the page again with the bytes it held. Best effort: a refused `madvise` only
     /// leaves the pages mapped.
+    ///
+    /// The first sync also asks the kernel to cache the pages faulted in through this mapping
+    /// from then on one page each, without read-around (`MADV_RANDOM`). ext4 caches a file in
+    /// folios that grow with each read-around window, up to 2 MiB from about 40 MiB into a
+    /// file, and a store into a mapped folio marks all of it dirty: a sync of one record
+    /// there wrote 2 MiB back and took 4.5 times as long (docs/PERFORMANCE.md, "Durable
+    /// appends past 40 MiB"). A writer that never syncs keeps the kernel's choice.
     fn flush_range(&self, offset: usize, len: usize) -> io::Result<()> {
         check_range(offset, len, self.len);
         match &self.backing {
             Backing::Mapped(map) => {
+                if self.writes_back && !self.synced_once.swap(true, Ordering::Relaxed) {
+                    let _ = map.advise(Advice::Random);
+                }
                 let page = page_size();
                 let from = offset.next_multiple_of(page).max(page);
                 let to = (offset + len) / page * page;
-                if self.unmap_before_sync && to >= from + UNMAP_BEFORE_SYNC * page {
+                if self.writes_back && to >= from + UNMAP_BEFORE_SYNC * page {
                     // SAFETY: the range is page-aligned and inside the mapping (`check_range`
                     // above). The mapping is a shared mapping of a file: `MADV_DONTNEED`
                     // removes page-table entries only, and any later load or store through
@@ -359,7 +373,7 @@ impl WriteMap {
     pub(crate) fn map(file: &File, len: usize) -> io::Result<Self> {
         let map = MmapOptions::new().len(len).map_raw(file)?;
         let mut region = Region::mapped(map);
-        region.unmap_before_sync = !files::memory_backed(file);
+        region.writes_back = !files::memory_backed(file);
         Ok(WriteMap {
             region: Arc::new(region),
         })
@@ -392,6 +406,18 @@ impl WriteMap {
         // destination: safe code holds no reference into this region except a `Staging`'s
         // (which `&mut self` excludes).
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.region.at(0), bytes.len()) };
+    }
+
+    /// Asks now for what the first sync asks (see [`Region::flush_range`]): pages faulted in
+    /// through this mapping from then on are cached one page each, without read-around. For
+    /// a writer that will sync, before its pages are prefaulted. Best effort.
+    pub(crate) fn cache_by_page(&self) {
+        let Backing::Mapped(map) = &self.region.backing else {
+            return;
+        };
+        if self.region.writes_back && !self.region.synced_once.swap(true, Ordering::Relaxed) {
+            let _ = map.advise(Advice::Random);
+        }
     }
 
     /// A handle for a background thread that prefaults pages ahead of the writer.
@@ -556,6 +582,50 @@ mod tests {
     fn a_sync_of_many_pages_unmaps_them_from_the_writer_and_writes_them_back() {
         let dir = tempfile::tempdir().unwrap();
         sync_of_many_pages(dir.path());
+    }
+
+    /// The `VmFlags` of this process's mapping that starts at `addr` (`/proc/self/smaps`).
+    fn vm_flags(addr: *const u8) -> Vec<String> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let start = format!("{:x}-", addr as usize);
+        let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&start));
+        assert!(lines.next().is_some(), "no mapping at {start}");
+        let flags = lines.find(|l| l.starts_with("VmFlags:")).unwrap();
+        flags
+            .split_whitespace()
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn the_first_sync_on_a_disk_asks_for_page_sized_cache_entries() {
+        // Regression: issue 14 item 3: past ~40 MiB into a segment on ext4 every durable
+        // append wrote a 2 MiB folio back (the page cache grows folios with read-around).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("channel");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        file.set_len(64 << 10).unwrap();
+        let map = WriteMap::map(&file, 64 << 10).unwrap();
+        let addr = map.region.ptr.as_ptr();
+        assert!(
+            !vm_flags(addr).contains(&"rr".to_string()),
+            "not before a sync"
+        );
+        map.store_relaxed(4096, 1);
+        map.flush_range(0, 8192).unwrap();
+        let random = vm_flags(addr).contains(&"rr".to_string());
+        assert_eq!(
+            random,
+            !files::memory_backed(&file),
+            "random-read advice after a sync: only where pages are written back"
+        );
     }
 
     #[test]

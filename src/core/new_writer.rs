@@ -121,12 +121,15 @@ pub(crate) enum Populate {
 /// [`ShmWriter::link`], and prefaulted as `populate` says. Prefaulting is best effort: a
 /// channel that could not be prefaulted still works.
 /// With `recycle`, the channel is made of that file (docs/FORMAT.md, "Recycled segments")
-/// instead of a new one, and marked recycled.
+/// instead of a new one, and marked recycled. With `will_sync`, the writer's mapping caches
+/// its pages one page each from the start (`WriteMap::cache_by_page`), as it would from its
+/// first sync on.
 pub(crate) fn shm_writer_pending(
     root: &Path,
     header: &Header,
     populate: Populate,
     recycle: Option<Pooled>,
+    will_sync: bool,
 ) -> Result<ShmWriter<EncoderHandler>, ChannelError> {
     let pending = header.clone().into_pending();
     let mut writer = match recycle {
@@ -137,6 +140,9 @@ pub(crate) fn shm_writer_pending(
             writer_over(file, path, &recycled, EncoderHandler)?
         }
     };
+    if will_sync {
+        writer.map.cache_by_page();
+    }
     let (now, window) = match populate {
         Populate::Whole => {
             if writer.prefault().is_ok() {

@@ -176,7 +176,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pooled = pooled_after(dir.path(), 0xA5);
         let populate = Populate::Ahead { now: 0, window: 0 };
-        let mut w = shm_writer_pending(dir.path(), &header(9), populate, Some(pooled)).unwrap();
+        let mut w =
+            shm_writer_pending(dir.path(), &header(9), populate, Some(pooled), false).unwrap();
         assert!(w.header().is_recycled() && w.header().is_pending());
         let mut reader = ShmReader::open(storage_path(dir.path(), 9)).unwrap();
         assert_eq!(reader.try_read().unwrap(), None);
@@ -222,7 +223,7 @@ mod tests {
         let pooled = take_for_recycling(&path).expect("taken");
         assert!(!pooled.in_use());
         let populate = Populate::Ahead { now: 0, window: 0 };
-        let w = shm_writer_pending(dir.path(), &header(9), populate, Some(pooled)).unwrap();
+        let w = shm_writer_pending(dir.path(), &header(9), populate, Some(pooled), false).unwrap();
         assert!(w.header().is_recycled());
     }
 
@@ -244,7 +245,7 @@ mod tests {
         let pooled = take_for_recycling(&path).expect("taken");
         assert!(pooled.in_use());
         let tmp = pooled.tmp.clone();
-        match shm_writer_pending(dir.path(), &header(9), populate, Some(pooled)) {
+        match shm_writer_pending(dir.path(), &header(9), populate, Some(pooled), false) {
             Err(ChannelError::Locked { .. }) => {}
             other => panic!("reused under a live mapping: {:?}", other.map(|_| ())),
         }
@@ -256,7 +257,7 @@ mod tests {
         let pooled = take_for_recycling(&path).expect("taken");
         drop(sync);
         assert!(!pooled.in_use());
-        let w = shm_writer_pending(dir.path(), &header(9), populate, Some(pooled)).unwrap();
+        let w = shm_writer_pending(dir.path(), &header(9), populate, Some(pooled), false).unwrap();
         assert!(w.header().is_recycled() && w.header().is_pending());
     }
 

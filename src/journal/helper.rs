@@ -102,6 +102,9 @@ pub(crate) struct SegmentSpec {
     pub(crate) mark_shift: u8,
     /// Files to make new segments of before creating any.
     pub(crate) pool: Pool,
+    /// Whether the durability policy syncs: new segments' mappings then cache their pages
+    /// one page each from the start (see `WriteMap::cache_by_page`).
+    pub(crate) will_sync: bool,
 }
 
 impl SegmentSpec {
@@ -139,11 +142,13 @@ impl SegmentSpec {
         if let Some(pooled) = self.pool.next() {
             // A file that cannot be recycled (its old mapping not dropped yet, say) is
             // removed, and the segment created as if there had been none.
-            if let Ok(writer) = shm_writer_pending(&self.dir, &header, populate, Some(pooled)) {
+            if let Ok(writer) =
+                shm_writer_pending(&self.dir, &header, populate, Some(pooled), self.will_sync)
+            {
                 return Ok(writer);
             }
         }
-        shm_writer_pending(&self.dir, &header, populate, None)
+        shm_writer_pending(&self.dir, &header, populate, None, self.will_sync)
     }
 }
 

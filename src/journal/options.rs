@@ -478,6 +478,7 @@ impl JournalOptions {
                 self.recycle,
                 crate::core::HEADER_LEN as u64 + self.segment_capacity_bytes(),
             ),
+            will_sync: self.durability != Durability::Never,
         }
     }
 

@@ -1,0 +1,94 @@
+//! How a journal's writer asks the kernel to cache its segments' pages: one page per cache
+//! entry (`MADV_RANDOM` on its mapping, `rr` in `/proc/self/smaps`) when its durability policy
+//! syncs, from the segment's creation, and from its first sync otherwise. ext4 grows its
+//! page-cache folios up to 2 MiB with read-around, and a sync of one record into such a folio
+//! writes all of it back (docs/PERFORMANCE.md, "Durable appends past 40 MiB").
+//!
+//! Only where the temporary folder is on a file system that writes pages back (not tmpfs).
+
+use std::path::Path;
+
+use kekbit::journal::{Durability, Journal};
+
+/// The `VmFlags` of every mapping of a segment file in `dir` that this process has.
+fn mapping_flags(dir: &Path) -> Vec<Vec<String>> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let dir = std::fs::canonicalize(dir).unwrap();
+    let dir = dir.to_str().unwrap();
+    let mut found = Vec::new();
+    let mut inside = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            // A segment is mapped under the temporary name it was created with (linked to
+            // its own name afterwards), or under its own name.
+            inside = line.contains(dir) && line.contains(".kekbit");
+        } else if inside && line.starts_with("VmFlags:") {
+            found.push(
+                line.split_whitespace()
+                    .skip(1)
+                    .map(str::to_string)
+                    .collect(),
+            );
+        }
+    }
+    found
+}
+
+fn in_memory(dir: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let dir = std::fs::canonicalize(dir).unwrap();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let (_, at, kind) = (f.next()?, f.next()?, f.next()?);
+            dir.starts_with(at)
+                .then_some((at.len(), kind == "tmpfs" || kind == "ramfs"))
+        })
+        .max_by_key(|(len, _)| *len)
+        .is_some_and(|(_, memory)| memory)
+}
+
+fn random_read(flags: &[String]) -> bool {
+    flags.iter().any(|f| f == "rr")
+}
+
+#[test]
+fn a_syncing_journal_caches_its_segments_by_page_from_the_start() {
+    // Regression: issue 14 item 3: past ~40 MiB into a segment every durable append wrote a
+    // 2 MiB folio back and took 4.5 times as long.
+    let dir = tempfile::tempdir().unwrap();
+    if in_memory(dir.path()) {
+        eprintln!("the temporary folder is kept in memory: nothing to check");
+        return;
+    }
+    let journal = Journal::options()
+        .durability(Durability::EveryRecord)
+        .open(dir.path())
+        .unwrap();
+    let flags = mapping_flags(dir.path());
+    assert!(!flags.is_empty(), "the writer maps its segment");
+    assert!(flags.iter().all(|f| random_read(f)), "{flags:?}");
+    drop(journal);
+}
+
+#[test]
+fn a_journal_that_does_not_sync_keeps_the_kernels_choice_until_it_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    if in_memory(dir.path()) {
+        eprintln!("the temporary folder is kept in memory: nothing to check");
+        return;
+    }
+    let journal = Journal::options()
+        .durability(Durability::Never)
+        .open(dir.path())
+        .unwrap();
+    journal.append(b"not synced").unwrap();
+    let before = mapping_flags(dir.path());
+    assert!(!before.is_empty(), "the writer maps its segment");
+    assert!(before.iter().all(|f| !random_read(f)), "{before:?}");
+    journal.sync().unwrap();
+    let after = mapping_flags(dir.path());
+    assert!(after.iter().any(|f| random_read(f)), "{after:?}");
+}
