@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{mpsc, Arc, Mutex, OnceLock, Weak};
 
 use crate::mmap::ReadMap;
 
@@ -38,6 +38,32 @@ pub(crate) fn shared_map(file: &File, len: usize) -> io::Result<Arc<ReadMap>> {
     Ok(map)
 }
 
+/// Drops `map` on a background thread when it is the last handle on its mapping, so that the
+/// caller does not wait for the unmapping: the kernel takes down every page a reader mapped,
+/// about a millisecond per 64 MiB segment read in full, which a journal reader crossing into
+/// the next segment would otherwise pay before its next record (docs/PERFORMANCE.md, "Replay
+/// on ext4"). The mapping, and with it the readers' lock on its file (docs/FORMAT.md,
+/// "Recycled segments"), lives until that thread drops it. Dropped at once when other handles
+/// remain (nothing is unmapped then) or no thread could be started.
+pub(crate) fn release_later(map: Arc<ReadMap>) {
+    if Arc::strong_count(&map) > 1 {
+        return;
+    }
+    static UNMAPPER: OnceLock<Option<mpsc::Sender<Arc<ReadMap>>>> = OnceLock::new();
+    let unmapper = UNMAPPER.get_or_init(|| {
+        let (send, receive) = mpsc::channel::<Arc<ReadMap>>();
+        std::thread::Builder::new()
+            .name("kekbit-unmap".into())
+            .spawn(move || receive.into_iter().for_each(drop))
+            .ok()
+            .map(|_| send)
+    });
+    if let Some(send) = unmapper {
+        // A failed send hands the map back, and it drops here.
+        let _ = send.send(map);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +86,28 @@ mod tests {
         let weak = Arc::downgrade(&first);
         drop((first, second));
         assert!(weak.upgrade().is_none(), "the cache keeps no mapping alive");
+    }
+
+    #[test]
+    fn a_mapping_released_later_is_unmapped_by_the_background_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, [0u8; 4096]).unwrap();
+        let file = File::open(&path).unwrap();
+        // Another handle remains: nothing is dropped but the handle.
+        let (map, kept) = {
+            let map = shared_map(&file, 4096).unwrap();
+            (Arc::clone(&map), map)
+        };
+        release_later(map);
+        assert_eq!(Arc::strong_count(&kept), 1);
+        // The last handle: gone once the thread has dropped it.
+        let weak = Arc::downgrade(&kept);
+        release_later(kept);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while weak.upgrade().is_some() {
+            assert!(std::time::Instant::now() < deadline, "never unmapped");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 }

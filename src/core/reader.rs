@@ -355,6 +355,12 @@ impl ShmReader {
 }
 
 impl ShmReader {
+    /// Closes the reader, leaving the unmapping of its channel to a background thread (see
+    /// `map_cache::release_later`).
+    pub(crate) fn release_later(self) {
+        super::map_cache::release_later(self.chan.map);
+    }
+
     /// A handle on the payload `[addr, addr + len)` that `try_read` just returned (`addr` is
     /// its slice's address), which keeps this reader's mapping (or copy) alive on its own.
     pub(crate) fn pin(&self, addr: usize, len: usize) -> Pinned {

@@ -32,8 +32,9 @@ struct Current {
 /// "nothing yet" from a journal its writer closed or a writer that died;
 /// [`follow`](JournalReader::follow) is a blocking iterator. The reader
 /// follows the writer across segment rollovers, checking that each segment is the one its
-/// predecessor's seal leads to, and keeps only the segment it reads mapped. As an
-/// [`Iterator`] it yields owned copies and ends when caught up.
+/// predecessor's seal leads to, and keeps only the segment it reads mapped (a segment it has
+/// read to its seal is unmapped by a background thread, `kekbit-unmap`, so that the reader
+/// does not wait for it). As an [`Iterator`] it yields owned copies and ends when caught up.
 ///
 /// ```
 /// use kekbit::journal::{Journal, JournalReader};
@@ -534,11 +535,15 @@ impl JournalReader {
         self.next_seq = next_base;
         let limit = self.limit_after(next_id)?;
         self.hint_checked = None;
-        self.current = Some(Current {
+        let left = self.current.replace(Current {
             reader,
             id: next_id,
             limit,
         });
+        // Read to its seal: unmapped off this thread, which goes on reading.
+        if let Some(left) = left {
+            left.reader.release_later();
+        }
         Ok(true)
     }
 }
