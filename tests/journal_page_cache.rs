@@ -1,6 +1,7 @@
 //! How a journal's writer asks the kernel to cache its segments' pages: one page per cache
 //! entry (`MADV_RANDOM` on its mapping, `rr` in `/proc/self/smaps`) when its durability policy
-//! syncs, from the segment's creation, and from its first sync otherwise. ext4 grows its
+//! syncs, from the segment's creation, and otherwise from its first sync (and from their
+//! creation for the segments made after the journal's first sync). ext4 grows its
 //! page-cache folios up to 2 MiB with read-around, and a sync of one record into such a folio
 //! writes all of it back (docs/PERFORMANCE.md, "Durable appends past 40 MiB").
 //!
@@ -12,6 +13,11 @@ use kekbit::journal::{Durability, Journal};
 
 /// The `VmFlags` of every mapping of a segment file in `dir` that this process has.
 fn mapping_flags(dir: &Path) -> Vec<Vec<String>> {
+    segment_flags(dir, ".kekbit")
+}
+
+/// The `VmFlags` of every mapping of a file in `dir` whose name contains `name`.
+fn segment_flags(dir: &Path, name: &str) -> Vec<Vec<String>> {
     let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
     let dir = std::fs::canonicalize(dir).unwrap();
     let dir = dir.to_str().unwrap();
@@ -22,7 +28,7 @@ fn mapping_flags(dir: &Path) -> Vec<Vec<String>> {
         if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
             // A segment is mapped under the temporary name it was created with (linked to
             // its own name afterwards), or under its own name.
-            inside = line.contains(dir) && line.contains(".kekbit");
+            inside = line.contains(dir) && line.contains(name);
         } else if inside && line.starts_with("VmFlags:") {
             found.push(
                 line.split_whitespace()
@@ -91,4 +97,35 @@ fn a_journal_that_does_not_sync_keeps_the_kernels_choice_until_it_syncs() {
     journal.sync().unwrap();
     let after = mapping_flags(dir.path());
     assert!(after.iter().any(|f| random_read(f)), "{after:?}");
+}
+
+#[test]
+fn segments_made_after_a_journals_first_sync_are_cached_by_page_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    if in_memory(dir.path()) {
+        eprintln!("the temporary folder is kept in memory: nothing to check");
+        return;
+    }
+    let journal = Journal::options()
+        .durability(Durability::Never)
+        .segment_capacity(1 << 20)
+        .open(dir.path())
+        .unwrap();
+    journal.append(b"first").unwrap();
+    journal.sync().unwrap();
+    // Into segment 2, without a sync: segment 3 is made after the sync.
+    let record = [3u8; 128];
+    for _ in 0..(1100 << 10) / 136 {
+        journal.append(&record).unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let third = loop {
+        let flags = segment_flags(dir.path(), "0000000000000003.kekbit");
+        if !flags.is_empty() || std::time::Instant::now() > deadline {
+            break flags;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert!(!third.is_empty(), "segment 3 was never prepared");
+    assert!(third.iter().all(|f| random_read(f)), "{third:?}");
 }

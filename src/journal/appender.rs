@@ -111,6 +111,7 @@ impl Appender {
 
     /// What a sync must cover now, and the record count it makes durable.
     pub(crate) fn sync_work(&mut self) -> (Vec<Unsynced>, u64) {
+        self.helper.note_sync();
         let mut work: Vec<Unsynced> = self.unsynced.drain(..).collect();
         work.push(Unsynced {
             handle: self.active.writer.sync_handle(),

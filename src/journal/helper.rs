@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -102,12 +103,24 @@ pub(crate) struct SegmentSpec {
     pub(crate) mark_shift: u8,
     /// Files to make new segments of before creating any.
     pub(crate) pool: Pool,
-    /// Whether the durability policy syncs: new segments' mappings then cache their pages
-    /// one page each from the start (see `WriteMap::cache_by_page`).
-    pub(crate) will_sync: bool,
+    /// Whether the journal syncs (its durability policy does, or a sync ran): new segments'
+    /// mappings then cache their pages one page each from the start (see
+    /// `WriteMap::cache_by_page`). Shared with the background thread.
+    pub(crate) will_sync: Arc<AtomicBool>,
 }
 
 impl SegmentSpec {
+    /// Whether new segments are made for a writer that syncs (see `will_sync`).
+    fn syncs(&self) -> bool {
+        self.will_sync.load(Ordering::Relaxed)
+    }
+
+    /// Notes that the journal syncs: segments made from now on cache their pages one page
+    /// each from the start, as the segments of a policy that syncs do.
+    pub(crate) fn note_sync(&self) {
+        self.will_sync.store(true, Ordering::Relaxed);
+    }
+
     /// Creates pending segment `id`, prefaulted as the journal's [`Prefault`] policy asks of
     /// a segment prepared `ahead` of need, or (`ahead` false) of one needed now, which is
     /// returned at once and mapped by its helper thread once it is linked. Under
@@ -143,12 +156,12 @@ impl SegmentSpec {
             // A file that cannot be recycled (its old mapping not dropped yet, say) is
             // removed, and the segment created as if there had been none.
             if let Ok(writer) =
-                shm_writer_pending(&self.dir, &header, populate, Some(pooled), self.will_sync)
+                shm_writer_pending(&self.dir, &header, populate, Some(pooled), self.syncs())
             {
                 return Ok(writer);
             }
         }
-        shm_writer_pending(&self.dir, &header, populate, None, self.will_sync)
+        shm_writer_pending(&self.dir, &header, populate, None, self.syncs())
     }
 }
 
@@ -232,6 +245,11 @@ impl Helper {
     /// Segment `id`, pending and mapped: the one prepared in the background (waiting for it
     /// if it is not ready yet), or one created now. Segments prepared ahead with lower ids
     /// (none, when the journal takes them in order) are removed.
+    /// Notes that the journal syncs (see [`SegmentSpec::note_sync`]).
+    pub(crate) fn note_sync(&self) {
+        self.spec.note_sync();
+    }
+
     pub(crate) fn take(&mut self, id: u64) -> Result<ShmWriter<EncoderHandler>, ChannelError> {
         loop {
             while self.ready.front().is_some_and(|r| r.0 < id) {

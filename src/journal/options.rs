@@ -478,7 +478,9 @@ impl JournalOptions {
                 self.recycle,
                 crate::core::HEADER_LEN as u64 + self.segment_capacity_bytes(),
             ),
-            will_sync: self.durability != Durability::Never,
+            will_sync: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
+                self.durability != Durability::Never,
+            )),
         }
     }
 
