@@ -73,7 +73,17 @@ fn a_syncing_journal_caches_its_segments_by_page_from_the_start() {
         .durability(Durability::EveryRecord)
         .open(dir.path())
         .unwrap();
-    let flags = mapping_flags(dir.path());
+    // The segment prepared ahead is mapped by the background thread, which advises the
+    // mapping just after making it (before it prefaults a page): wait for that.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let flags = loop {
+        let flags = mapping_flags(dir.path());
+        let advised = !flags.is_empty() && flags.iter().all(|f| random_read(f));
+        if advised || std::time::Instant::now() > deadline {
+            break flags;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
     assert!(!flags.is_empty(), "the writer maps its segment");
     assert!(flags.iter().all(|f| random_read(f)), "{flags:?}");
     drop(journal);
@@ -118,10 +128,14 @@ fn segments_made_after_a_journals_first_sync_are_cached_by_page_from_the_start()
     for _ in 0..(1100 << 10) / 136 {
         journal.append(&record).unwrap();
     }
+    // The background thread maps segment 3, then advises the mapping before it prefaults
+    // any page of it: wait for the advice, which a segment made before the sync would only
+    // get from a sync of its own (none comes).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let third = loop {
         let flags = segment_flags(dir.path(), "0000000000000003.kekbit");
-        if !flags.is_empty() || std::time::Instant::now() > deadline {
+        let advised = !flags.is_empty() && flags.iter().all(|f| random_read(f));
+        if advised || std::time::Instant::now() > deadline {
             break flags;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
