@@ -60,6 +60,20 @@ fn random_read(flags: &[String]) -> bool {
     flags.iter().any(|f| f == "rr")
 }
 
+/// The flags of the mappings of files in `dir` named like `name`, once they exist and are all
+/// advised, or as they are after 10 s.
+fn advised_within(dir: &Path, name: &str) -> Vec<Vec<String>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let flags = segment_flags(dir, name);
+        let advised = !flags.is_empty() && flags.iter().all(|f| random_read(f));
+        if advised || std::time::Instant::now() > deadline {
+            return flags;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn a_syncing_journal_caches_its_segments_by_page_from_the_start() {
     // Regression: issue 14 item 3: past ~40 MiB into a segment every durable append wrote a
@@ -75,15 +89,7 @@ fn a_syncing_journal_caches_its_segments_by_page_from_the_start() {
         .unwrap();
     // The segment prepared ahead is mapped by the background thread, which advises the
     // mapping just after making it (before it prefaults a page): wait for that.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let flags = loop {
-        let flags = mapping_flags(dir.path());
-        let advised = !flags.is_empty() && flags.iter().all(|f| random_read(f));
-        if advised || std::time::Instant::now() > deadline {
-            break flags;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
+    let flags = advised_within(dir.path(), ".kekbit");
     assert!(!flags.is_empty(), "the writer maps its segment");
     assert!(flags.iter().all(|f| random_read(f)), "{flags:?}");
     drop(journal);
@@ -131,15 +137,7 @@ fn segments_made_after_a_journals_first_sync_are_cached_by_page_from_the_start()
     // The background thread maps segment 3, then advises the mapping before it prefaults
     // any page of it: wait for the advice, which a segment made before the sync would only
     // get from a sync of its own (none comes).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let third = loop {
-        let flags = segment_flags(dir.path(), "0000000000000003.kekbit");
-        let advised = !flags.is_empty() && flags.iter().all(|f| random_read(f));
-        if advised || std::time::Instant::now() > deadline {
-            break flags;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
+    let third = advised_within(dir.path(), "0000000000000003.kekbit");
     assert!(!third.is_empty(), "segment 3 was never prepared");
     assert!(third.iter().all(|f| random_read(f)), "{third:?}");
 }
