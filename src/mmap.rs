@@ -64,6 +64,8 @@ mod read;
 
 pub(crate) use bell::{Bell, BELL_LEN};
 pub(crate) use cow::CowMap;
+#[cfg(all(test, target_os = "linux", target_arch = "x86_64"))]
+pub(crate) use files::{dirty_pages, memory_backed};
 pub(crate) use files::{fully_allocated, next_data, punch_hole, reserve, sync_start, write_back};
 pub(crate) use locks::{
     lock_held, lock_mapping_shared, try_lock_mapping_exclusive, try_lock_writer, unlock_mapping,
@@ -480,6 +482,34 @@ impl Populator {
     /// Atomically loads the little-endian `u64` at `offset` (acquire).
     pub(crate) fn load(&self, offset: usize) -> u64 {
         self.region.load_acquire(offset)
+    }
+
+    /// Whether writing the mapping's pages back goes to a device: false for a file kept in
+    /// memory (tmpfs, ramfs), whose writeback writes nothing.
+    pub(crate) fn writes_back(&self) -> bool {
+        self.region.writes_back
+    }
+
+    /// Starts writing `[offset, offset + len)` back to storage through `file` (the mapped
+    /// file, opened apart) without waiting for it: drops the range's pages from the writer's
+    /// page tables (`MADV_DONTNEED`, one TLB flush for the range instead of one per page
+    /// when writeback write-protects them), then `sync_file_range(SYNC_FILE_RANGE_WRITE)`.
+    /// For pages the writer has moved past. Nothing becomes durable by it.
+    pub(crate) fn write_behind(&self, file: &File, offset: usize, len: usize) -> io::Result<()> {
+        check_range(offset, len, self.region.len);
+        let Backing::Mapped(map) = &self.region.backing else {
+            return Ok(());
+        };
+        let page = page_size();
+        if offset.is_multiple_of(page) && len.is_multiple_of(page) && offset >= page && len > 0 {
+            // SAFETY: the range is page-aligned, past the header page and inside the mapping
+            // (`check_range` above). The mapping is a shared mapping of a file:
+            // `MADV_DONTNEED` removes page-table entries only, and any later load or store
+            // through the mapping faults the same page-cache page back in, so no byte that
+            // anyone can observe changes, whatever references or concurrent accesses exist.
+            let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, offset, len) };
+        }
+        files::start_write_back(file, offset as u64, len as u64)
     }
 }
 

@@ -23,9 +23,18 @@
 //! durable by it and nothing depends on it; a writer that does not sync, or syncs seldom,
 //! gets no writeback ahead (every block would be written twice), and wakes its helper every
 //! 2 MiB instead of every 256 KiB (each wake-up is a system call on the appending thread).
+//!
+//! Writing back behind: a writer that does not sync, or syncs seldom, has the helper hand
+//! the pages it has moved past to writeback, [`BEHIND`] at a time (`MADV_DONTNEED` on the
+//! writer's mapping for the range, then `sync_file_range(SYNC_FILE_RANGE_WRITE)`, which does
+//! not wait). The device then writes a stream's data while it is appended rather than all
+//! at its next sync (a stream of 128 MiB with one sync at the end spent as long in that sync
+//! as in its appends), the kernel's dirty pages stay few, and a sync has only the last few
+//! MiB left to write. Not on a file kept in memory (tmpfs), where there is nothing to write.
+//! As with the writeback ahead, nothing is made durable by it and nothing depends on it.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -51,8 +60,11 @@ pub(crate) const AHEAD: u64 = 16 << 20;
 const WRITE_AHEAD: u64 = 512 << 10;
 /// Syncs keep up when the durable watermark trails the writer by at most this much.
 const KEEP_UP: u64 = 256 << 10;
-/// Where the writeback ahead starts, past the page the writer is in.
+/// Where the writeback ahead starts, past the page the writer is in, and where the
+/// writeback behind ends, before it.
 const MARGIN: u64 = 64 << 10;
+/// How much the writer moves past the pages handed to writeback behind before the next are.
+const BEHIND: u64 = 4 << 20;
 
 struct Shared {
     writer_at: AtomicU64,
@@ -189,6 +201,10 @@ struct WriteAhead {
     writer_seen: u64,
     /// How far the writer moves between wake-ups once syncs do not keep up.
     idle_signal: u64,
+    /// Mapping offset up to which pages behind the writer were handed to writeback.
+    behind: u64,
+    /// Cleared when a writeback behind fails, or for a file kept in memory.
+    behind_enabled: bool,
 }
 
 impl WriteAhead {
@@ -204,12 +220,52 @@ impl WriteAhead {
             still: 0,
             writer_seen: 0,
             idle_signal: IDLE_SIGNAL,
+            behind: 0,
+            behind_enabled: true,
         }
     }
 
     /// Whether pages before `end` may still be written back.
     fn may_write_back(&self, end: u64) -> bool {
-        self.enabled && self.written < end
+        (self.enabled && self.written < end) || (self.behind_enabled && self.behind < end)
+    }
+
+    /// The file the writebacks go through (opened at the first), and its path.
+    fn opened(&mut self) -> Option<(&File, &Path)> {
+        if self.file.is_none() {
+            self.file = File::open(&self.path).ok();
+        }
+        Some((self.file.as_ref()?, &self.path))
+    }
+
+    /// Hands the pages the writer has moved past to writeback, [`BEHIND`] at a time, while
+    /// syncs do not keep up with the writer.
+    fn write_behind(&mut self, populator: &Populator, writer_at: u64) {
+        if !self.behind_enabled || self.still < STILL_LOOKS {
+            return;
+        }
+        if !populator.writes_back() {
+            self.behind_enabled = false;
+            return;
+        }
+        let from = self.behind.max(4096);
+        let to = writer_at.saturating_sub(MARGIN) / 4096 * 4096;
+        if to < from + BEHIND {
+            return;
+        }
+        let Some((file, path)) = self.opened() else {
+            self.behind_enabled = false;
+            return;
+        };
+        let op = IoOp::WriteBack(path, from, to - from);
+        let started = fault::run(op, || {
+            populator.write_behind(file, from as usize, (to - from) as usize)
+        });
+        if started.is_err() {
+            self.behind_enabled = false;
+            return;
+        }
+        self.behind = to;
     }
 
     /// Writes pages back from [`MARGIN`] to [`WRITE_AHEAD`] past `writer_at` (not past
@@ -241,6 +297,7 @@ impl WriteAhead {
             self.idle_signal
         };
         shared.signal_every.store(every, Ordering::Relaxed);
+        self.write_behind(populator, writer_at);
         if !self.enabled || !moved || writer_at.saturating_sub(durable) > KEEP_UP {
             return;
         }
@@ -248,14 +305,11 @@ impl WriteAhead {
         let want = populated.min(writer_at.saturating_add(WRITE_AHEAD)) / 4096 * 4096;
         while self.written < want && !shared.stop.load(Ordering::Relaxed) {
             let (at, n) = (self.written, CHUNK.min(want - self.written));
-            if self.file.is_none() {
-                self.file = File::open(&self.path).ok();
-            }
-            let Some(file) = &self.file else {
+            let Some((file, path)) = self.opened() else {
                 self.enabled = false;
                 return;
             };
-            let op = IoOp::WriteBack(&self.path, at, n);
+            let op = IoOp::WriteBack(path, at, n);
             if fault::run(op, || mmap::write_back(file, at, n)).is_err() {
                 self.enabled = false;
                 return;
@@ -305,6 +359,12 @@ mod tests {
     fn wake_ups(syncing: bool, bytes: u64) -> u64 {
         let dir = tempfile::tempdir().unwrap();
         let (mut toucher, map) = helper(dir.path(), bytes + (1 << 20));
+        walk(&mut toucher, &map, syncing, bytes)
+    }
+
+    /// Moves the writer of `toucher` to `bytes` in 64 KiB steps as [`wake_ups`] does, and
+    /// returns the wake-ups.
+    fn walk(toucher: &mut Pretoucher, map: &WriteMap, syncing: bool, bytes: u64) -> u64 {
         let mut wakes = 0;
         let mut at = HEADER_LEN as u64;
         while at < bytes {
@@ -328,6 +388,47 @@ mod tests {
             }
         }
         wakes
+    }
+
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    #[test]
+    fn a_writer_that_does_not_sync_has_the_pages_behind_it_written_back() {
+        // Kept dirty until the final sync, a stream's pages were all written to the disk by
+        // that sync, after the appends instead of alongside them (issue 14 item 3).
+        let dir = tempfile::tempdir().unwrap();
+        let (mut toucher, map) = helper(dir.path(), 32 << 20);
+        let file = std::fs::File::open(dir.path().join("channel")).unwrap();
+        if mmap::memory_backed(&file) {
+            eprintln!(
+                "skipped: {} is kept in memory, nothing is written back",
+                dir.path().display()
+            );
+            return;
+        }
+        let Ok(before) = mmap::dirty_pages(&file, 0, 16 << 20) else {
+            eprintln!("skipped: no cachestat(2) on this kernel");
+            return;
+        };
+        assert_eq!(before, 0, "a fresh file has no dirty page");
+        walk(&mut toucher, &map, false, 24 << 20);
+        // The helper populated (and so dirtied) every page of the first 16 MiB, and handed
+        // those the writer moved past to writeback; writeback clears a page's dirty flag when
+        // it starts. Without it they stay dirty for the kernel's 30 s.
+        let dirty = mmap::dirty_pages(&file, 0, 16 << 20).unwrap();
+        assert!(
+            dirty < 256,
+            "{dirty} of the 4,096 pages behind the writer still dirty"
+        );
+        // A writer that syncs leaves the writing to its syncs.
+        let syncing = tempfile::tempdir().unwrap();
+        let (mut toucher, map) = helper(syncing.path(), 32 << 20);
+        walk(&mut toucher, &map, true, 24 << 20);
+        let file = std::fs::File::open(syncing.path().join("channel")).unwrap();
+        let dirty = mmap::dirty_pages(&file, 1 << 20, 15 << 20).unwrap();
+        assert!(
+            dirty > 3000,
+            "only {dirty} of 3,840 pages dirty: written behind a syncing writer"
+        );
     }
 
     #[test]

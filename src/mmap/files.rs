@@ -156,6 +156,44 @@ pub(crate) fn write_back(file: &File, offset: u64, len: u64) -> io::Result<()> {
     })
 }
 
+/// Starts writing the dirty pages of `[offset, offset + len)` of `file` back to storage and
+/// returns without waiting for them (`sync_file_range(SYNC_FILE_RANGE_WRITE)`).
+pub(crate) fn start_write_back(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    // SAFETY: plain system call on a file descriptor that `file` keeps open for the duration
+    // of the call; no memory is passed, and writing pages back changes no byte of the file
+    // or of any mapping of it.
+    range_call(file, offset, len, |fd, offset, len| unsafe {
+        libc::sync_file_range(fd, offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    })
+}
+
+/// Pages of `[offset, offset + len)` of `file` that the page cache holds dirty
+/// (`cachestat`, Linux 6.5 on; x86-64 only: `libc` has no name for its number). For tests.
+#[cfg(all(test, target_os = "linux", target_arch = "x86_64"))]
+pub(crate) fn dirty_pages(file: &File, offset: u64, len: u64) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    const SYS_CACHESTAT: libc::c_long = 451;
+    let range = [offset, len];
+    // nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted
+    let mut stat = [0u64; 5];
+    // SAFETY: `cachestat(fd, &range, &stat, 0)` reads the two `u64` of `range` and writes the
+    // five of `stat`, both live arrays of that layout for the duration of the call; `file`
+    // keeps the descriptor open.
+    let rc = unsafe {
+        libc::syscall(
+            SYS_CACHESTAT,
+            file.as_raw_fd(),
+            range.as_ptr(),
+            stat.as_mut_ptr(),
+            0u32,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(stat[1])
+}
+
 /// Runs `call` with `file`'s descriptor and the range `[offset, offset + len)`, a Linux
 /// system call returning 0 on success and -1 with `errno` set on failure; `EOPNOTSUPP`
 /// everywhere but Linux.
