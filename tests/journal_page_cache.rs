@@ -18,6 +18,23 @@ fn mapping_flags(dir: &Path) -> Vec<Vec<String>> {
 
 /// The `VmFlags` of every mapping of a file in `dir` whose name contains `name`.
 fn segment_flags(dir: &Path, name: &str) -> Vec<Vec<String>> {
+    smaps_lines(dir, name, "VmFlags:")
+        .into_iter()
+        .map(|rest| rest.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+/// The resident KiB of every mapping of a file in `dir` whose name contains `name`.
+fn segment_rss_kib(dir: &Path, name: &str) -> Vec<u64> {
+    smaps_lines(dir, name, "Rss:")
+        .into_iter()
+        .map(|rest| rest.trim().trim_end_matches("kB").trim().parse().unwrap())
+        .collect()
+}
+
+/// What follows `field` in `/proc/self/smaps` for every mapping of a file in `dir` whose
+/// name contains `name`.
+fn smaps_lines(dir: &Path, name: &str, field: &str) -> Vec<String> {
     let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
     let dir = std::fs::canonicalize(dir).unwrap();
     let dir = dir.to_str().unwrap();
@@ -29,13 +46,8 @@ fn segment_flags(dir: &Path, name: &str) -> Vec<Vec<String>> {
             // A segment is mapped under the temporary name it was created with (linked to
             // its own name afterwards), or under its own name.
             inside = line.contains(dir) && line.contains(name);
-        } else if inside && line.starts_with("VmFlags:") {
-            found.push(
-                line.split_whitespace()
-                    .skip(1)
-                    .map(str::to_string)
-                    .collect(),
-            );
+        } else if let Some(rest) = line.strip_prefix(field).filter(|_| inside) {
+            found.push(rest.to_string());
         }
     }
     found
@@ -140,4 +152,56 @@ fn segments_made_after_a_journals_first_sync_are_cached_by_page_from_the_start()
     let third = advised_within(dir.path(), "0000000000000003.kekbit");
     assert!(!third.is_empty(), "segment 3 was never prepared");
     assert!(third.iter().all(|f| random_read(f)), "{third:?}");
+}
+
+/// A journal under `Never` in `dir` with `write_behind`, having appended 48 MiB of records
+/// into its first segment (of 64 MiB).
+fn stream_without_syncs(dir: &Path, write_behind: bool) -> Journal {
+    let journal = Journal::options()
+        .durability(Durability::Never)
+        .write_behind(write_behind)
+        .open(dir)
+        .unwrap();
+    let record = [5u8; 1000];
+    for _ in 0..(48 << 20) / 1024 {
+        journal.append(&record).unwrap();
+    }
+    journal
+}
+
+/// The least resident KiB of the writer's mapping of segment 1 in `dir` seen within `wait`,
+/// or once at or under `low`.
+fn least_rss_of_first_segment(dir: &Path, wait: std::time::Duration, low: u64) -> u64 {
+    let deadline = std::time::Instant::now() + wait;
+    let mut least = u64::MAX;
+    loop {
+        let rss = segment_rss_kib(dir, "0000000000000001.kekbit");
+        assert_eq!(rss.len(), 1, "one mapping of segment 1: the writer's");
+        least = least.min(rss[0]);
+        if least <= low || std::time::Instant::now() > deadline {
+            return least;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_journal_that_does_not_sync_has_the_pages_behind_its_writer_written_back_unless_told_not_to() {
+    let (behind, kept) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    if in_memory(behind.path()) {
+        eprintln!("the temporary folder is kept in memory: nothing to check");
+        return;
+    }
+    // The helper thread drops the pages it hands to writeback from the writer's mapping:
+    // what stays resident is the last few MiB and the window it prefaults ahead (16 MiB),
+    // about 20 MiB. (It may map pages ahead between two looks: the least seen counts.)
+    let _writing = stream_without_syncs(behind.path(), true);
+    let wait = std::time::Duration::from_secs(10);
+    let written_behind = least_rss_of_first_segment(behind.path(), wait, 40 << 10);
+    assert!(written_behind <= 40 << 10, "{written_behind} KiB resident");
+    // Turned off, every page written stays mapped (and dirty) until a sync: 48 MiB at least.
+    let _keeping = stream_without_syncs(kept.path(), false);
+    let wait = std::time::Duration::from_millis(300);
+    let resident = least_rss_of_first_segment(kept.path(), wait, 0);
+    assert!(resident >= 48 << 10, "{resident} KiB resident");
 }

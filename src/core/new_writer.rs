@@ -54,6 +54,7 @@ pub fn shm_writer<H: Handler>(
         end,
         AHEAD,
         true,
+        true,
     );
     Ok(writer)
 }
@@ -123,13 +124,15 @@ pub(crate) enum Populate {
 /// With `recycle`, the channel is made of that file (docs/FORMAT.md, "Recycled segments")
 /// instead of a new one, and marked recycled. With `will_sync`, the writer's mapping caches
 /// its pages one page each from the start (`WriteMap::cache_by_page`), as it would from its
-/// first sync on.
+/// first sync on. With `write_behind`, its helper thread writes back the pages the writer
+/// has moved past while it does not sync (see `core::pretouch`).
 pub(crate) fn shm_writer_pending(
     root: &Path,
     header: &Header,
     populate: Populate,
     recycle: Option<Pooled>,
     will_sync: bool,
+    write_behind: bool,
 ) -> Result<ShmWriter<EncoderHandler>, ChannelError> {
     let pending = header.clone().into_pending();
     let mut writer = match recycle {
@@ -164,6 +167,7 @@ pub(crate) fn shm_writer_pending(
         end,
         window,
         false,
+        write_behind,
     );
     Ok(writer)
 }

@@ -98,6 +98,7 @@ impl Pretoucher {
         end: u64,
         window: u64,
         armed: bool,
+        behind: bool,
     ) -> Option<Pretoucher> {
         let shared = Arc::new(Shared {
             // A new channel's writer starts at the data area (pages up to `from` were
@@ -113,7 +114,7 @@ impl Pretoucher {
         let thread = thread::Builder::new()
             .name("kekbit-pretouch".into())
             .spawn(move || {
-                let mut ahead = WriteAhead::new(path);
+                let mut ahead = WriteAhead::new(path, behind);
                 run(&populator, &mut ahead, &theirs, from, end, window);
             })
             .ok()?;
@@ -203,12 +204,13 @@ struct WriteAhead {
     idle_signal: u64,
     /// Mapping offset up to which pages behind the writer were handed to writeback.
     behind: u64,
-    /// Cleared when a writeback behind fails, or for a file kept in memory.
+    /// Set unless turned off; cleared when a writeback behind fails, or for a file kept in
+    /// memory.
     behind_enabled: bool,
 }
 
 impl WriteAhead {
-    fn new(path: PathBuf) -> WriteAhead {
+    fn new(path: PathBuf, behind: bool) -> WriteAhead {
         WriteAhead {
             path,
             file: None,
@@ -221,7 +223,7 @@ impl WriteAhead {
             writer_seen: 0,
             idle_signal: IDLE_SIGNAL,
             behind: 0,
-            behind_enabled: true,
+            behind_enabled: behind,
         }
     }
 
@@ -349,7 +351,7 @@ mod tests {
             .unwrap();
         file.set_len(len).unwrap();
         let map = WriteMap::map(&file, len as usize).unwrap();
-        let toucher = Pretoucher::start(map.populator(), path, 0, len, AHEAD, true).unwrap();
+        let toucher = Pretoucher::start(map.populator(), path, 0, len, AHEAD, true, true).unwrap();
         (toucher, map)
     }
 

@@ -177,7 +177,8 @@ mod tests {
         let pooled = pooled_after(dir.path(), 0xA5);
         let populate = Populate::Ahead { now: 0, window: 0 };
         let mut w =
-            shm_writer_pending(dir.path(), &header(9), populate, Some(pooled), false).unwrap();
+            shm_writer_pending(dir.path(), &header(9), populate, Some(pooled), false, false)
+                .unwrap();
         assert!(w.header().is_recycled() && w.header().is_pending());
         let mut reader = ShmReader::open(storage_path(dir.path(), 9)).unwrap();
         assert_eq!(reader.try_read().unwrap(), None);
@@ -223,7 +224,8 @@ mod tests {
         let pooled = take_for_recycling(&path).expect("taken");
         assert!(!pooled.in_use());
         let populate = Populate::Ahead { now: 0, window: 0 };
-        let w = shm_writer_pending(dir.path(), &header(9), populate, Some(pooled), false).unwrap();
+        let w = shm_writer_pending(dir.path(), &header(9), populate, Some(pooled), false, false)
+            .unwrap();
         assert!(w.header().is_recycled());
     }
 
@@ -245,7 +247,7 @@ mod tests {
         let pooled = take_for_recycling(&path).expect("taken");
         assert!(pooled.in_use());
         let tmp = pooled.tmp.clone();
-        match shm_writer_pending(dir.path(), &header(9), populate, Some(pooled), false) {
+        match shm_writer_pending(dir.path(), &header(9), populate, Some(pooled), false, false) {
             Err(ChannelError::Locked { .. }) => {}
             other => panic!("reused under a live mapping: {:?}", other.map(|_| ())),
         }
@@ -257,7 +259,8 @@ mod tests {
         let pooled = take_for_recycling(&path).expect("taken");
         drop(sync);
         assert!(!pooled.in_use());
-        let w = shm_writer_pending(dir.path(), &header(9), populate, Some(pooled), false).unwrap();
+        let w = shm_writer_pending(dir.path(), &header(9), populate, Some(pooled), false, false)
+            .unwrap();
         assert!(w.header().is_recycled() && w.header().is_pending());
     }
 

@@ -107,6 +107,9 @@ pub(crate) struct SegmentSpec {
     /// mappings then cache their pages one page each from the start (see
     /// `WriteMap::cache_by_page`). Shared with the background thread.
     pub(crate) will_sync: Arc<AtomicBool>,
+    /// Whether a writer that does not sync has the pages it moved past written back
+    /// ([`JournalOptions::write_behind`](super::JournalOptions::write_behind)).
+    pub(crate) write_behind: bool,
 }
 
 impl SegmentSpec {
@@ -155,13 +158,25 @@ impl SegmentSpec {
         if let Some(pooled) = self.pool.next() {
             // A file that cannot be recycled (its old mapping not dropped yet, say) is
             // removed, and the segment created as if there had been none.
-            if let Ok(writer) =
-                shm_writer_pending(&self.dir, &header, populate, Some(pooled), self.syncs())
-            {
+            if let Ok(writer) = shm_writer_pending(
+                &self.dir,
+                &header,
+                populate,
+                Some(pooled),
+                self.syncs(),
+                self.write_behind,
+            ) {
                 return Ok(writer);
             }
         }
-        shm_writer_pending(&self.dir, &header, populate, None, self.syncs())
+        shm_writer_pending(
+            &self.dir,
+            &header,
+            populate,
+            None,
+            self.syncs(),
+            self.write_behind,
+        )
     }
 }
 
