@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -18,7 +18,30 @@ use super::{AppendError, Journal};
 
 /// A registered callback: called once with the record's sequence number, or with the error
 /// that made its durability impossible.
-pub(crate) type Callback = Box<dyn FnOnce(Result<u64, AppendError>) + Send>;
+pub(crate) enum Callback {
+    /// A closure given by the caller ([`Journal::when_durable`]).
+    Once(Box<dyn FnOnce(Result<u64, AppendError>) + Send>),
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    /// A result slot shared with its owner, resolved in place (the futures of feature
+    /// `async`): one allocation per registration rather than a slot and a closure holding it.
+    Shared(Arc<dyn Resolve>),
+}
+
+/// Something a sync resolves in place: see [`Callback::Shared`].
+#[cfg_attr(not(feature = "async"), allow(dead_code))]
+pub(crate) trait Resolve: Send + Sync {
+    /// Called once, with what [`Callback::Once`]'s closure would get.
+    fn resolve(&self, result: Result<u64, AppendError>);
+}
+
+impl Callback {
+    fn call(self, result: Result<u64, AppendError>) {
+        match self {
+            Callback::Once(callback) => callback(result),
+            Callback::Shared(slot) => slot.resolve(result),
+        }
+    }
+}
 
 impl Journal {
     /// Calls `callback` once record `seq` and every record before it are durable, with
@@ -83,8 +106,29 @@ impl Journal {
         match self.shared.check_appended(seq) {
             Err(e @ AppendError::NotAppended { .. }) => callback(Err(e)),
             // A poisoned journal fails it through the queue, after the callbacks before it.
-            _ => Callbacks::register(&self.shared, seq, Box::new(callback)),
+            _ => Callbacks::register(&self.shared, seq, Callback::Once(Box::new(callback))),
         }
+    }
+
+    /// [`when_durable`](Journal::when_durable) resolving `slot` in place.
+    #[cfg(feature = "async")]
+    pub(crate) fn when_durable_resolve(&self, seq: u64, slot: Arc<dyn Resolve>) {
+        match self.shared.check_appended(seq) {
+            Err(e @ AppendError::NotAppended { .. }) => slot.resolve(Err(e)),
+            _ => Callbacks::register(&self.shared, seq, Callback::Shared(slot)),
+        }
+    }
+
+    /// [`append_then`](Journal::append_then) resolving `slot` in place.
+    #[cfg(feature = "async")]
+    pub(crate) fn append_then_resolve(
+        &self,
+        record: &[u8],
+        slot: Arc<dyn Resolve>,
+    ) -> Result<u64, AppendError> {
+        let seq = self.append_deferred(record)?;
+        Callbacks::register(&self.shared, seq, Callback::Shared(slot));
+        Ok(seq)
     }
 
     /// Appends `record` without waiting (as [`append_deferred`](Journal::append_deferred))
@@ -107,7 +151,7 @@ impl Journal {
         callback: impl FnOnce(Result<u64, AppendError>) + Send + 'static,
     ) -> Result<u64, AppendError> {
         let seq = self.append_deferred(record)?;
-        Callbacks::register(&self.shared, seq, Box::new(callback));
+        Callbacks::register(&self.shared, seq, Callback::Once(Box::new(callback)));
         Ok(seq)
     }
 
@@ -197,6 +241,9 @@ pub(crate) struct Callbacks {
     /// One per syncer: its turn has come, or it must stop.
     pub(super) turn: [Condvar; SYNCERS],
     pub(super) syncers: Mutex<Vec<JoinHandle<()>>>,
+    /// Whether the syncers run (`syncers` holds them), readable without its lock: every
+    /// registration asks.
+    pub(super) started: AtomicBool,
 }
 
 impl Callbacks {
@@ -275,14 +322,15 @@ impl Callbacks {
             }
             drop(pending);
             for ((seq, _), callback) in ready {
-                if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| callback(Ok(seq)))) {
+                if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| callback.call(Ok(seq)))) {
                     panicked.get_or_insert(p);
                 }
             }
             if let Some((queue, failure)) = failed {
                 for callback in queue.into_values() {
                     let error = failure.error(&shared.dir);
-                    if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| callback(Err(error)))) {
+                    let call = AssertUnwindSafe(|| callback.call(Err(error)));
+                    if let Err(p) = panic::catch_unwind(call) {
                         panicked.get_or_insert(p);
                     }
                 }

@@ -50,6 +50,8 @@ mod sync;
 mod syncer;
 mod truncate;
 
+#[cfg(feature = "async")]
+pub(crate) use callbacks::Resolve;
 pub use durability::ParseDurabilityError;
 pub use error::{AppendError, JournalError};
 pub use journal::Journal;

@@ -1,5 +1,6 @@
 //! Group commit: threads that need their records durable share one sync.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -27,6 +28,10 @@ pub(crate) struct SyncState {
 pub(crate) struct GroupCommit {
     state: Mutex<SyncState>,
     done: Condvar,
+    /// `SyncState::durable`, stored under the lock whenever it changes, read without it: by
+    /// every registration of a durability callback, which would otherwise take this lock
+    /// for it (src/journal/callbacks.rs).
+    published: AtomicU64,
 }
 
 /// What waiting for durability ended with.
@@ -50,6 +55,7 @@ impl GroupCommit {
                 ..SyncState::default()
             }),
             done: Condvar::new(),
+            published: AtomicU64::new(durable),
         }
     }
 
@@ -103,6 +109,7 @@ impl GroupCommit {
                 state.last_group = state.waiting + 1;
                 if generation == state.generation {
                     state.durable = state.durable.max(n);
+                    self.published.store(state.durable, Ordering::Release);
                 }
             }
             None => state.poisoned = true,
@@ -132,6 +139,7 @@ impl GroupCommit {
         let mut state = self.lock();
         state.generation += 1;
         state.durable = durable;
+        self.published.store(durable, Ordering::Release);
         drop(state);
         self.done.notify_all();
     }
@@ -142,8 +150,9 @@ impl GroupCommit {
         self.done.notify_all();
     }
 
-    /// Records known durable.
+    /// Records known durable (without the lock: a value this state held since the caller's
+    /// last look, or a later one).
     pub(crate) fn durable(&self) -> u64 {
-        self.lock().durable
+        self.published.load(Ordering::Acquire)
     }
 }

@@ -28,6 +28,7 @@
 //! last registration wakes it.
 
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -103,6 +104,9 @@ impl Turns {
 /// Starts the syncers unless they run; false if not even one could be started.
 pub(super) fn start(shared: &Arc<Shared>) -> bool {
     let this = &shared.callbacks;
+    if this.started.load(Ordering::Acquire) {
+        return true;
+    }
     let mut handles = this.syncers.lock().unwrap_or_else(|p| p.into_inner());
     if !handles.is_empty() {
         return true;
@@ -118,11 +122,13 @@ pub(super) fn start(shared: &Arc<Shared>) -> bool {
         }
     }
     this.lock().turns.running = handles.len();
+    this.started.store(!handles.is_empty(), Ordering::Release);
     !handles.is_empty()
 }
 
 /// Stops the syncers and waits for them (dropping the journal).
 pub(super) fn stop(this: &Callbacks) {
+    this.started.store(false, Ordering::Release);
     this.lock().turns.stop = true;
     this.wake.notify_all();
     for turn in &this.turn {
@@ -272,10 +278,10 @@ fn gather_wait<'a>(
 
 /// Syncer `me`, whose sync just ended (and fired its callbacks) and whose gathering the next
 /// syncer (`turn`) is about to wait for, polls for that gathering itself: if it is to be
-/// polled for, `me` reads the registrations' count, spinning, for at most [`POLL`]. If the
-/// gathering completes in that time and the turn is still `turn`'s, `me` takes the turn back
-/// and returns true: it syncs next, and the next syncer is never woken. Otherwise the turn
-/// goes on as before.
+/// polled for, `me` reads the registrations' count, spinning, for at most [`POLL`]. If it
+/// sees the gathering complete (in that time, or at a look that came later because `me` was
+/// preempted) and the turn is still `turn`'s, `me` takes the turn back and returns true: it
+/// syncs next, and the next syncer is never woken. Otherwise the turn goes on as before.
 ///
 /// Why: on the two-core virtual machine measured (docs/PERFORMANCE.md, "Streams"), 64 tasks
 /// awaiting `append_durable` registered again 40–50 µs after the firing ended, and the next
@@ -298,11 +304,15 @@ fn poll_next(this: &Callbacks, me: usize, turn: usize) -> bool {
         turns.decided_at + turns.served
     };
     let since = Instant::now();
+    // A gathering seen complete counts however late the look came (the poller may have
+    // been preempted past `POLL`): syncing now still beats waking the next syncer for it.
     let in_time = loop {
-        let gathered = this.registrations() >= complete;
         let late = since.elapsed() > POLL;
-        if gathered || late {
-            break gathered && !late;
+        if this.registrations() >= complete {
+            break true;
+        }
+        if late {
+            break false;
         }
         std::hint::spin_loop();
     };

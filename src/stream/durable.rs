@@ -3,16 +3,39 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use crate::journal::{AppendError, Journal};
+use crate::journal::{AppendError, Journal, Resolve};
 
-/// What the callback and the future share.
+/// What the journal's callback and the future share: the result once known, and the waker
+/// of the task awaiting it.
 #[derive(Default)]
-struct Slot {
+struct Slot(Mutex<SlotState>);
+
+#[derive(Default)]
+struct SlotState {
     result: Option<Result<u64, AppendError>>,
     waker: Option<Waker>,
+}
+
+impl Slot {
+    fn lock(&self) -> MutexGuard<'_, SlotState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Resolve for Slot {
+    fn resolve(&self, result: Result<u64, AppendError>) {
+        let waker = {
+            let mut slot = self.lock();
+            slot.result = Some(result);
+            slot.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
 }
 
 /// A future resolving to a record's sequence number once that record (and every one before
@@ -24,38 +47,22 @@ struct Slot {
 /// becomes durable with the next sync like any other. Only the wait is abandoned.
 #[must_use = "the record is appended already; await the future to know it is durable"]
 pub struct Durable {
-    slot: Arc<Mutex<Slot>>,
+    slot: Arc<Slot>,
 }
 
 impl Durable {
     fn ready(result: Result<u64, AppendError>) -> Durable {
+        let slot = Slot::default();
+        slot.lock().result = Some(result);
         Durable {
-            slot: Arc::new(Mutex::new(Slot {
-                result: Some(result),
-                waker: None,
-            })),
+            slot: Arc::new(slot),
         }
     }
 
-    /// A pending future and the callback that resolves it.
-    fn pending() -> (
-        Durable,
-        impl FnOnce(Result<u64, AppendError>) + Send + 'static,
-    ) {
-        let slot = Arc::new(Mutex::new(Slot::default()));
-        let resolve = {
-            let slot = Arc::clone(&slot);
-            move |result| {
-                let waker = {
-                    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
-                    slot.result = Some(result);
-                    slot.waker.take()
-                };
-                if let Some(waker) = waker {
-                    waker.wake();
-                }
-            }
-        };
+    /// A pending future, and its slot for the journal to resolve.
+    fn pending() -> (Durable, Arc<dyn Resolve>) {
+        let slot = Arc::new(Slot::default());
+        let resolve: Arc<dyn Resolve> = Arc::clone(&slot) as _;
         (Durable { slot }, resolve)
     }
 }
@@ -64,7 +71,7 @@ impl Future for Durable {
     type Output = Result<u64, AppendError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.slot.lock();
         if let Some(result) = slot.result.take() {
             return Poll::Ready(result);
         }
@@ -78,11 +85,7 @@ impl Future for Durable {
 
 impl std::fmt::Debug for Durable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let done = self
-            .slot
-            .lock()
-            .map(|slot| slot.result.is_some())
-            .unwrap_or(false);
+        let done = self.slot.lock().result.is_some();
         f.debug_struct("Durable").field("resolved", &done).finish()
     }
 }
@@ -109,7 +112,7 @@ impl Journal {
     /// ```
     pub fn append_durable(&self, record: &[u8]) -> Durable {
         let (future, resolve) = Durable::pending();
-        match self.append_then(record, resolve) {
+        match self.append_then_resolve(record, resolve) {
             Ok(_) => future,
             Err(e) => Durable::ready(Err(e)),
         }
@@ -129,7 +132,7 @@ impl Journal {
     /// ```
     pub fn durable(&self, seq: u64) -> Durable {
         let (future, resolve) = Durable::pending();
-        self.when_durable(seq, resolve);
+        self.when_durable_resolve(seq, resolve);
         future
     }
 }
