@@ -318,9 +318,7 @@ impl Region {
         check_range(offset, len, self.len);
         match &self.backing {
             Backing::Mapped(map) => {
-                if self.writes_back && !self.synced_once.swap(true, Ordering::Relaxed) {
-                    let _ = map.advise(Advice::Random);
-                }
+                self.cache_by_page(map);
                 let page = page_size();
                 let from = offset.next_multiple_of(page).max(page);
                 let to = (offset + len) / page * page;
@@ -338,6 +336,15 @@ impl Region {
                 map.flush_range(offset, len)
             }
             Backing::Heap { .. } => Ok(()),
+        }
+    }
+
+    /// Asks, once, that pages faulted in through `map` be cached one page each, without
+    /// read-around (`MADV_RANDOM`), if the file's pages are written back (see
+    /// [`Region::flush_range`]). Best effort.
+    fn cache_by_page(&self, map: &MmapRaw) {
+        if self.writes_back && !self.synced_once.swap(true, Ordering::Relaxed) {
+            let _ = map.advise(Advice::Random);
         }
     }
 
@@ -414,11 +421,8 @@ impl WriteMap {
     /// through this mapping from then on are cached one page each, without read-around. For
     /// a writer that will sync, before its pages are prefaulted. Best effort.
     pub(crate) fn cache_by_page(&self) {
-        let Backing::Mapped(map) = &self.region.backing else {
-            return;
-        };
-        if self.region.writes_back && !self.region.synced_once.swap(true, Ordering::Relaxed) {
-            let _ = map.advise(Advice::Random);
+        if let Backing::Mapped(map) = &self.region.backing {
+            self.region.cache_by_page(map);
         }
     }
 
@@ -593,3 +597,5 @@ impl io::Write for Staging<'_> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) use tests::scratch_file;

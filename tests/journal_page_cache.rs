@@ -68,6 +68,17 @@ fn in_memory(dir: &Path) -> bool {
         .is_some_and(|(_, memory)| memory)
 }
 
+/// A temporary folder on a file system that writes pages back, or `None` (said on standard
+/// error) where the temporary folder is kept in memory: nothing to check there.
+fn disk_dir() -> Option<tempfile::TempDir> {
+    let dir = tempfile::tempdir().unwrap();
+    if in_memory(dir.path()) {
+        eprintln!("the temporary folder is kept in memory: nothing to check");
+        return None;
+    }
+    Some(dir)
+}
+
 fn random_read(flags: &[String]) -> bool {
     flags.iter().any(|f| f == "rr")
 }
@@ -90,11 +101,9 @@ fn advised_within(dir: &Path, name: &str) -> Vec<Vec<String>> {
 fn a_syncing_journal_caches_its_segments_by_page_from_the_start() {
     // Regression: issue 14 item 3: past ~40 MiB into a segment every durable append wrote a
     // 2 MiB folio back and took 4.5 times as long.
-    let dir = tempfile::tempdir().unwrap();
-    if in_memory(dir.path()) {
-        eprintln!("the temporary folder is kept in memory: nothing to check");
+    let Some(dir) = disk_dir() else {
         return;
-    }
+    };
     let journal = Journal::options()
         .durability(Durability::EveryRecord)
         .open(dir.path())
@@ -109,11 +118,9 @@ fn a_syncing_journal_caches_its_segments_by_page_from_the_start() {
 
 #[test]
 fn a_journal_that_does_not_sync_keeps_the_kernels_choice_until_it_syncs() {
-    let dir = tempfile::tempdir().unwrap();
-    if in_memory(dir.path()) {
-        eprintln!("the temporary folder is kept in memory: nothing to check");
+    let Some(dir) = disk_dir() else {
         return;
-    }
+    };
     let journal = Journal::options()
         .durability(Durability::Never)
         .open(dir.path())
@@ -129,11 +136,9 @@ fn a_journal_that_does_not_sync_keeps_the_kernels_choice_until_it_syncs() {
 
 #[test]
 fn segments_made_after_a_journals_first_sync_are_cached_by_page_from_the_start() {
-    let dir = tempfile::tempdir().unwrap();
-    if in_memory(dir.path()) {
-        eprintln!("the temporary folder is kept in memory: nothing to check");
+    let Some(dir) = disk_dir() else {
         return;
-    }
+    };
     let journal = Journal::options()
         .durability(Durability::Never)
         .segment_capacity(1 << 20)
@@ -187,11 +192,9 @@ fn least_rss_of_first_segment(dir: &Path, wait: std::time::Duration, low: u64) -
 
 #[test]
 fn a_journal_that_does_not_sync_has_the_pages_behind_its_writer_written_back_unless_told_not_to() {
-    let (behind, kept) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    if in_memory(behind.path()) {
-        eprintln!("the temporary folder is kept in memory: nothing to check");
+    let (Some(behind), Some(kept)) = (disk_dir(), disk_dir()) else {
         return;
-    }
+    };
     // The helper thread drops the pages it hands to writeback from the writer's mapping:
     // what stays resident is the last few MiB and the window it prefaults ahead (16 MiB),
     // about 20 MiB. (It may map pages ahead between two looks: the least seen counts.)

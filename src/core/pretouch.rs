@@ -353,14 +353,7 @@ mod tests {
     /// A writer's helper over a fresh file of `len` bytes, armed; and the map it populates.
     fn helper(dir: &std::path::Path, len: u64) -> (Pretoucher, WriteMap) {
         let path = dir.join("channel");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        file.set_len(len).unwrap();
+        let file = mmap::scratch_file(&path, len);
         let map = WriteMap::map(&file, len as usize).unwrap();
         let toucher = Pretoucher::start(map.populator(), path, 0, len, AHEAD, true, true).unwrap();
         (toucher, map)
@@ -392,12 +385,7 @@ mod tests {
             toucher.advance(at);
             if toucher.next_signal != before {
                 wakes += 1;
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-                while toucher.shared.looks.load(Ordering::Acquire) == looked
-                    && std::time::Instant::now() < deadline
-                {
-                    thread::sleep(std::time::Duration::from_micros(200));
-                }
+                wait_for_looks(toucher, looked + 1);
             }
         }
         wakes

@@ -257,14 +257,14 @@ impl Helper {
         }
     }
 
-    /// Segment `id`, pending and mapped: the one prepared in the background (waiting for it
-    /// if it is not ready yet), or one created now. Segments prepared ahead with lower ids
-    /// (none, when the journal takes them in order) are removed.
     /// Notes that the journal syncs (see [`SegmentSpec::note_sync`]).
     pub(crate) fn note_sync(&self) {
         self.spec.note_sync();
     }
 
+    /// Segment `id`, pending and mapped: the one prepared in the background (waiting for it
+    /// if it is not ready yet), or one created now. Segments prepared ahead with lower ids
+    /// (none, when the journal takes them in order) are removed.
     pub(crate) fn take(&mut self, id: u64) -> Result<ShmWriter<EncoderHandler>, ChannelError> {
         loop {
             while self.ready.front().is_some_and(|r| r.0 < id) {

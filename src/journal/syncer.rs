@@ -187,6 +187,49 @@ fn run(weak: &Weak<Shared>, me: usize) {
 fn next_sync(shared: &Shared, me: usize) -> Option<u64> {
     let this = &shared.callbacks;
     let mut pending = this.lock();
+    'turn: loop {
+        pending = wait_for_work(shared, me, pending)?;
+        while let Some(until) = pending.turns.gather_until {
+            let turns = &pending.turns;
+            let (decided_at, served) = (turns.decided_at, turns.served);
+            let left = until.saturating_duration_since(Instant::now());
+            if pending.turns.stop {
+                return None;
+            }
+            if pending.turns.turn != me {
+                // The turn was taken back while this one gathered: wait for it again.
+                continue 'turn;
+            }
+            if pending.registered - decided_at >= served || left.is_zero() {
+                break;
+            }
+            pending = gather_wait(this, pending, left);
+        }
+        break;
+    }
+    pending.wake_at = u64::MAX;
+    // Lock order: callbacks, then the appender. Every callback registered so far is for a
+    // record before `target`.
+    let target = shared.appender().next_seq;
+    let registered = pending.registered;
+    let turns = &mut pending.turns;
+    turns.decided(registered);
+    turns.syncing = true;
+    // The next syncer's turn: it is woken when this sync ends (`run`), the first moment it
+    // has anything to do.
+    turns.turn = (me + 1) % turns.running.max(1);
+    Some(target)
+}
+
+/// Waits until it is syncer `me`'s turn and a callback waits for a record not durable yet,
+/// with no sync running and no failure; returns with the callbacks' lock held, or `None`
+/// when the syncers must stop.
+fn wait_for_work<'a>(
+    shared: &'a Shared,
+    me: usize,
+    mut pending: MutexGuard<'a, Pending>,
+) -> Option<MutexGuard<'a, Pending>> {
+    let this = &shared.callbacks;
     loop {
         if pending.turns.stop {
             return None;
@@ -208,7 +251,7 @@ fn next_sync(shared: &Shared, me: usize) -> Option<u64> {
             .next_back()
             .is_some_and(|k| k.0 >= durable);
         if waiting && !pending.turns.syncing && pending.failure.is_none() {
-            break;
+            return Some(pending);
         }
         // Between syncs, while a gathering is due, only the registration that completes it
         // wakes it, or the gathering's deadline: the callers the last sync served come back
@@ -231,34 +274,6 @@ fn next_sync(shared: &Shared, me: usize) -> Option<u64> {
             }
         };
     }
-    while let Some(until) = pending.turns.gather_until {
-        let turns = &pending.turns;
-        let (decided_at, served) = (turns.decided_at, turns.served);
-        let left = until.saturating_duration_since(Instant::now());
-        if pending.turns.stop {
-            return None;
-        }
-        if pending.turns.turn != me {
-            drop(pending);
-            return next_sync(shared, me);
-        }
-        if pending.registered - decided_at >= served || left.is_zero() {
-            break;
-        }
-        pending = gather_wait(this, pending, left);
-    }
-    pending.wake_at = u64::MAX;
-    // Lock order: callbacks, then the appender. Every callback registered so far is for a
-    // record before `target`.
-    let target = shared.appender().next_seq;
-    let registered = pending.registered;
-    let turns = &mut pending.turns;
-    turns.decided(registered);
-    turns.syncing = true;
-    // The next syncer's turn: it is woken when this sync ends (`run`), the first moment it
-    // has anything to do.
-    turns.turn = (me + 1) % turns.running.max(1);
-    Some(target)
 }
 
 /// Waits, for at most `left`, for the registration that completes the gathering, which

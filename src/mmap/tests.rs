@@ -4,6 +4,20 @@ use std::io::Write;
 
 use super::*;
 
+/// A new file at `path` of `len` bytes, open for reading and writing (for tests that map
+/// one).
+pub(crate) fn scratch_file(path: &std::path::Path, len: u64) -> File {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .unwrap();
+    file.set_len(len).unwrap();
+    file
+}
+
 /// The fields after `key` (e.g. `Rss:`) of this process's mapping that starts at `addr`
 /// (`/proc/self/smaps`).
 fn smaps_field(addr: *const u8, key: &str) -> Vec<String> {
@@ -39,15 +53,7 @@ fn the_first_sync_on_a_disk_asks_for_page_sized_cache_entries() {
     // Regression: issue 14 item 3: past ~40 MiB into a segment on ext4 every durable
     // append wrote a 2 MiB folio back (the page cache grows folios with read-around).
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("channel");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap();
-    file.set_len(64 << 10).unwrap();
+    let file = scratch_file(&dir.path().join("channel"), 64 << 10);
     let map = WriteMap::map(&file, 64 << 10).unwrap();
     let addr = map.region.ptr.as_ptr();
     assert!(
@@ -85,17 +91,9 @@ fn a_sync_in_memory_leaves_the_pages_mapped() {
 /// what stays mapped: on a disk the synced pages are dropped from the page tables, in a
 /// file system kept in memory they stay; the bytes are there either way.
 fn sync_of_many_pages(dir: &std::path::Path) {
-    let path = dir.join("channel");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap();
     let page = page_size();
     let len = 256 * page;
-    file.set_len(len as u64).unwrap();
+    let file = scratch_file(&dir.join("channel"), len as u64);
     let map = WriteMap::map(&file, len).unwrap();
     for p in 1..256 {
         map.store_relaxed(p * page, p as u64);
